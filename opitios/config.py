@@ -1,0 +1,568 @@
+"""The secrets.yml loader (SPEC §3).
+
+``load_config()`` reads the file named by ``OPITIOS_SECRETS`` (default ``./secrets.yml``).
+Without one, it reads ``secrets.example.yml`` in demo mode (against alpacasim).
+
+Rules:
+- broken YAML raises ``ConfigError`` naming the file and line;
+- an invalid ``trading`` or ``sell_module`` value is logged, replaced by its safe default
+  and listed in ``config_errors``;
+- a broken account entry is skipped with an error; the others still load;
+- an invalid ``jwt`` section raises ``ConfigError`` (auth must never run on a guess).
+
+Every error names its key path, e.g. ``trading.minimum_balance``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+logger = logging.getLogger("opitios.config")
+
+JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256")
+ROUTING_STRATEGIES = ("round_robin", "random", "least_loaded", "hash")
+CANCEL_SCOPES = ("sell_orders", "bot_orders", "all_orders")
+SELL_ORDER_TYPES = ("limit_at_bid", "market")
+ZERO_DAY_MODES = ("strategy", "flatten")
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
+RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
+ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+DEFAULT_RATE_LIMITS = {
+    "stock_quote": "60/min",
+    "quotes_batch": "20/min",
+    "stock_order": "10/min",
+    "option_order": "200/min",
+    "default": "120/min",
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem that must stop the start."""
+
+
+# --- typed sections ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JwtKeys:
+    signing_key: str
+    verifying_key: str | None
+
+
+@dataclass(frozen=True)
+class JwtConfig:
+    algorithm: str = "HS256"
+    secret_key: str | None = None
+    public_key: str | None = None
+    private_key: str | None = None
+    leeway_seconds: int = 0
+
+    def has_key(self) -> bool:
+        if self.algorithm == "RS256":
+            return bool(self.public_key)
+        return bool(self.secret_key)
+
+    def simple_jwt_settings(self, var_dir: Path, *, generate: bool) -> dict[str, Any]:
+        """djangorestframework-simplejwt settings for these claims-only tokens."""
+        from opitios.secrets_store import persistent_secret
+
+        if self.algorithm == "RS256":
+            signing, verifying = self.private_key or "", self.public_key
+        else:
+            signing, verifying = self.secret_key or "", None
+            if not signing and generate:
+                signing = persistent_secret(var_dir / "jwt-secret-key")
+        return {
+            "ALGORITHM": self.algorithm,
+            "SIGNING_KEY": signing,
+            "VERIFYING_KEY": verifying,
+            "LEEWAY": self.leeway_seconds,
+            "AUTH_HEADER_TYPES": ("Bearer",),
+            "USER_ID_CLAIM": "user_id",
+            "USER_ID_FIELD": "id",
+            "TOKEN_TYPE_CLAIM": None,
+            "JTI_CLAIM": None,
+            "AUTH_TOKEN_CLASSES": ("trading.auth.ClaimsToken",),
+            "TOKEN_USER_CLASS": "rest_framework_simplejwt.models.TokenUser",
+        }
+
+
+@dataclass(frozen=True)
+class TradingConfig:
+    minimum_balance: Decimal = Decimal("5000")
+    balance_check_enabled: bool = True
+    balance_refresh_seconds: int = 15
+    balance_max_age_seconds: int = 60
+    balance_check_timeout_ms: int = 1500
+    balance_fallback_max_age_seconds: int = 300
+    balance_check_fail_closed: bool = False
+    block_reducing_sells: bool = False
+    routing_strategy: str = "round_robin"
+    max_symbols_per_request: int = 20
+    max_order_qty: Decimal | None = None
+    max_order_notional: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    market_data_public: bool = True
+    allowed_origins: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StrategyOneConfig:
+    profit_rate: Decimal = Decimal("1.1")
+    stop_loss_rate: Decimal = Decimal("0.8")
+    trailing_stop_rate: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class PositionTimeLimitConfig:
+    enabled: bool = False
+    max_hold_minutes: int = 240
+
+
+@dataclass(frozen=True)
+class SellModuleConfig:
+    enabled: bool = False
+    check_interval: float = 5.0
+    order_cancel_minutes: float = 3.0
+    order_cancel_minutes_by_type: dict[str, float] = field(default_factory=dict)
+    cancel_scope: str = "sell_orders"
+    sell_order_type: str = "limit_at_bid"
+    max_exit_attempts: int = 3
+    strategy_one: StrategyOneConfig = field(default_factory=StrategyOneConfig)
+    position_time_limit: PositionTimeLimitConfig = field(default_factory=PositionTimeLimitConfig)
+    close_before_market_close_minutes: int = 10
+    zero_day_handling: str = "strategy"
+    manage_all_option_positions: bool = False
+
+    def cancel_minutes_for(self, order_type: str) -> float:
+        return self.order_cancel_minutes_by_type.get(order_type, self.order_cancel_minutes)
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    account_id: str
+    api_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    name: str = ""
+    paper_trading: bool = True
+    tier: str = ""
+    max_connections: int = 10
+    enabled: bool = True
+    minimum_balance: Decimal | None = None
+    balance_check_enabled: bool | None = None
+    rate_limit_per_minute: int = 200
+
+
+@dataclass(frozen=True)
+class OpitiosConfig:
+    source: Path | None
+    demo: bool
+    jwt: JwtConfig = field(default_factory=JwtConfig)
+    trading: TradingConfig = field(default_factory=TradingConfig)
+    rate_limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    api: ApiConfig = field(default_factory=ApiConfig)
+    sell_module: SellModuleConfig = field(default_factory=SellModuleConfig)
+    accounts: dict[str, AccountConfig] = field(default_factory=dict)
+    account_errors: dict[str, str] = field(default_factory=dict)
+    config_errors: list[str] = field(default_factory=list)
+
+
+# --- value parsers: each returns the typed value or raises ValueError -------------------
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+        return v.strip().lower() in ("true", "yes", "on", "1")
+    raise ValueError(f"expected true or false, got {v!r}")
+
+
+def _int_min(minimum: int) -> Callable[[Any], int]:
+    def parse(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, (int, str)):
+            raise ValueError(f"expected a whole number, got {v!r}")
+        try:
+            n = int(v)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {v!r}") from None
+        if n < minimum:
+            raise ValueError(f"must be at least {minimum}, got {n}")
+        return n
+
+    return parse
+
+
+def _num_min(minimum: float, *, strict: bool = False) -> Callable[[Any], float]:
+    def parse(v: Any) -> float:
+        if isinstance(v, bool):
+            raise ValueError(f"expected a number, got {v!r}")
+        try:
+            n = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {v!r}") from None
+        if n < minimum or (strict and n == minimum):
+            raise ValueError(f"must be {'greater than' if strict else 'at least'} {minimum:g}, got {v!r}")
+        return n
+
+    return parse
+
+
+def _decimal(*, minimum: Decimal = Decimal(0), positive: bool = False) -> Callable[[Any], Decimal]:
+    def parse(v: Any) -> Decimal:
+        if isinstance(v, bool):
+            raise ValueError(f"expected a number, got {v!r}")
+        try:
+            d = Decimal(str(v))
+        except InvalidOperation:
+            raise ValueError(f"expected a number, got {v!r}") from None
+        if not d.is_finite() or d < minimum or (positive and d <= 0):
+            raise ValueError(f"must be {'greater than 0' if positive else f'at least {minimum}'}, got {v!r}")
+        return d
+
+    return parse
+
+
+def _optional(parser: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda v: None if v is None else parser(v)
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        if v not in options:
+            raise ValueError(f"must be one of {', '.join(options)}; got {v!r}")
+        return v
+
+    return parse
+
+
+def _rate(v: Any) -> str:
+    if not isinstance(v, str) or not RATE_RE.match(v):
+        raise ValueError(f'expected a rate such as "60/min", got {v!r}')
+    return v.replace(" ", "")
+
+
+def _str_list(v: Any) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError(f"expected a list of strings, got {v!r}")
+    return list(v)
+
+
+def _text(v: Any) -> str:
+    if not isinstance(v, (str, int)) or isinstance(v, bool):
+        raise ValueError(f"expected text, got {v!r}")
+    return str(v)
+
+
+def _required_text(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError("is required and must be non-empty text")
+    return v.strip()
+
+
+# --- the schema of the lenient sections -----------------------------------------------
+
+TRADING_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "minimum_balance": _decimal(),
+    "balance_check_enabled": _bool,
+    "balance_refresh_seconds": _int_min(1),
+    "balance_max_age_seconds": _int_min(0),
+    "balance_check_timeout_ms": _int_min(1),
+    "balance_fallback_max_age_seconds": _int_min(0),
+    "balance_check_fail_closed": _bool,
+    "block_reducing_sells": _bool,
+    "routing_strategy": _choice(ROUTING_STRATEGIES),
+    "max_symbols_per_request": _int_min(1),
+    "max_order_qty": _optional(_decimal(positive=True)),
+    "max_order_notional": _optional(_decimal(positive=True)),
+}
+
+SELL_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "enabled": _bool,
+    "check_interval": _num_min(0.0, strict=True),
+    "order_cancel_minutes": _num_min(0.0, strict=True),
+    "cancel_scope": _choice(CANCEL_SCOPES),
+    "sell_order_type": _choice(SELL_ORDER_TYPES),
+    "max_exit_attempts": _int_min(1),
+    "close_before_market_close_minutes": _int_min(0),
+    "zero_day_handling": _choice(ZERO_DAY_MODES),
+    "manage_all_option_positions": _bool,
+}
+
+STRATEGY_ONE_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "profit_rate": _decimal(positive=True),
+    "stop_loss_rate": _decimal(positive=True),
+    "trailing_stop_rate": _optional(_decimal(positive=True)),
+}
+
+TIME_LIMIT_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "enabled": _bool,
+    "max_hold_minutes": _int_min(1),
+}
+
+ACCOUNT_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "name": _text,
+    "api_key": _required_text,
+    "secret_key": _required_text,
+    "paper_trading": _bool,
+    "tier": _text,
+    "max_connections": _int_min(1),
+    "enabled": _bool,
+    "minimum_balance": _optional(_decimal()),
+    "balance_check_enabled": _optional(_bool),
+    "rate_limit_per_minute": _int_min(1),
+}
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def error(self, path: str, message: str) -> None:
+        text = f"{path}: {message}"
+        logger.error("config error %s", text)
+        self.errors.append(text)
+
+    def section(self, raw: Any, path: str) -> dict:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.error(path, f"expected a mapping, got {type(raw).__name__}; using defaults")
+            return {}
+        return raw
+
+    def lenient(self, raw: dict, path: str, fields: dict[str, Callable[[Any], Any]]) -> dict:
+        """Parse known keys; an invalid value is reported and left out, so the default applies."""
+        out = {}
+        for key, value in raw.items():
+            if key not in fields:
+                self.error(f"{path}.{key}", "unknown key; ignored")
+                continue
+            try:
+                out[key] = fields[key](value)
+            except ValueError as exc:
+                self.error(f"{path}.{key}", f"{exc}; using the default")
+        return out
+
+
+def _parse_trading(raw: Any, c: _Collector) -> TradingConfig:
+    return TradingConfig(**c.lenient(c.section(raw, "trading"), "trading", TRADING_FIELDS))
+
+
+def _parse_sell_module(raw: Any, c: _Collector) -> SellModuleConfig:
+    raw = dict(c.section(raw, "sell_module"))
+    nested = {
+        "strategy_one": raw.pop("strategy_one", None),
+        "position_time_limit": raw.pop("position_time_limit", None),
+        "order_cancel_minutes_by_type": raw.pop("order_cancel_minutes_by_type", None),
+    }
+    values = c.lenient(raw, "sell_module", SELL_FIELDS)
+    values["strategy_one"] = StrategyOneConfig(
+        **c.lenient(c.section(nested["strategy_one"], "sell_module.strategy_one"), "sell_module.strategy_one", STRATEGY_ONE_FIELDS)
+    )
+    values["position_time_limit"] = PositionTimeLimitConfig(
+        **c.lenient(
+            c.section(nested["position_time_limit"], "sell_module.position_time_limit"),
+            "sell_module.position_time_limit",
+            TIME_LIMIT_FIELDS,
+        )
+    )
+    by_type = c.lenient(
+        c.section(nested["order_cancel_minutes_by_type"], "sell_module.order_cancel_minutes_by_type"),
+        "sell_module.order_cancel_minutes_by_type",
+        {t: _num_min(0.0, strict=True) for t in ORDER_TYPES},
+    )
+    values["order_cancel_minutes_by_type"] = by_type
+    return SellModuleConfig(**values)
+
+
+def _parse_rate_limits(raw: Any, c: _Collector) -> dict[str, str]:
+    rates = dict(DEFAULT_RATE_LIMITS)
+    for scope, value in c.section(raw, "rate_limits").items():
+        try:
+            rates[str(scope)] = _rate(value)
+        except ValueError as exc:
+            c.error(f"rate_limits.{scope}", f"{exc}; using the default")
+    return rates
+
+
+def _parse_api(raw: Any, c: _Collector) -> ApiConfig:
+    return ApiConfig(
+        **c.lenient(
+            c.section(raw, "api"),
+            "api",
+            {"market_data_public": _bool, "allowed_origins": _str_list},
+        )
+    )
+
+
+def _parse_jwt(raw: Any) -> JwtConfig:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("jwt: expected a mapping")
+    env_secret = os.environ.get("OPITIOS_JWT_SECRET_KEY")
+    env_public = os.environ.get("OPITIOS_JWT_PUBLIC_KEY")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "algorithm":
+            if value not in JWT_ALGORITHMS:
+                raise ConfigError(f"jwt.algorithm: must be one of {', '.join(JWT_ALGORITHMS)}; got {value!r}")
+            values[key] = value
+        elif key in ("secret_key", "public_key", "private_key"):
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"jwt.{key}: expected text")
+            values[key] = value or None
+        elif key == "leeway_seconds":
+            try:
+                values[key] = _int_min(0)(value)
+            except ValueError as exc:
+                raise ConfigError(f"jwt.leeway_seconds: {exc}") from None
+        else:
+            raise ConfigError(f"jwt.{key}: unknown key")
+    if env_secret:
+        values["secret_key"] = env_secret
+    if env_public:
+        values["public_key"] = env_public
+    jwt = JwtConfig(**values)
+    if jwt.algorithm == "RS256" and jwt.secret_key and not jwt.public_key:
+        raise ConfigError("jwt.public_key: RS256 verifies with a public key; secret_key is not used for RS256")
+    if jwt.algorithm != "RS256" and jwt.secret_key and len(jwt.secret_key) < 32:
+        raise ConfigError(f"jwt.secret_key: must be at least 32 characters for {jwt.algorithm}")
+    return jwt
+
+
+def _parse_accounts(raw: Any, c: _Collector) -> tuple[dict[str, AccountConfig], dict[str, str]]:
+    accounts: dict[str, AccountConfig] = {}
+    errors: dict[str, str] = {}
+    for account_id, entry in c.section(raw, "accounts").items():
+        path = f"accounts.{account_id}"
+        problems: list[str] = []
+        if not isinstance(account_id, str) or not ACCOUNT_ID_RE.match(account_id):
+            problems.append(f"{path}: account id must be 1-64 letters, digits, '_', '.' or '-'")
+        if not isinstance(entry, dict):
+            problems.append(f"{path}: expected a mapping")
+            entry = {}
+        values: dict[str, Any] = {}
+        for key, value in entry.items():
+            if key not in ACCOUNT_FIELDS:
+                problems.append(f"{path}.{key}: unknown key")
+                continue
+            try:
+                values[key] = ACCOUNT_FIELDS[key](value)
+            except ValueError as exc:
+                problems.append(f"{path}.{key}: {exc}")
+        for required in ("api_key", "secret_key"):
+            if required not in entry:
+                problems.append(f"{path}.{required}: is required")
+        if problems:
+            message = "; ".join(dict.fromkeys(problems))
+            c.error(path, f"account skipped: {message}")
+            errors[str(account_id)] = message
+            continue
+        accounts[account_id] = AccountConfig(account_id=account_id, **values)
+    return accounts, errors
+
+
+SECTIONS = ("jwt", "trading", "rate_limits", "api", "sell_module", "accounts")
+
+
+def parse_config(data: Any, *, source: Path | None, demo: bool) -> OpitiosConfig:
+    c = _Collector()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    for key in data:
+        if key not in SECTIONS:
+            c.error(str(key), f"unknown section; expected one of {', '.join(SECTIONS)}")
+    jwt = _parse_jwt(data.get("jwt"))
+    trading = _parse_trading(data.get("trading"), c)
+    rate_limits = _parse_rate_limits(data.get("rate_limits"), c)
+    api = _parse_api(data.get("api"), c)
+    sell_module = _parse_sell_module(data.get("sell_module"), c)
+    accounts, account_errors = _parse_accounts(data.get("accounts"), c)
+    return OpitiosConfig(
+        source=source,
+        demo=demo,
+        jwt=jwt,
+        trading=trading,
+        rate_limits=rate_limits,
+        api=api,
+        sell_module=sell_module,
+        accounts=accounts,
+        account_errors=account_errors,
+        config_errors=c.errors,
+    )
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise ConfigError(f"{path}: invalid YAML at {where}: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+
+
+def config_path(base_dir: Path) -> tuple[Path, bool]:
+    """The file to read and whether that means demo mode."""
+    explicit = os.environ.get("OPITIOS_SECRETS")
+    if explicit:
+        return Path(explicit), False
+    path = base_dir / "secrets.yml"
+    if path.exists():
+        return path, False
+    return base_dir / "secrets.example.yml", True
+
+
+def load_config(base_dir: Path) -> OpitiosConfig:
+    path, demo = config_path(base_dir)
+    if not path.exists():
+        raise ConfigError(f"{path}: configuration file not found (set OPITIOS_SECRETS or create secrets.yml)")
+    return parse_config(read_yaml(path), source=path, demo=demo)
+
+
+_cache: dict[str, tuple[tuple[int, int], OpitiosConfig]] = {}
+
+
+def current_config() -> OpitiosConfig:
+    """The configuration as the file says now: re-read when the file changes, so a
+    ``sync_accounts`` re-sync or an edited threshold applies without a restart."""
+    from django.conf import settings
+
+    path, demo = config_path(settings.BASE_DIR)
+    try:
+        stat = path.stat()
+    except OSError:
+        return settings.OPITIOS
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    key = str(path)
+    cached = _cache.get(key)
+    if cached and cached[0] == stamp:
+        return cached[1]
+    try:
+        config = parse_config(read_yaml(path), source=path, demo=demo)
+    except ConfigError as exc:
+        logger.error("config reload failed, keeping the previous configuration: %s", exc)
+        return cached[1] if cached else settings.OPITIOS
+    _cache[key] = (stamp, config)
+    return config

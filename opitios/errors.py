@@ -1,0 +1,120 @@
+"""``ApplicationError`` and the single DRF exception handler.
+
+Every error response has the body ``{"error": {"code", "message", "details"}}``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+logger = logging.getLogger("opitios.errors")
+
+
+class ApplicationError(Exception):
+    """A failure with a stable code, an HTTP status and a human sentence."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status_code: int | None = None,
+        details: dict | None = None,
+        headers: dict | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+        if status_code is not None:
+            self.status_code = status_code
+
+
+INTERNAL_ERROR_MESSAGE = "An internal error occurred; it has been logged."
+
+
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+_DRF_CODES = {
+    exceptions.ParseError: "malformed_request",
+    exceptions.AuthenticationFailed: "invalid_token",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+    exceptions.ValidationError: "invalid_request",
+}
+
+
+def exception_handler(exc: Exception, context: dict) -> Response:
+    set_rollback()  # an ATOMIC_REQUESTS transaction must not commit half a failed request
+    if isinstance(exc, ApplicationError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=exc.headers)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        # Connection-level failures only: an IntegrityError or ProgrammingError is a bug, not an outage.
+        logger.error("database unavailable: %s", exc.__class__.__name__)
+        return Response(
+            error_body("database_unavailable", "The database is unavailable; retry shortly."),
+            status=503,
+            headers={"Retry-After": "5"},
+        )
+    if not isinstance(exc, exceptions.APIException):
+        # A bug. Logged with its (masked) traceback; the client gets a JSON 500 with no detail,
+        # whatever DEBUG says, so an API response never carries a traceback.
+        request = context.get("request")
+        logger.error("unhandled error in %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"), exc_info=exc)
+        return Response(error_body("internal_error", INTERNAL_ERROR_MESSAGE), status=500)
+
+    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    headers = {}
+    if isinstance(exc, exceptions.ValidationError):
+        message, details = "The request is invalid.", {"fields": exc.detail}
+        if isinstance(exc.detail, list):
+            details = {"non_field_errors": exc.detail}
+    elif isinstance(exc.detail, dict):
+        # simplejwt's InvalidToken carries {"detail", "code", "messages": [{..., "message"}]}
+        message = str(exc.detail.get("detail") or "The request was refused.")
+        reasons = [str(m.get("message")) for m in exc.detail.get("messages", []) if isinstance(m, dict) and m.get("message")]
+        details = {"reason": reasons[0]} if reasons else {}
+    else:
+        message, details = str(exc.detail), {}
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        retry_after = max(1, math.ceil(exc.wait))
+        headers["Retry-After"] = str(retry_after)
+        details = {"retry_after_seconds": retry_after}
+    if isinstance(exc, (exceptions.AuthenticationFailed, exceptions.NotAuthenticated)):
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+    return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
+
+
+def api_not_found(request, *args, **kwargs) -> JsonResponse:
+    return JsonResponse(error_body("not_found", f"No API route matches {request.path}."), status=404)
+
+
+def server_error(request, *args, **kwargs):
+    """Django's 500 handler (errors outside DRF views): JSON under /api/, Django's plain page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("internal_error", INTERNAL_ERROR_MESSAGE), status=500)
+    return defaults.server_error(request, *args, **kwargs)

@@ -1,0 +1,18 @@
+"""gunicorn settings for `make run` and production.
+
+The port comes from OPITIOS_WEB_PORT (default 8090); GUNICORN_BIND overrides the whole address.
+WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_TIMEOUT and GUNICORN_GRACEFUL_TIMEOUT tune the rest.
+"""
+import os
+
+bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('OPITIOS_WEB_PORT', '8090')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threads keep a worker responsive while a request waits on Alpaca.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+keepalive = 5
+accesslog = None
+errorlog = "-"
+loglevel = "warning"

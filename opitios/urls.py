@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from audit.views import compliance_dashboard
+from opitios import health
+from opitios.errors import api_not_found
+
+api_v1 = [
+    path("health", health.HealthView.as_view(), name="health"),
+    path("live", health.LiveView.as_view(), name="live"),
+    path("ready", health.ReadyView.as_view(), name="ready"),
+    path("health/detailed", health.DetailedHealthView.as_view(), name="health-detailed"),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("admin/compliance/", admin.site.admin_view(compliance_dashboard), name="compliance-dashboard"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/v1/", include("accounts.urls")),
+    path("api/v1/", include("trading.urls")),
+    path("api/v1/", include("sellbot.urls")),
+    path("api/v1/", include("audit.urls")),
+    re_path(r"^api/", api_not_found),
+]
+
+handler500 = "opitios.errors.server_error"
