@@ -1,0 +1,163 @@
+"""Historical bars from the random walk: timeframes, sessions and next_page_token pagination."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import datetime, time, timedelta
+
+from . import errors
+from .market import NY, UTC, Market, _h64
+
+TIMEFRAME_RE = re.compile(r"^(\d+)(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
+_UNITS = {"T": "Min", "H": "Hour", "D": "Day", "W": "Week", "M": "Month"}
+SESSION_START = time(
+    4, 0
+)  # intraday bars cover the extended session, weekdays 04:00-20:00 ET
+SESSION_END = time(20, 0)
+
+
+def parse_timeframe(text: str) -> tuple[int, str]:
+    m = TIMEFRAME_RE.match(text or "")
+    if not m:
+        raise errors.SimError(400, errors.MALFORMED, f"invalid timeframe: {text!r}")
+    n, unit = int(m.group(1)), _UNITS.get(m.group(2), m.group(2))
+    limits = {"Min": 59, "Hour": 23, "Day": 1, "Week": 1, "Month": 12}
+    if not 1 <= n <= limits[unit]:
+        raise errors.SimError(400, errors.MALFORMED, f"invalid timeframe: {text!r}")
+    return n, unit
+
+
+def parse_ts(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.fromisoformat(value).replace(tzinfo=NY).astimezone(UTC)
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise errors.SimError(
+            400, errors.MALFORMED, f"invalid {name}: {value!r}"
+        ) from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _bar_starts(n: int, unit: str, start: datetime, end: datetime):
+    """Yield bar start times (UTC) in [start, end]."""
+    if unit in ("Min", "Hour"):
+        width = n * (60 if unit == "Min" else 3600)
+        t = int(-(-start.timestamp() // width) * width)
+        end_ts = end.timestamp()
+        while t <= end_ts:
+            ny = datetime.fromtimestamp(t, NY)
+            if ny.weekday() >= 5 or ny.time() >= SESSION_END:
+                nxt = datetime.combine(ny.date() + timedelta(days=1), SESSION_START, NY)
+                t = int(-(-nxt.timestamp() // width) * width)
+                continue
+            if ny.time() < SESSION_START:
+                nxt = datetime.combine(ny.date(), SESSION_START, NY)
+                t = int(-(-nxt.timestamp() // width) * width)
+                continue
+            yield datetime.fromtimestamp(t, UTC), width
+            t += width
+        return
+    d = start.astimezone(NY).date()
+    if unit == "Week":
+        d -= timedelta(days=d.weekday())
+    elif unit == "Month":
+        d = d.replace(day=1)
+    while True:
+        t0 = datetime.combine(d, time(0), NY)
+        if t0 > end:
+            return
+        if unit == "Day":
+            nxt = d + timedelta(days=1)
+            width = 16 * 3600  # the daily bar closes with the regular session
+        else:
+            if unit == "Week":
+                nxt = d + timedelta(days=7)
+            else:
+                months = d.month - 1 + n
+                nxt = d.replace(
+                    year=d.year + months // 12, month=months % 12 + 1, day=1
+                )
+            width = int(datetime.combine(nxt, time(0), NY).timestamp() - t0.timestamp())
+        if t0 >= start and (unit != "Day" or d.weekday() < 5):
+            yield t0.astimezone(UTC), width
+        d = nxt
+
+
+def make_bar(market: Market, symbol: str, t0: datetime, width: int) -> dict:
+    start = t0.timestamp()
+    step = market.step
+    o = market.price_at(symbol, start)
+    c = market.price_at(symbol, start + max(0.0, width - step))
+    h_ = _h64(f"{market.seed}:{symbol}:{int(start)}:{width}")
+    mid_hi = market.price_at(symbol, start + width * 0.3)
+    mid_lo = market.price_at(symbol, start + width * 0.7)
+    hi = round(max(o, c, mid_hi, mid_lo) * (1 + (h_ % 1000) / 400000), 2)
+    lo = round(min(o, c, mid_hi, mid_lo) * (1 - ((h_ >> 10) % 1000) / 400000), 2)
+    volume = 100 * (1 + (h_ >> 20) % 5000) * max(1, width // 60)
+    trades = 1 + (h_ >> 40) % 900
+    return {
+        "t": t0.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "o": o,
+        "h": hi,
+        "l": lo,
+        "c": c,
+        "v": volume,
+        "n": trades,
+        "vw": round((hi + lo + c) / 3, 4),
+    }
+
+
+def encode_token(symbol: str, t: datetime) -> str:
+    return base64.urlsafe_b64encode(f"{symbol}|{int(t.timestamp())}".encode()).decode()
+
+
+def decode_token(token: str) -> tuple[str, datetime]:
+    try:
+        symbol, ts = base64.urlsafe_b64decode(token.encode()).decode().split("|")
+        return symbol, datetime.fromtimestamp(int(ts), UTC)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.SimError(400, errors.MALFORMED, "invalid page_token") from None
+
+
+def get_bars(
+    market: Market, symbols: list[str], query, page_max: int
+) -> tuple[dict[str, list[dict]], str | None]:
+    n, unit = parse_timeframe(query.get("timeframe") or "")
+    now = datetime.fromtimestamp(market.clock.timestamp(), UTC)
+    start = parse_ts(query.get("start"), "start") or datetime.combine(
+        now.astimezone(NY).date(), time(0), NY
+    ).astimezone(UTC)
+    end = parse_ts(query.get("end"), "end") or now
+    end = min(end, now)
+    try:
+        limit = int(query.get("limit") or 1000)
+    except ValueError:
+        raise errors.SimError(400, errors.MALFORMED, "invalid limit") from None
+    if limit < 1 or limit > 10000:
+        raise errors.SimError(
+            400, errors.MALFORMED, "invalid limit: must be between 1 and 10000"
+        )
+    limit = min(limit, page_max)
+    if (query.get("sort") or "asc") not in ("asc", "desc"):
+        raise errors.SimError(400, errors.MALFORMED, "invalid sort")
+    token = query.get("page_token")
+    from_symbol, from_t = decode_token(token) if token else (None, None)
+    out: dict[str, list[dict]] = {}
+    count = 0
+    for symbol in sorted(symbols):
+        if from_symbol and symbol < from_symbol:
+            continue
+        s_start = from_t if (from_symbol == symbol and from_t) else start
+        for t0, width in _bar_starts(n, unit, s_start, end):
+            if count >= limit:
+                return out, encode_token(symbol, t0)
+            out.setdefault(symbol, []).append(make_bar(market, symbol, t0, width))
+            count += 1
+    if query.get("sort") == "desc":
+        for bars in out.values():
+            bars.reverse()
+    return out, None

@@ -1,0 +1,97 @@
+"""Simulator configuration: YAML file merged with command-line flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CASH = "100000"
+
+
+@dataclass
+class AccountSpec:
+    api_key: str
+    secret_key: str
+    paper: bool = True
+    cash: str = DEFAULT_CASH
+    account_number: str | None = None
+    options_level: int = 3
+    status: str = "ACTIVE"
+
+
+@dataclass
+class SimConfig:
+    host: str = "127.0.0.1"
+    port: int = 8091
+    seed: int = 0
+    rate_limit_enabled: bool = True
+    rate_limit_per_minute: int = 200
+    clock_mode: str = "real"  # real | open | closed
+    price_step_seconds: float = 1.0
+    base_prices: dict[str, float] = field(default_factory=dict)
+    illiquid: list[str] = field(default_factory=list)
+    partial_fill_rate: float = 0.0
+    partial_fill_delay_seconds: float = 1.0
+    bars_page_max: int = 10000
+    hang_seconds: float = 300.0
+    risk_free_rate: float = 0.04
+    accounts: list[AccountSpec] = field(default_factory=list)
+    generated_accounts: int = 0
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def load_config(path: str | Path | None) -> SimConfig:
+    cfg = SimConfig()
+    if not path:
+        return cfg
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    cfg.seed = int(raw.get("seed", cfg.seed))
+    rl = raw.get("rate_limit", {})
+    if isinstance(rl, dict):
+        cfg.rate_limit_enabled = _bool(rl.get("enabled", cfg.rate_limit_enabled))
+        cfg.rate_limit_per_minute = int(rl.get("per_minute", cfg.rate_limit_per_minute))
+    elif rl is False or rl is None:
+        cfg.rate_limit_enabled = False
+    market = raw.get("market", {}) or {}
+    cfg.clock_mode = str(market.get("clock", cfg.clock_mode))
+    if cfg.clock_mode not in ("real", "open", "closed"):
+        raise ValueError(
+            f"market.clock must be real, open or closed, not {cfg.clock_mode!r}"
+        )
+    cfg.price_step_seconds = float(
+        market.get("price_step_seconds", cfg.price_step_seconds)
+    )
+    cfg.base_prices = {
+        str(k).upper(): float(v) for k, v in (market.get("base_prices") or {}).items()
+    }
+    cfg.illiquid = [str(s).upper() for s in (market.get("illiquid") or [])]
+    cfg.partial_fill_rate = float(
+        market.get("partial_fill_rate", cfg.partial_fill_rate)
+    )
+    cfg.partial_fill_delay_seconds = float(
+        market.get("partial_fill_delay_seconds", cfg.partial_fill_delay_seconds)
+    )
+    cfg.bars_page_max = int(market.get("bars_page_max", cfg.bars_page_max))
+    cfg.hang_seconds = float(raw.get("hang_seconds", cfg.hang_seconds))
+    for item in raw.get("accounts") or []:
+        cfg.accounts.append(
+            AccountSpec(
+                api_key=str(item["api_key"]),
+                secret_key=str(item["secret_key"]),
+                paper=_bool(item.get("paper", True)),
+                cash=str(item.get("cash", DEFAULT_CASH)),
+                account_number=item.get("account_number"),
+                options_level=int(item.get("options_level", 3)),
+                status=str(item.get("status", "ACTIVE")),
+            )
+        )
+    cfg.generated_accounts = int(raw.get("generated_accounts", 0))
+    return cfg
