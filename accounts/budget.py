@@ -1,0 +1,265 @@
+"""Per-account upstream budget and statistics, shared by every process through the cache (SPEC §4).
+
+Counters live in fixed windows (one minute for the budget); the budget and "requests in the last
+minute" use the sliding-window estimate ``current + previous × (1 − elapsed/window)``, so a burst
+at a window edge cannot double the rate. ``window_take`` is that check for any key; the API
+throttles use it too. On Redis one pipelined round trip does ``INCRBY`` and ``EXPIRE`` (atomic).
+
+Without Redis (embedded mode) the counters live in the embedded cache's memory-mapped counter
+table (``opitios.cache``), shared by every process on the host. When the store fails, counters
+fall back to this process alone, with an error log, until it answers (the throttles instead fail
+open: ``strict=True``).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
+
+from opitios.cache import EmbeddedCache
+
+logger = logging.getLogger("opitios.accounts")
+
+WINDOW = 60
+TTL = 3 * WINDOW
+PREFIX = "acctbudget"
+
+
+class _Local(Exception):
+    """No shared store configured: count in this process."""
+
+
+class SharedCounters:
+    FLUSH_AFTER = 1.0  # seconds a deferred delta may wait for a round trip to ride along with
+
+    def __init__(self) -> None:
+        self._local: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+        self._failed_at = 0.0
+        self.degraded = False
+        self._pending: dict[str, int] = defaultdict(int)
+        self._pending_lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        os.register_at_fork(after_in_child=self._forget_pending)  # the parent flushes its own
+
+    def _forget_pending(self) -> None:
+        self._pending, self._pending_lock, self._flusher = defaultdict(int), threading.Lock(), None
+
+    # --- deferred statistics --------------------------------------------------------
+    def defer(self, deltas: dict[str, int]) -> None:
+        """Count ``deltas`` with this process's next round trip to the store (or within
+        FLUSH_AFTER): statistics need not cost a broker call a round trip of their own."""
+        with self._pending_lock:
+            for key, delta in deltas.items():
+                self._pending[key] += delta
+            if self._flusher is None:  # one per process, started on first use
+                self._flusher = threading.Thread(target=self._flush_forever, name="budget-stats-flush", daemon=True)
+                self._flusher.start()
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_AFTER)
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - incr already counted locally and logged; keep flushing
+                pass
+
+    def _take_pending(self) -> dict[str, int]:
+        with self._pending_lock:
+            if not self._pending:
+                return {}
+            pending, self._pending = self._pending, defaultdict(int)
+        return pending
+
+    def flush(self) -> None:
+        pending = self._take_pending()
+        if pending:
+            self.incr(pending, with_pending=False)
+
+    # --- the cache, or this process when it is down ---------------------------------
+    def clear_local(self) -> None:
+        self._take_pending()
+        with self._lock:
+            self._local.clear()
+
+    @property
+    def shared(self) -> bool:
+        return isinstance(caches["default"], (RedisCache, EmbeddedCache)) and not self.degraded
+
+    def incr(self, deltas: dict[str, int], *, ttl: int = TTL, read: tuple[str, ...] = (), strict: bool = False,
+             with_pending: bool = True) -> tuple[list[int], list[int]]:
+        """Add ``deltas``; return the new values and the current values of ``read``. ``strict``
+        raises when the store fails instead of counting in this process (and then carries no
+        deferred deltas, which must not be lost with it)."""
+        wanted = len(deltas)
+        if with_pending and not strict:
+            pending = self._take_pending()
+            if pending:
+                deltas = {**deltas, **{k: deltas.get(k, 0) + v for k, v in pending.items()}}
+        values, current = self._incr(deltas, ttl=ttl, read=read, strict=strict)
+        return values[:wanted], current
+
+    def _incr(self, deltas: dict[str, int], *, ttl: int, read: tuple[str, ...], strict: bool) -> tuple[list[int], list[int]]:
+        try:
+            backend = caches["default"]  # the backend itself: ``django.core.cache.cache`` is a proxy
+            if isinstance(backend, RedisCache):
+                result = self._incr_shared(backend, deltas, ttl, read)
+            elif isinstance(backend, EmbeddedCache):
+                result = backend.counters.incr(deltas, ttl=ttl, read=read)
+            else:
+                raise _Local
+        except Exception as exc:  # a cache failure (or no shared store): count in this process
+            if not isinstance(exc, _Local):
+                if strict:
+                    raise
+                self._cache_failed(exc)
+            with self._lock:
+                values = []
+                for key, delta in deltas.items():
+                    self._local[key] += delta
+                    values.append(self._local[key])
+                return values, [self._local.get(k, 0) for k in read]
+        self.degraded = False
+        return result
+
+    def get_many(self, keys: list[str]) -> dict[str, int]:
+        self.flush()  # this process's own statistics are never stale to itself
+        try:
+            backend = caches["default"]
+            if isinstance(backend, RedisCache):
+                found = backend.get_many(keys)
+            elif isinstance(backend, EmbeddedCache):
+                found = backend.counters.get_many(keys)
+            else:
+                raise _Local
+        except Exception as exc:
+            if not isinstance(exc, _Local):
+                self._cache_failed(exc)
+            with self._lock:
+                return {k: self._local[k] for k in keys if k in self._local}
+        return {k: int(v) for k, v in found.items()}
+
+    def _incr_shared(self, redis: RedisCache, deltas, ttl, read):
+        keys = {k: redis.make_and_validate_key(k) for k in (*deltas, *read)}
+        client = redis._cache.get_client(None, write=True)
+        pipe = client.pipeline(transaction=False)
+        for key, delta in deltas.items():
+            pipe.incrby(keys[key], delta)
+            pipe.expire(keys[key], ttl)
+        for key in read:
+            pipe.get(keys[key])
+        out = pipe.execute()
+        values = out[0 : 2 * len(deltas) : 2]
+        return [int(v) for v in values], [int(v or 0) for v in out[2 * len(deltas) :]]
+
+    def _cache_failed(self, exc: Exception) -> None:
+        self.degraded = True
+        now = time.monotonic()
+        if now - self._failed_at > 30:
+            self._failed_at = now
+            logger.error("cache unavailable for the upstream budget, counting per process: %s", exc.__class__.__name__)
+
+
+counters = SharedCounters()
+
+
+def _window(now: float, length: int = WINDOW) -> tuple[int, float]:
+    return int(now // length), (now % length) / length
+
+
+def _key(pk: int, name: str, window: int) -> str:
+    return f"{PREFIX}:{pk}:{name}:{window}"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    allowed: bool
+    used: float  # sliding-window estimate, this request included
+    limit: int
+    retry_after: int
+    window_ends_at: float = 0.0  # epoch seconds
+
+
+def window_take(prefix: str, limit: int, *, window: int = WINDOW, now: float | None = None, strict: bool = False) -> Reservation:
+    """Count one event under ``prefix`` unless the sliding-window estimate would exceed ``limit``
+    per ``window`` seconds (refused events are not counted). Counter keys: ``{prefix}:{index}``."""
+    now = time.time() if now is None else now
+    index, elapsed = _window(now, window)
+    current_key = f"{prefix}:{index}"
+    ttl = 3 * window
+    (current,), (previous,) = counters.incr({current_key: 1}, ttl=ttl, read=(f"{prefix}:{index - 1}",), strict=strict)
+    used = current + previous * (1 - elapsed)
+    ends = (index + 1) * window
+    if used <= limit:
+        return Reservation(True, used, limit, 0, ends)
+    counters.incr({current_key: -1}, ttl=ttl, strict=strict)
+    return Reservation(False, used, limit, _retry_after(current - 1, previous, limit, elapsed, window), ends)
+
+
+def reserve(pk: int, limit: int, *, now: float | None = None) -> Reservation:
+    """Count one upstream request against the account's budget, unless it is exhausted."""
+    return window_take(f"{PREFIX}:{pk}:req", limit, now=now)
+
+
+def _retry_after(current: int, previous: int, limit: int, elapsed: float, window: int = WINDOW) -> int:
+    """Seconds until the sliding estimate leaves room for one more request."""
+    if current + 1 > limit or previous == 0:
+        return max(1, math.ceil(window * (1 - elapsed)))
+    # previous × (1 − t) + current + 1 ≤ limit  →  t ≥ 1 − (limit − current − 1) / previous
+    needed = 1 - (limit - current - 1) / previous
+    return max(1, math.ceil(window * (needed - elapsed)))
+
+
+def record(pk: int, *, latency_ms: float, error: bool, now: float | None = None) -> None:
+    now = time.time() if now is None else now
+    window, _ = _window(now)
+    deltas = {_key(pk, "done", window): 1, _key(pk, "lat_us", window): int(latency_ms * 1000)}
+    if error:
+        deltas[_key(pk, "err", window)] = 1
+    counters.defer(deltas)
+
+
+@dataclass(frozen=True)
+class AccountStats:
+    requests_last_minute: int
+    errors_last_minute: int
+    avg_latency_ms: float | None
+    budget_remaining: int
+
+
+def stats_for(limits: dict[int, int], *, now: float | None = None) -> dict[int, AccountStats]:
+    """Statistics for many accounts in one cache read (``limits``: pk → rate_limit_per_minute)."""
+    now = time.time() if now is None else now
+    window, elapsed = _window(now)
+    names = ("req", "err", "done", "lat_us")
+    keys = [_key(pk, n, w) for pk in limits for n in names for w in (window, window - 1)]
+    found = counters.get_many(keys)
+    out = {}
+    for pk, limit in limits.items():
+        def get(name, w, pk=pk):
+            return found.get(_key(pk, name, w), 0)
+
+        requests = get("req", window) + get("req", window - 1) * (1 - elapsed)
+        errors = get("err", window) + get("err", window - 1) * (1 - elapsed)
+        done = get("done", window) + get("done", window - 1)
+        latency = (get("lat_us", window) + get("lat_us", window - 1)) / done / 1000 if done else None
+        out[pk] = AccountStats(
+            requests_last_minute=round(requests),
+            errors_last_minute=round(errors),
+            avg_latency_ms=round(latency, 2) if latency is not None else None,
+            budget_remaining=max(0, math.floor(limit - requests)),
+        )
+    return out
+
+
+def shared_sequence(name: str) -> int:
+    """A counter every process shares (the round-robin position)."""
+    (value,), _ = counters.incr({f"{PREFIX}:seq:{name}": 1}, ttl=86400)
+    return value
