@@ -1,0 +1,64 @@
+"""Create (or update) a compliance officer: a staff user in the "Compliance officers" group.
+
+The password is prompted twice, or read from OPITIOS_COMPLIANCE_PASSWORD (for scripts);
+``--noinput`` requires that variable.
+"""
+import getpass
+import os
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from audit.permissions import COMPLIANCE_GROUP
+
+PASSWORD_ENV = "OPITIOS_COMPLIANCE_PASSWORD"
+
+
+class Command(BaseCommand):
+    help = "Create or update a compliance officer (staff, view-only through the Compliance officers group)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--email", default="")
+        parser.add_argument("--noinput", "--no-input", action="store_false", dest="interactive",
+                            help=f"Never prompt; the password comes from {PASSWORD_ENV}.")
+
+    def handle(self, *args, username, email, interactive, **options):
+        group = Group.objects.filter(name=COMPLIANCE_GROUP).first()
+        if group is None:
+            raise CommandError(f'the "{COMPLIANCE_GROUP}" group is missing: run manage.py migrate')
+        User = get_user_model()
+        user = User.objects.filter(username=username).first() or User(username=username)
+        if user.pk and user.is_superuser:
+            raise CommandError(f"{username} is a superuser; refusing to turn it into a view-only officer")
+        existed = user.pk is not None
+        password = self._password(user, interactive)
+        with transaction.atomic():
+            user.is_staff = True
+            user.is_active = True
+            if email:
+                user.email = email
+            user.set_password(password)
+            user.save()
+            user.groups.add(group)
+        self.stdout.write(f"compliance officer {username} {'updated' if existed else 'created'}")
+
+    def _password(self, user, interactive: bool) -> str:
+        password = os.environ.get(PASSWORD_ENV)
+        if password is None:
+            if not interactive:
+                raise CommandError(f"--noinput needs the password in {PASSWORD_ENV}")
+            password = getpass.getpass("Password: ")
+            if password != getpass.getpass("Password (again): "):
+                raise CommandError("the passwords do not match")
+        if not password:
+            raise CommandError("the password cannot be empty")
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from exc
+        return password

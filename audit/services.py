@@ -1,0 +1,201 @@
+"""Writes to the audit trail: appending events and recording chain checks."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.utils import timezone
+
+from audit.chain import GENESIS_HASH, canonical_json_before_seq, compute_hash, normalise_data, verify_chain
+from audit.models import ActorType, AuditChainCheck, AuditEvent, CheckSource
+from audit.secrets_guard import redact_secrets
+
+logger = logging.getLogger("opitios.audit")
+
+_ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+_ACTOR_TYPES = frozenset(ActorType.values)
+
+_SQL = {
+    # One statement: lock the head, take the next seq, hash, insert the event and move the head.
+    # The hash is the documented sha256 (audit.chain): Python sends the canonical JSON up to the seq,
+    # PostgreSQL appends the seq it took under the lock. FOR UPDATE waits for a concurrent append
+    # and then reads the head it committed (READ COMMITTED), so appends stay gapless and in order.
+    # ``{alongside}`` is the caller's own write (``alongside=``), which then happens only with the
+    # event: the statement is atomic by itself, so it needs no BEGIN/COMMIT round trips.
+    "postgresql": {
+        "append": (
+            "WITH head AS (SELECT seq + 1 AS seq, hash AS prev_hash FROM audit_auditchainhead WHERE id = 1 FOR UPDATE), "
+            "{alongside}"
+            "appended AS (INSERT INTO audit_auditevent (seq, at, actor_type, actor_id, action, account_id, object_type, object_id, data, prev_hash, hash) "
+            "SELECT seq, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, prev_hash, "
+            "encode(sha256(convert_to(prev_hash || %s || seq::text || '}}', 'UTF8')), 'hex') FROM head{joined} RETURNING seq, prev_hash, hash) "
+            "UPDATE audit_auditchainhead AS h SET seq = appended.seq, hash = appended.hash FROM appended WHERE h.id = 1 "
+            "RETURNING appended.seq, appended.prev_hash, appended.hash"
+        ),
+        "alongside": "alongside AS ({sql} AND EXISTS (SELECT 1 FROM head) RETURNING 1), ",
+        "lock": "SELECT seq, hash FROM audit_auditchainhead WHERE id = 1 FOR UPDATE",
+    },
+    "sqlite": {
+        # SQLite runs every transaction as BEGIN IMMEDIATE (settings): writers are already serialised.
+        "lock": "SELECT seq, hash FROM audit_auditchainhead WHERE id = 1",
+        "insert": "INSERT INTO audit_auditevent (seq, at, actor_type, actor_id, action, account_id, object_type, object_id, data, prev_hash, hash) "
+                  "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "head": "UPDATE audit_auditchainhead SET seq = %s, hash = %s WHERE id = 1",
+    },
+}
+_CREATE_HEAD = "INSERT INTO audit_auditchainhead (id, seq, hash) VALUES (1, %s, %s) ON CONFLICT (id) DO NOTHING"
+_LAST_EVENT = "SELECT seq, hash FROM audit_auditevent ORDER BY seq DESC LIMIT 1"
+_HEAD_EXISTS = "SELECT 1 FROM audit_auditchainhead WHERE id = 1"
+
+
+class AlongsideMissing(Exception):
+    """The write to commit with an audit event matched no row; neither was written."""
+
+
+def audit_record(
+    *,
+    actor_type: str,
+    actor_id: str | int | None,
+    action: str,
+    account: Any = None,
+    obj: models.Model | tuple[str, str | int] | None = None,
+    data: Mapping | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+    alongside: tuple[str, list] | None = None,
+) -> AuditEvent:
+    """Append one event to the chain, inside the caller's transaction (or its own when there is none).
+
+    ``account`` is an ``AlpacaAccount`` or its pk. ``obj`` is a model instance (``app_label.model``
+    and its pk) or an explicit ``(object_type, object_id)`` pair. Credential-looking keys in ``data``
+    are redacted. The chain head row stays locked until the caller's transaction ends, so keep
+    slow work (broker calls) outside that transaction.
+
+    ``alongside`` is one ``UPDATE ... WHERE ...`` (SQL and parameters) committed atomically with the
+    event; on PostgreSQL in the same statement (one round trip). ``AlongsideMissing`` when it
+    matched no row: then neither it nor the event was written.
+    """
+    if actor_type not in _ACTOR_TYPES:
+        raise ValueError(f"actor_type must be one of {sorted(_ACTOR_TYPES)}, not {actor_type!r}")
+    if not _ACTION.match(action or ""):
+        raise ValueError(f"action must be dotted lowercase words like 'order.submitted', not {action!r}")
+    found: list[str] = []
+    clean = normalise_data(redact_secrets(dict(data or {}), found=found))
+    if found:
+        logger.warning("audit %s: credential-looking data redacted at %s", action, ", ".join(found))
+    object_type, object_id = _object_ref(obj)
+    account_pk = getattr(account, "pk", account)
+    row = {
+        "actor_type": actor_type,
+        "actor_id": "" if actor_id is None else str(actor_id),
+        "action": action,
+        "account": account_pk,
+        "object_type": object_type,
+        "object_id": object_id,
+        "data": clean,
+    }
+    payload = json.dumps(clean, separators=(",", ":"), ensure_ascii=False)
+
+    connection = connections[using]
+    at = timezone.now()
+    if connection.vendor == "postgresql":
+        seq, prev_hash, digest = _append_postgresql(connection, at=at, row=row, payload=payload, alongside=alongside)
+    else:
+        with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
+            matched = True
+            if alongside is not None:
+                cursor.execute(*alongside)
+                matched = cursor.rowcount > 0
+            if matched:  # (raised below: nothing was written, so the caller's transaction stays usable)
+                seq, prev_hash, digest = _append_serialised(cursor, at=at, row=row, payload=payload, connection=connection)
+        if not matched:
+            raise AlongsideMissing(alongside[0])
+
+    event = AuditEvent(seq=seq, at=at, actor_type=actor_type, actor_id=row["actor_id"], action=action, account_id=account_pk,
+                       object_type=object_type, object_id=object_id, data=clean, prev_hash=prev_hash, hash=digest)
+    event._state.adding = False
+    event._state.db = using
+    return event
+
+
+def _append_postgresql(connection, *, at, row: dict, payload: str, alongside: tuple[str, list] | None) -> tuple[int, str, str]:
+    sql = _SQL["postgresql"]
+    statement = sql["append"].format(alongside=sql["alongside"].format(sql=alongside[0]) if alongside else "",
+                                     joined=", alongside" if alongside else "")
+    params = [*(alongside[1] if alongside else ()),
+              connection.ops.adapt_datetimefield_value(at), row["actor_type"], row["actor_id"], row["action"], row["account"],
+              row["object_type"], row["object_id"], payload, canonical_json_before_seq(at=at, **row)]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        appended = cursor.fetchone()
+        if appended is not None:
+            return appended
+    # Nothing written: no head row yet (the first append; a concurrent first append may have made
+    # it since), or ``alongside`` matched no row. With the head certainly there, once more.
+    with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
+        cursor.execute(_HEAD_EXISTS)
+        if cursor.fetchone() is None:
+            _create_head(cursor, sql["lock"])
+        cursor.execute(statement, params)
+        appended = cursor.fetchone()
+    if appended is None:
+        raise AlongsideMissing(alongside[0] if alongside else "")
+    return appended
+
+
+def _append_serialised(cursor, *, at, row: dict, payload: str, connection) -> tuple[int, str, str]:
+    sql = _SQL["sqlite"]
+    cursor.execute(sql["lock"])
+    head = cursor.fetchone()
+    if head is None:
+        head = _create_head(cursor, sql["lock"])
+    seq, prev_hash = head[0] + 1, head[1]
+    digest = compute_hash(prev_hash, seq=seq, at=at, **row)
+    cursor.execute(sql["insert"], [seq, connection.ops.adapt_datetimefield_value(at), row["actor_type"], row["actor_id"], row["action"],
+                                   row["account"], row["object_type"], row["object_id"], payload, prev_hash, digest])
+    cursor.execute(sql["head"], [seq, digest])
+    return seq, prev_hash, digest
+
+
+def _object_ref(obj) -> tuple[str, str]:
+    if obj is None:
+        return "", ""
+    if isinstance(obj, models.Model):
+        return obj._meta.label_lower, str(obj.pk)
+    object_type, object_id = obj
+    return str(object_type), str(object_id)
+
+
+def _create_head(cursor, lock_sql: str) -> tuple[int, str]:
+    """First append (or a head row lost): start the head from the last event, or from genesis."""
+    cursor.execute(_LAST_EVENT)
+    last = cursor.fetchone() or (0, GENESIS_HASH)
+    cursor.execute(_CREATE_HEAD, list(last))
+    cursor.execute(lock_sql)  # a concurrent first append may have won; take whatever head is there now
+    return cursor.fetchone()
+
+
+def audit_chain_check_run(*, since: int | None = None, source: str = CheckSource.BEAT) -> AuditChainCheck:
+    """Verify the chain (streaming) and store the result for the admin and detailed health."""
+    started = time.perf_counter()
+    verdict = verify_chain(since=since)
+    check = AuditChainCheck.objects.create(
+        ran_at=timezone.now(),
+        ok=verdict.ok,
+        count=verdict.count,
+        last_seq=verdict.last_seq,
+        first_broken_seq=verdict.first_broken_seq,
+        reason=verdict.reason[:300],
+        since_seq=since,
+        duration_ms=int((time.perf_counter() - started) * 1000),
+        source=source,
+    )
+    if verdict.ok:
+        logger.info("audit chain verified: ok count=%s last_seq=%s", verdict.count, verdict.last_seq)
+    else:
+        logger.error("audit chain BROKEN at seq=%s: %s (checked %s)", verdict.first_broken_seq, verdict.reason, verdict.count)
+    return check
