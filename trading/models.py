@@ -1,0 +1,107 @@
+"""``OrderRecord``: the compliance timing ledger, one row per order attempt (SPEC §5)."""
+from django.db import models
+from django.db.models import Q
+
+from .intents import intent_fingerprint
+
+
+class Source(models.TextChoices):
+    API = "api", "api"
+    BULK = "bulk", "bulk"
+    SELLBOT = "sellbot", "sellbot"
+
+
+class Outcome(models.TextChoices):
+    PENDING = "pending", "pending (reserved, not yet answered)"
+    ACCEPTED = "accepted", "accepted by the broker"
+    REFUSED = "refused", "refused by the gateway"
+    REJECTED = "rejected", "rejected by the broker"
+    FAILED = "failed", "failed (broker fault; outcome unknown upstream)"
+
+
+# A retry with the same client_order_id may only resubmit after asking the broker when the
+# earlier attempt ended in one of these (the order may or may not exist upstream).
+UNCERTAIN_OUTCOMES = (Outcome.FAILED,)
+FINAL_OUTCOMES = (Outcome.ACCEPTED, Outcome.REFUSED, Outcome.REJECTED)
+
+
+class OrderRecord(models.Model):
+    account = models.ForeignKey("accounts.AlpacaAccount", on_delete=models.PROTECT, related_name="order_records", db_index=False)
+    account_type = models.CharField(max_length=8)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    user_id = models.CharField(max_length=128, blank=True)
+
+    client_order_id = models.CharField(max_length=48)
+    # The idempotency key is (account, client_order_id) over the current attempt; a retry after a
+    # broker fault supersedes the failed row (is_current=False) so every attempt keeps its record.
+    is_current = models.BooleanField(default=True)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    broker_order_id = models.CharField(max_length=64, blank=True)
+    # sha256 of the order's canonical fields (trading.intents.intent_fingerprint): a reused
+    # client_order_id with a different order is a 409 conflict, never a replay of the old one.
+    intent_hash = models.CharField(max_length=64, blank=True)
+
+    symbol = models.CharField(max_length=32)
+    asset_class = models.CharField(max_length=16)
+    side = models.CharField(max_length=8)
+    order_type = models.CharField(max_length=16)
+    time_in_force = models.CharField(max_length=8)
+    qty = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True)
+    notional = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    limit_price = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    stop_price = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    extended_hours = models.BooleanField(default=False)
+    # Option buys opted in to the sell bot (SPEC §6): it opens a ManagedPosition when the order fills.
+    auto_sell_enabled = models.BooleanField(default=False)
+
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
+    broker_status = models.CharField(max_length=32, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    balance_status = models.CharField(max_length=24, blank=True)
+    # The response returned for this attempt, replayed verbatim for a repeated client_order_id.
+    response = models.JSONField(default=dict, blank=True)
+
+    received_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    responded_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # Accepted by finding the order at the broker after an attempt whose answer was lost: submitted_at
+    # is the broker's, and broker_ms/overhead_ms are unknown (None).
+    recovered = models.BooleanField(default=False)
+    total_ms = models.FloatField(null=True, blank=True)
+    broker_ms = models.FloatField(null=True, blank=True)
+    overhead_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "client_order_id"],
+                condition=Q(is_current=True),
+                name="order_record_current_client_order_id",
+            )
+        ]
+        # Every index costs each order two writes (the pending row, then its outcome): the set is
+        # what the API, the bot and the admin look up; no LIKE-pattern twins (admin search is icontains).
+        indexes = [
+            models.Index(fields=["-received_at"], name="order_record_recv"),
+            models.Index(fields=["account", "-received_at"], name="order_record_account_recv"),
+            models.Index(fields=["account_type", "-received_at"], name="order_record_type_recv"),
+            models.Index(fields=["outcome", "-received_at"], name="order_record_outcome_recv"),
+            models.Index(fields=["client_order_id"], name="order_record_client_id"),
+            models.Index(fields=["broker_order_id"], name="order_record_broker_id"),
+            models.Index(fields=["symbol"], name="order_record_symbol"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.side} {self.symbol} {self.client_order_id} {self.outcome}"
+
+    @property
+    def fingerprint(self) -> str:
+        if self.intent_hash:
+            return self.intent_hash
+        return intent_fingerprint(symbol=self.symbol, side=self.side, type=self.order_type, time_in_force=self.time_in_force,
+                                  qty=self.qty, notional=self.notional, limit_price=self.limit_price, stop_price=self.stop_price,
+                                  asset_class=self.asset_class, extended_hours=self.extended_hours)

@@ -1,0 +1,113 @@
+"""Reads for the trading API: which account a request addresses, its effective balance settings,
+and the newest balance snapshot."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from accounts.models import AlpacaAccount, BalanceSnapshot
+from audit.selectors import percentile_cont
+from opitios.config import ACCOUNT_ID_RE, TradingConfig, current_config
+from opitios.errors import ApplicationError
+
+from .models import OrderRecord
+
+
+def account_resolve(*, requested_id: str | None, token_account_id: str | None, is_admin: bool) -> AlpacaAccount:
+    """The account a trading or account-data request addresses (SPEC §4 routing, §5 access).
+
+    ``account_id`` from the request, else the token's ``account_id`` claim; never auto-routed.
+    - neither given: 400 ``account_required``;
+    - a non-admin naming an account that is not the token's own: 403 ``account_forbidden``
+      (answered before the lookup, so other account ids cannot be probed);
+    - unknown id: 404 ``account_not_found``.
+    Whether the account may trade (enabled, not mismatched) is decided by the order flow, which
+    records the refusal; reads of a disabled account are refused here by ``account_readable``.
+    """
+    account_id = requested_id or token_account_id
+    if not account_id:
+        raise ApplicationError(
+            "account_required",
+            "Name the account with account_id (query or body), or use a token that carries an account_id claim.",
+            status_code=400,
+        )
+    if not is_admin and account_id != token_account_id:
+        raise ApplicationError(
+            "account_forbidden", f"Your token does not give access to account {account_id}.", status_code=403
+        )
+    account = AlpacaAccount.objects.filter(account_id=account_id).first() if ACCOUNT_ID_RE.match(account_id) else None
+    if account is None:
+        raise ApplicationError("account_not_found", f"Account {account_id} does not exist.", status_code=404)
+    return account
+
+
+def account_readable(account: AlpacaAccount) -> AlpacaAccount:
+    if not account.enabled:
+        raise ApplicationError("account_disabled", f"Account {account.account_id} is disabled.", status_code=422)
+    return account
+
+
+def trading_config() -> TradingConfig:
+    return current_config().trading
+
+
+@dataclass(frozen=True)
+class BalanceSettings:
+    enabled: bool
+    minimum_balance: Decimal
+    max_age_seconds: int
+    timeout_ms: int
+    fallback_max_age_seconds: int
+    fail_closed: bool
+    block_reducing_sells: bool
+
+
+def balance_settings(account: AlpacaAccount) -> BalanceSettings:
+    """Effective settings: the account's override (from the database row, read at check time),
+    else the global ``trading`` section as the file says now."""
+    cfg = trading_config()
+    return BalanceSettings(
+        enabled=cfg.balance_check_enabled if account.balance_check_enabled is None else account.balance_check_enabled,
+        minimum_balance=cfg.minimum_balance if account.minimum_balance is None else account.minimum_balance,
+        max_age_seconds=cfg.balance_max_age_seconds,
+        timeout_ms=cfg.balance_check_timeout_ms,
+        fallback_max_age_seconds=cfg.balance_fallback_max_age_seconds,
+        fail_closed=cfg.balance_check_fail_closed,
+        block_reducing_sells=cfg.block_reducing_sells,
+    )
+
+
+def balance_snapshot_newest(*, account: AlpacaAccount, since: datetime) -> BalanceSnapshot | None:
+    return (
+        BalanceSnapshot.objects.filter(account=account, fetched_at__gte=since).order_by("-fetched_at").only("cash", "fetched_at").first()
+    )
+
+
+def order_record_current(*, account: AlpacaAccount, client_order_id: str) -> OrderRecord | None:
+    return OrderRecord.objects.filter(account=account, client_order_id=client_order_id, is_current=True).first()
+
+
+def _percentile(sorted_values: list[float], p: float) -> float | None:
+    """The same interpolated percentile as the compliance landing page (PostgreSQL's percentile_cont)."""
+    return round(percentile_cont(sorted_values, p / 100), 3) if sorted_values else None
+
+
+def order_latency_daily(queryset) -> list[dict]:
+    """p50/p95/p99 of total_ms and overhead_ms per UTC day, newest day first (computed in Python,
+    so it runs the same on SQLite and PostgreSQL)."""
+    days: dict = {}
+    for received_at, total, overhead in queryset.exclude(total_ms=None).values_list("received_at", "total_ms", "overhead_ms").iterator():
+        bucket = days.setdefault(received_at.date(), ([], []))
+        bucket[0].append(total)
+        if overhead is not None:
+            bucket[1].append(overhead)
+    rows = []
+    for day in sorted(days, reverse=True):
+        totals, overheads = sorted(days[day][0]), sorted(days[day][1])
+        rows.append({
+            "day": day.isoformat(), "count": len(totals),
+            **{f"total_p{p}": _percentile(totals, p) for p in (50, 95, 99)},
+            **{f"overhead_p{p}": _percentile(overheads, p) for p in (50, 95, 99)},
+        })
+    return rows

@@ -1,0 +1,88 @@
+"""Scoped rate limits (SPEC §5 "Throttling") on the shared counters (Redis when configured).
+
+Per user (the token's ``user_id``) or per IP when anonymous, per scope; rates from ``rate_limits``
+in secrets.yml, re-read on change. Responses carry ``X-RateLimit-*``; a 429 also ``Retry-After``.
+When the store is down the throttle lets the request through, logs an error and reports
+``degraded`` under ``throttling`` in detailed health.
+
+Counting is ``accounts.budget.window_take``: a sliding-window estimate over two fixed windows of
+the rate's period, one atomic round trip on Redis (``INCRBY``+``EXPIRE``, pipelined), and the
+embedded cache's shared counter table otherwise (every local process counts together).
+``X-RateLimit-Reset`` is the end of the current window.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from rest_framework.throttling import SimpleRateThrottle
+
+from accounts import budget
+from opitios.config import current_config
+from opitios.health import DEGRADED, OK, register_section
+
+from .auth import token_user_id
+
+logger = logging.getLogger("opitios.trading.throttles")
+
+_last_failure: dict = {"at": None, "error": None}
+DEGRADED_FOR_SECONDS = 60
+
+
+class ConfiguredScopeThrottle(SimpleRateThrottle):
+    """Scoped throttle with the rate of the view's ``throttle_scope``."""
+
+    cache_format = "throttle:%(scope)s:%(ident)s"
+
+    def __init__(self) -> None:  # the rate is looked up per request, in allow_request
+        pass
+
+    def get_rate(self) -> str:
+        rates = current_config().rate_limits
+        return rates.get(self.scope) or rates.get("default") or "120/min"
+
+    def get_cache_key(self, request, view) -> str:
+        user_id = token_user_id(request) if getattr(request, "auth", None) is not None else ""
+        ident = f"user:{user_id}" if user_id else f"ip:{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+    def parse_rate(self, rate):
+        num, period = rate.split("/")
+        seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
+        return int(num), seconds
+
+    def allow_request(self, request, view) -> bool:
+        self.scope = getattr(view, "throttle_scope", None) or "default"
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        self.key = self.get_cache_key(request, view)
+        try:
+            self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True)
+        except Exception as exc:  # the store is down: fail open
+            _last_failure.update(at=time.time(), error=exc.__class__.__name__)
+            logger.error("rate-limit store unavailable, failing open scope=%s error=%s", self.scope, exc.__class__.__name__)
+            return True
+        request.rate_limit = self._headers(self.taken)
+        return self.taken.allowed
+
+    def wait(self) -> float:
+        return self.taken.retry_after
+
+    def _headers(self, taken: budget.Reservation) -> dict:
+        remaining = max(0, math.floor(self.num_requests - taken.used))
+        headers = {"X-RateLimit-Limit": str(self.num_requests), "X-RateLimit-Remaining": str(remaining),
+                   "X-RateLimit-Reset": str(math.ceil(taken.window_ends_at))}
+        if not taken.allowed:
+            headers["Retry-After"] = str(max(1, taken.retry_after))
+        return headers
+
+
+def throttling_health() -> dict:
+    at = _last_failure["at"]
+    if at is not None and time.time() - at < DEGRADED_FOR_SECONDS:
+        return {"status": DEGRADED, "failing_open": True, "last_error": _last_failure["error"], "seconds_ago": round(time.time() - at, 1)}
+    return {"status": OK, "failing_open": False}
+
+
+register_section("throttling", throttling_health)

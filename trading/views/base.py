@@ -1,0 +1,84 @@
+"""The base of every trading API view: receive time, broker-error mapping, rate-limit headers."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework.views import APIView
+
+from accounts.broker import BrokerError
+from opitios.errors import ApplicationError
+
+from ..auth import token_account_id
+from ..permissions import is_admin
+from ..selectors import account_resolve
+from ..serializers import ErrorResponseSerializer
+from ..throttles import ConfiguredScopeThrottle
+
+
+def broker_application_error(exc: BrokerError) -> ApplicationError:
+    headers, details = {}, {}
+    if exc.retry_after:
+        headers["Retry-After"] = str(exc.retry_after)
+        details["retry_after_seconds"] = exc.retry_after
+    if exc.upstream_code:
+        details["upstream_code"] = exc.upstream_code
+    return ApplicationError(exc.code, exc.message or exc.code, status_code=exc.http_status, details=details, headers=headers)
+
+
+class TradingAPIView(APIView):
+    throttle_classes = [ConfiguredScopeThrottle]
+    throttle_scope = "default"
+
+    def initial(self, request, *args, **kwargs):
+        request.received_at = datetime.now(UTC)  # step 1 of the order flow: before auth, throttle, parsing
+        super().initial(request, *args, **kwargs)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, BrokerError):
+            exc = broker_application_error(exc)
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for name, value in (getattr(request, "rate_limit", None) or {}).items():
+            if name != "Retry-After" or response.status_code == 429:
+                response[name] = value
+        return response
+
+    def resolve_account(self, request, requested_id: str | None):
+        return account_resolve(requested_id=requested_id, token_account_id=token_account_id(request), is_admin=is_admin(request))
+
+
+def _err(description: str) -> OpenApiResponse:
+    return OpenApiResponse(response=ErrorResponseSerializer, description=description)
+
+
+COMMON_ERRORS = {
+    400: _err("Malformed input (code invalid_request, invalid_order, ...)."),
+    401: _err("Missing, invalid or expired token (invalid_token, not_authenticated)."),
+    429: _err("Our rate limit (rate_limited) or Alpaca's (upstream_rate_limited); carries Retry-After."),
+}
+BROKER_ERRORS = {
+    404: _err("Not found (account_not_found, not_found)."),
+    422: _err("Refused by a rule (account_disabled, account_type_mismatch, account_type_undetected, account_type_unverified, broker_rejected, ...)."),
+    502: _err("Unexpected broker answer (broker_error)."),
+    503: _err("Broker unavailable (broker_unavailable)."),
+    504: _err("Broker timeout (broker_timeout)."),
+}
+ACCOUNT_ERRORS = {
+    **COMMON_ERRORS,
+    403: _err("Permission denied, or another account than the token's own (permission_denied, account_forbidden)."),
+    **BROKER_ERRORS,
+}
+ORDER_ERRORS = {
+    **ACCOUNT_ERRORS,
+    409: _err("The same client_order_id is being placed concurrently (idempotency_conflict)."),
+    422: _err("Refused by a rule: insufficient_balance, account_type_mismatch, account_type_undetected, account_type_unverified, account_disabled, broker_rejected."),
+    503: _err("broker_unavailable, broker_busy (too many orders in flight; retry with Retry-After), balance_unverified in fail-closed mode, price_unavailable, or database_unavailable."),
+}
+MARKET_ERRORS = {
+    **COMMON_ERRORS,
+    403: _err("Market data requires the market_data permission (when api.market_data_public is off)."),
+    **BROKER_ERRORS,
+}

@@ -1,0 +1,174 @@
+"""Market data: quotes, bars, option chains (SPEC §5). Served by any enabled account (§4 routing)."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+
+from accounts import broker as broker_seam
+from accounts.broker import BrokerError, BrokerRejected
+from opitios.errors import ApplicationError
+
+from ..formatting import bar_json, contract_json, quote_json
+from ..intents import occ_parse, stock_symbol_valid
+from ..permissions import MarketDataAccess
+from ..selectors import trading_config
+from ..serializers import (
+    BarsQuerySerializer,
+    BarsSerializer,
+    ChainQuerySerializer,
+    ChainSerializer,
+    MarketRoutingQuerySerializer,
+    OptionQuotesBatchInputSerializer,
+    QuoteBatchResultSerializer,
+    QuoteSerializer,
+    StockQuotesBatchInputSerializer,
+)
+from .base import MARKET_ERRORS, TradingAPIView, broker_application_error
+
+TAGS = ["market data"]
+
+
+def _stock_symbol(symbol: str) -> str:
+    symbol = symbol.strip().upper()
+    if not stock_symbol_valid(symbol):
+        raise ApplicationError("invalid_symbol", f"{symbol!r} is not a valid stock symbol.", status_code=400)
+    return symbol
+
+
+def _routing(data: dict) -> dict:
+    return {"account_id": data.get("account_id") or None, "routing_key": data.get("routing_key") or None}
+
+
+def _batch(symbols: list[str], fetch, routing: dict) -> list[dict]:
+    """One upstream call for the batch; if the upstream refuses the batch (one bad symbol), each
+    symbol is fetched alone so a failing symbol does not fail the others."""
+    try:
+        quotes = fetch(symbols, **routing)
+    except BrokerRejected:
+        quotes = {}
+        errors: dict[str, BrokerError] = {}
+        for symbol in symbols:
+            try:
+                quotes.update(fetch([symbol], **routing))
+            except BrokerRejected as exc:
+                errors[symbol] = exc
+    else:
+        errors = {}
+    results = []
+    for symbol in symbols:
+        if symbol in quotes and quotes[symbol] is not None:
+            results.append({"symbol": symbol, "quote": quote_json(quotes[symbol])})
+        elif symbol in errors:
+            e = broker_application_error(errors[symbol])
+            results.append({"symbol": symbol, "error": {"code": e.code, "message": e.message, "details": e.details}})
+        else:
+            results.append({"symbol": symbol, "error": {"code": "not_found", "message": f"No quote for {symbol}.", "details": {}}})
+    return results
+
+
+def _check_batch_size(n: int) -> None:
+    limit = trading_config().max_symbols_per_request
+    if n > limit:
+        raise ApplicationError("too_many_symbols", f"At most {limit} symbols per request; got {n}.", status_code=400,
+                               details={"max_symbols_per_request": limit})
+
+
+TIMEFRAME_SPAN = {"1Min": timedelta(minutes=1), "5Min": timedelta(minutes=5), "15Min": timedelta(minutes=15),
+                  "1Hour": timedelta(hours=1), "1Day": timedelta(days=1)}
+
+
+def _default_start(timeframe: str, limit: int, end: datetime | None) -> datetime:
+    """Without ``start``, look back far enough for ``limit`` bars across nights and weekends
+    (Alpaca itself would start at today's midnight, which is empty before the open)."""
+    return (end or datetime.now(UTC)) - TIMEFRAME_SPAN[timeframe] * limit * 3 - timedelta(days=4)
+
+
+class StockQuoteView(TradingAPIView):
+    permission_classes = [MarketDataAccess]
+    throttle_scope = "stock_quote"
+
+    @extend_schema(tags=TAGS, summary="Latest stock quote", parameters=[MarketRoutingQuerySerializer],
+                   responses={200: QuoteSerializer, **MARKET_ERRORS}, auth=[{"jwtAuth": []}, {}])
+    def get(self, request, symbol: str):
+        symbol = _stock_symbol(symbol)
+        q = MarketRoutingQuerySerializer(data=request.query_params)
+        q.is_valid(raise_exception=True)
+        quote = broker_seam.market_data().stock_quotes([symbol], **_routing(q.validated_data)).get(symbol)
+        if quote is None:
+            raise ApplicationError("not_found", f"No quote for {symbol}.", status_code=404)
+        return Response(quote_json(quote))
+
+
+class StockQuotesBatchView(TradingAPIView):
+    permission_classes = [MarketDataAccess]
+    throttle_scope = "quotes_batch"
+
+    @extend_schema(tags=TAGS, summary="Latest quotes for several stocks (per-symbol results)",
+                   request=StockQuotesBatchInputSerializer, responses={200: QuoteBatchResultSerializer, **MARKET_ERRORS},
+                   auth=[{"jwtAuth": []}, {}])
+    def post(self, request):
+        s = StockQuotesBatchInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        symbols = list(dict.fromkeys(x.strip().upper() for x in s.validated_data["symbols"]))
+        _check_batch_size(len(symbols))
+        bad = [x for x in symbols if not stock_symbol_valid(x)]
+        good = [x for x in symbols if stock_symbol_valid(x)]
+        results = _batch(good, broker_seam.market_data().stock_quotes, _routing(s.validated_data)) if good else []
+        results += [{"symbol": x, "error": {"code": "invalid_symbol", "message": f"{x!r} is not a valid stock symbol.", "details": {}}}
+                    for x in bad]
+        order = {x: i for i, x in enumerate(symbols)}
+        return Response({"results": sorted(results, key=lambda r: order[r["symbol"]])})
+
+
+class StockBarsView(TradingAPIView):
+    permission_classes = [MarketDataAccess]
+
+    @extend_schema(tags=TAGS, summary="Historical bars", parameters=[BarsQuerySerializer], responses={200: BarsSerializer, **MARKET_ERRORS},
+                   auth=[{"jwtAuth": []}, {}])
+    def get(self, request, symbol: str):
+        symbol = _stock_symbol(symbol)
+        q = BarsQuerySerializer(data=request.query_params)
+        q.is_valid(raise_exception=True)
+        d = q.validated_data
+        start = d.get("start") or _default_start(d["timeframe"], d["limit"], d.get("end"))
+        bars = broker_seam.market_data().stock_bars(symbol, timeframe=d["timeframe"], start=start, end=d.get("end"), limit=d["limit"],
+                                                    **_routing(d))
+        return Response({"symbol": symbol, "timeframe": d["timeframe"], "bars": [bar_json(b) for b in bars[: d["limit"]]]})
+
+
+class OptionChainView(TradingAPIView):
+    permission_classes = [MarketDataAccess]
+
+    @extend_schema(tags=TAGS, summary="Option chain with bid/ask, IV and greeks", parameters=[ChainQuerySerializer],
+                   responses={200: ChainSerializer, **MARKET_ERRORS}, auth=[{"jwtAuth": []}, {}])
+    def get(self, request, underlying: str):
+        underlying = _stock_symbol(underlying)
+        q = ChainQuerySerializer(data=request.query_params)
+        q.is_valid(raise_exception=True)
+        d = q.validated_data
+        contracts = broker_seam.market_data().option_chain(underlying, expiration_date=d.get("expiration_date"), option_type=d.get("type"),
+                                               **_routing(d))
+        return Response({"underlying": underlying, "contracts": [c for c in (contract_json(x) for x in contracts) if c]})
+
+
+class OptionQuotesBatchView(TradingAPIView):
+    permission_classes = [MarketDataAccess]
+    throttle_scope = "quotes_batch"
+
+    @extend_schema(tags=TAGS, summary="Latest quotes for several option contracts (per-symbol results)",
+                   request=OptionQuotesBatchInputSerializer, responses={200: QuoteBatchResultSerializer, **MARKET_ERRORS},
+                   auth=[{"jwtAuth": []}, {}])
+    def post(self, request):
+        s = OptionQuotesBatchInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        symbols = list(dict.fromkeys(x.strip().upper() for x in s.validated_data["option_symbols"]))
+        _check_batch_size(len(symbols))
+        bad = [x for x in symbols if occ_parse(x) is None]
+        good = [x for x in symbols if occ_parse(x) is not None]
+        results = _batch(good, broker_seam.market_data().option_quotes, _routing(s.validated_data)) if good else []
+        results += [{"symbol": x, "error": {"code": "invalid_symbol", "message": f"{x!r} is not a compact OCC option symbol.", "details": {}}}
+                    for x in bad]
+        order = {x: i for i, x in enumerate(symbols)}
+        return Response({"results": sorted(results, key=lambda r: order[r["symbol"]])})

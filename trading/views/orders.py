@@ -1,0 +1,170 @@
+"""Orders: stock, option, quick, list, detail, cancel and bulk (SPEC §5). Every placement goes
+through ``services.order_place``."""
+from __future__ import annotations
+
+import uuid
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+
+from accounts import broker as broker_seam
+from accounts.models import AlpacaAccount
+from opitios.errors import ApplicationError
+
+from ..auth import token_user_id
+from ..intents import STOCK, OrderIntent, client_intent_errors
+from ..models import Source
+from ..permissions import HasAccountAccess, HasBulkTrading, HasTrading
+from ..selectors import account_readable
+from ..serializers import (
+    AccountQuerySerializer,
+    BulkOrderInputSerializer,
+    BulkResultSerializer,
+    CancelResultSerializer,
+    OptionOrderInputSerializer,
+    OrderListSerializer,
+    OrderSerializer,
+    OrdersQuerySerializer,
+    PlacedOrderSerializer,
+    QuickOrderQuerySerializer,
+    StockOrderInputSerializer,
+)
+from ..services import broker_order_json, order_cancel, order_place, orders_bulk_place
+from .base import ACCOUNT_ERRORS, ORDER_ERRORS, TradingAPIView
+
+TAGS = ["orders"]
+
+
+def _respond(result) -> Response:
+    return Response(result.body, status=result.http_status, headers=result.headers)
+
+
+class _PlaceOrderView(TradingAPIView):
+    permission_classes = [HasTrading]
+    input_serializer = StockOrderInputSerializer
+
+    def post(self, request):
+        s = self.input_serializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        account = self.resolve_account(request, s.validated_data.get("account_id"))
+        result = order_place(account=account, intent=s.intent, source=Source.API, user_id=token_user_id(request),
+                             received_at=request.received_at)
+        return _respond(result)
+
+
+class StockOrderView(_PlaceOrderView):
+    throttle_scope = "stock_order"
+    input_serializer = StockOrderInputSerializer
+
+    @extend_schema(tags=TAGS, summary="Place a stock order", request=StockOrderInputSerializer,
+                   responses={201: PlacedOrderSerializer, 200: PlacedOrderSerializer, **ORDER_ERRORS},
+                   description="201 for a new order; 200 with replayed=true when the client_order_id was seen before.")
+    def post(self, request):
+        return super().post(request)
+
+
+class OptionOrderView(_PlaceOrderView):
+    throttle_scope = "option_order"
+    input_serializer = OptionOrderInputSerializer
+
+    @extend_schema(tags=TAGS, summary="Place an option order (OCC symbol, whole contracts, day only)", request=OptionOrderInputSerializer,
+                   responses={201: PlacedOrderSerializer, 200: PlacedOrderSerializer, **ORDER_ERRORS})
+    def post(self, request):
+        return super().post(request)
+
+
+class QuickOrderView(TradingAPIView):
+    permission_classes = [HasTrading]
+    throttle_scope = "stock_order"
+    side = "buy"
+
+    @extend_schema(tags=TAGS, summary="Quick market order (day)", request=None, parameters=[QuickOrderQuerySerializer],
+                   responses={201: PlacedOrderSerializer, 200: PlacedOrderSerializer, **ORDER_ERRORS})
+    def post(self, request, symbol: str):
+        q = QuickOrderQuerySerializer(data=request.query_params)
+        q.is_valid(raise_exception=True)
+        d = q.validated_data
+        intent = OrderIntent(symbol=symbol.strip().upper(), side=self.side, type="market", time_in_force="day", asset_class=STOCK,
+                             qty=d["qty"], client_order_id=d.get("client_order_id"))
+        errors = client_intent_errors(intent)
+        if errors:
+            raise ApplicationError("invalid_order", next(iter(errors.values())), status_code=400, details={"fields": errors})
+        account = self.resolve_account(request, d.get("account_id"))
+        return _respond(order_place(account=account, intent=intent, source=Source.API, user_id=token_user_id(request),
+                                    received_at=request.received_at))
+
+
+class QuickBuyView(QuickOrderView):
+    side = "buy"
+
+
+class QuickSellView(QuickOrderView):
+    side = "sell"
+
+
+def _order_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ApplicationError("invalid_order_id", f"{value!r} is not an order id (a UUID).", status_code=400) from None
+
+
+class OrdersView(TradingAPIView):
+    permission_classes = [HasAccountAccess]
+
+    @extend_schema(tags=TAGS, summary="The account's orders", parameters=[OrdersQuerySerializer],
+                   responses={200: OrderListSerializer, **ACCOUNT_ERRORS})
+    def get(self, request):
+        q = OrdersQuerySerializer(data=request.query_params)
+        q.is_valid(raise_exception=True)
+        d = q.validated_data
+        account = account_readable(self.resolve_account(request, d.get("account_id")))
+        orders = broker_seam.broker_for(account).list_orders(status=d["status"], limit=d["limit"])
+        return Response({"account": {"id": account.account_id, "type": account.account_type},
+                         "orders": [broker_order_json(o) for o in orders]})
+
+
+class OrderDetailView(TradingAPIView):
+    def get_permissions(self):
+        return [HasTrading()] if self.request.method == "DELETE" else [HasAccountAccess()]
+
+    @extend_schema(tags=TAGS, summary="One order", operation_id="order_detail", parameters=[AccountQuerySerializer],
+                   responses={200: OrderSerializer, **ACCOUNT_ERRORS})
+    def get(self, request, order_id: str):
+        q = AccountQuerySerializer(data=request.query_params)
+        q.is_valid(raise_exception=True)
+        order_id = _order_id(order_id)
+        account = account_readable(self.resolve_account(request, q.validated_data.get("account_id")))
+        return Response(broker_order_json(broker_seam.broker_for(account).get_order(order_id)))
+
+    @extend_schema(tags=TAGS, summary="Cancel one order", parameters=[AccountQuerySerializer],
+                   responses={200: CancelResultSerializer, **ACCOUNT_ERRORS})
+    def delete(self, request, order_id: str):
+        q = AccountQuerySerializer(data=request.query_params)
+        q.is_valid(raise_exception=True)
+        order_id = _order_id(order_id)
+        account = account_readable(self.resolve_account(request, q.validated_data.get("account_id")))
+        return Response(order_cancel(account=account, order_id=order_id, user_id=token_user_id(request)))
+
+
+class BulkOrderView(TradingAPIView):
+    permission_classes = [HasBulkTrading]
+    throttle_scope = "bulk_order"
+
+    @extend_schema(tags=TAGS, summary="The same order on every enabled account or a listed subset, concurrently",
+                   request=BulkOrderInputSerializer, responses={200: BulkResultSerializer, **ORDER_ERRORS})
+    def post(self, request):
+        s = BulkOrderInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        ids = s.validated_data.get("account_ids")
+        if ids:
+            ids = list(dict.fromkeys(ids))
+            accounts = list(AlpacaAccount.objects.filter(account_id__in=ids))
+            missing = sorted(set(ids) - {a.account_id for a in accounts})
+            if missing:
+                raise ApplicationError("account_not_found", f"Unknown account(s): {', '.join(missing[:20])}.", status_code=404,
+                                       details={"missing": missing})
+        else:
+            accounts = list(AlpacaAccount.objects.filter(enabled=True))
+        return Response(orders_bulk_place(accounts=accounts, intent=s.intent, user_id=token_user_id(request),
+                                          received_at=request.received_at))
