@@ -1,0 +1,78 @@
+"""Admin for the sell bot: managed positions (opt in/out through the service), decisions and
+cancellations read-only for compliance (SPEC §6, §7)."""
+from django.contrib import admin, messages
+
+from . import services
+from .models import AutoSellFill, ManagedPosition, SellBotState, SellCancellation, SellDecision
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ManagedPosition)
+class ManagedPositionAdmin(admin.ModelAdmin):
+    list_display = ("account", "symbol", "qty", "entry_price", "high_water_mark", "status", "opted_in", "origin", "opened_at",
+                    "exit_reason", "exit_attempts", "exit_cancellations")
+    list_filter = ("status", "opted_in", "origin", "account__account_type")
+    search_fields = ("symbol", "account__account_id", "exit_client_order_id")
+    date_hierarchy = "opened_at"
+    actions = ("opt_in", "opt_out")
+    readonly_fields = [f.name for f in ManagedPosition._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _set(self, request, queryset, opted_in: bool) -> None:
+        actor = f"admin:{request.user.get_username()}"
+        for position in queryset:
+            services.position_set_opt_in(position=position, opted_in=opted_in, actor_id=actor)
+        self.message_user(request, f"{queryset.count()} position(s) opted {'in' if opted_in else 'out'}.", messages.SUCCESS)
+
+    @admin.action(description="Opt in: the sell bot manages these positions", permissions=["change"])
+    def opt_in(self, request, queryset):
+        self._set(request, queryset, True)
+
+    @admin.action(description="Opt out: the sell bot never touches these positions", permissions=["change"])
+    def opt_out(self, request, queryset):
+        self._set(request, queryset, False)
+
+
+@admin.register(SellDecision)
+class SellDecisionAdmin(ReadOnlyAdmin):
+    list_display = ("decided_at", "account", "symbol", "reason", "price", "entry_price", "pl_pct", "qty", "attempt", "order_type",
+                    "limit_price", "client_order_id", "outcome")
+    list_filter = ("reason", "outcome", "order_type", "account__account_type")
+    search_fields = ("symbol", "client_order_id", "broker_order_id", "account__account_id")
+    date_hierarchy = "decided_at"
+
+
+@admin.register(SellCancellation)
+class SellCancellationAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "account", "symbol", "order_type", "side", "order_id", "age_seconds", "limit_minutes", "attempts",
+                    "outcome", "error", "total_ms")
+    list_filter = ("outcome", "order_type", "side", "account__account_type")
+    search_fields = ("symbol", "order_id", "client_order_id", "account__account_id")
+    date_hierarchy = "created_at"
+
+
+@admin.register(AutoSellFill)
+class AutoSellFillAdmin(ReadOnlyAdmin):
+    list_display = ("account", "client_order_id", "symbol", "filled_qty", "filled_avg_price", "broker_status", "final", "position")
+    search_fields = ("symbol", "client_order_id", "broker_order_id")
+
+
+@admin.register(SellBotState)
+class SellBotStateAdmin(ReadOnlyAdmin):
+    list_display = ("enabled", "status", "heartbeat_at", "last_sweep_started_at", "last_sweep_finished_at", "last_sweep_duration_ms",
+                    "worker", "changed_by", "changed_at")

@@ -1,0 +1,96 @@
+"""Sell-bot Celery tasks (SPEC §6). Thin: they take ids, call a service, and handle retries.
+
+Beat sends ``sellbot.sweep`` every ``check_interval`` and ``sellbot.watchdog`` alongside it
+(CELERY_BEAT_SCHEDULE in opitios/settings/base.py).
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from . import selectors, services
+from .market import MarketSnapshot
+
+logger = logging.getLogger("opitios.sellbot")
+
+
+def _queued_key(account_pk: int) -> str:
+    return f"sellbot:queued:{account_pk}"
+
+
+# Not acks_late: beat sends a fresh sweep every interval, so redelivering a stale one after a crash
+# would only add a late duplicate; the message also expires after one interval.
+@shared_task(name="sellbot.sweep", ignore_result=True, soft_time_limit=20, time_limit=30)
+def sweep() -> dict:
+    """Fan out ``sellbot.check_account`` to every account with something to do."""
+    sweep_id = uuid.uuid4().hex[:12]
+    worker = selectors.worker_name()
+    started = timezone.now()
+    if services.sweep_begin(sweep_id=sweep_id, worker=worker) is None:
+        return {"skipped": "stopped"}
+    config = selectors.sell_config()
+    accounts = selectors.accounts_to_sweep(config=config)
+    # One clock and one batch of quotes for the whole sweep (sellbot.market); each check gets its share.
+    symbols = selectors.managed_symbols(account_pks=accounts)
+    market, market_failures = services.market_snapshot_take(
+        symbols={s for held in symbols.values() for s in held}, clock_account_pk=accounts[0] if accounts else None,
+    )
+    # One queued check per account: a slow sweep never piles messages up behind itself. The marker
+    # expires, so a check lost with a killed worker is sent again a few intervals later.
+    marker_ttl = max(5.0, 5 * config.check_interval)
+    dispatched = 0
+    for pk in accounts:
+        if cache.add(_queued_key(pk), sweep_id, marker_ttl):
+            check_account.apply_async((pk,), {"market": market.for_symbols(symbols.get(pk, ())).to_message()}, expires=marker_ttl)
+            dispatched += 1
+    counts = {"accounts": len(accounts), "dispatched": dispatched, "already_queued": len(accounts) - dispatched,
+              "quoted_symbols": len(market.quotes), **market_failures}
+    services.sweep_finish(sweep_id=sweep_id, started_at=started, counts=counts)
+    return {"sweep_id": sweep_id, **counts}
+
+
+# acks_late: the check is idempotent (per-account lock; exit orders carry deterministic client ids that
+# are persisted before submission), so a message redelivered after a killed worker is safe to rerun.
+# ignore_result: nothing reads it (the outcome is logged and in the task events); storing a result
+# per account per sweep only cost the result backend a write.
+@shared_task(name="sellbot.check_account", acks_late=True, ignore_result=True, soft_time_limit=40, time_limit=50)
+def check_account(account_pk: int, market: dict | None = None) -> dict:
+    cache.delete(_queued_key(account_pk))
+    result = services.account_check(account_pk=account_pk, worker=selectors.worker_name(), market=MarketSnapshot.from_message(market))
+    for pk in result.cancellations:
+        cancel_order.delay(pk)
+    return {"account_pk": account_pk, "skipped": result.skipped, **result.counts}
+
+
+# acks_late: cancelling is idempotent (a second cancel of the same order ends as already_final, and a
+# finished SellCancellation row is never moved again), so redelivery after a crash is safe.
+#
+# Retries: transient broker errors (timeouts, 5xx, 429) are retried up to 5 times with exponential
+# backoff, jitter and a 60 s cap. The retry is raised here rather than through ``autoretry_for``
+# because every attempt must be written to the SellCancellation row first, and because Celery's full
+# jitter (0..2^n s) lets a later delay be shorter than an earlier one; ours stays in the upper half of
+# each step. SELLBOT_CANCEL_RETRY_BASE_SECONDS (default 1) scales the steps, so tests run in seconds.
+@shared_task(name="sellbot.cancel_order", bind=True, acks_late=True, max_retries=5, soft_time_limit=20, time_limit=30)
+def cancel_order(self, cancellation_pk: int) -> str:
+    delay = services.retry_delay(retries=self.request.retries, base=settings.SELLBOT_CANCEL_RETRY_BASE_SECONDS, cap=settings.SELLBOT_CANCEL_RETRY_MAX_SECONDS)
+    attempt = services.cancellation_attempt(
+        cancellation_pk=cancellation_pk, retries=self.request.retries, max_retries=self.max_retries, next_delay=delay,
+        worker=selectors.worker_name(),
+    )
+    if attempt.retry:
+        raise self.retry(exc=attempt.error, countdown=delay)
+    return attempt.outcome
+
+
+# Not acks_late: beat runs it again within one interval.
+@shared_task(name="sellbot.watchdog", ignore_result=True, soft_time_limit=10, time_limit=15)
+def watchdog() -> str:
+    if services.bot_watchdog(worker=selectors.worker_name()):
+        sweep.apply_async(expires=max(selectors.sell_config().check_interval, 1.0))
+        return "stalled: sweep re-dispatched"
+    return "ok"
