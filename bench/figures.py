@@ -1,0 +1,72 @@
+"""The benchmark scripts the runner knows and the figures it reads from their JSON (SPEC §11 targets).
+
+A figure names its script, the path of keys to its value in the script's JSON, and its target (or none: an
+informative figure). A script that is missing, fails, or lacks a key makes its figures "error".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Run order: cheap and independent first; the long whole-stack ones last.
+SCRIPTS = ("sim_throughput", "audit_write", "order_overhead", "quote_throughput", "saturation", "accounts_scale", "memory",
+           "sell_sweep")
+# Modules under bench/ that are not benchmark scripts.
+HELPERS = frozenset({"__init__", "__main__", "figures", "machine", "report", "wrk", "gateway", "profile_order"})
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    label: str
+    script: str
+    path: tuple[str, ...]
+    unit: str
+    op: str | None = None  # "<=" or ">="; None: informative, no target
+    target: float | None = None
+
+    def target_text(self) -> str:
+        if self.op is None:
+            return "–"
+        return f"{'≤' if self.op == '<=' else '≥'} {self.target:g} {self.unit}".strip()
+
+    def verdict(self, value: float) -> str:
+        if self.op is None:
+            return "info"
+        ok = value <= self.target if self.op == "<=" else value >= self.target
+        return "pass" if ok else "miss"
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("gateway_overhead_p50_ms", "Gateway overhead, stock order, p50", "order_overhead", ("overhead_ms", "p50"), "ms", "<=", 5),
+    Figure("gateway_overhead_p95_ms", "Gateway overhead, stock order, p95", "order_overhead", ("overhead_ms", "p95"), "ms", "<=", 10),
+    Figure("gateway_overhead_p99_ms", "Gateway overhead, stock order, p99", "order_overhead", ("overhead_ms", "p99"), "ms"),
+    Figure("quote_throughput_ratio", "Quote throughput, gateway / alpacasim (c=32)", "quote_throughput", ("ratio",), "×", ">=", 0.5),
+    Figure("quote_gateway_rps", "Quote throughput through the gateway", "quote_throughput", ("gateway_rps",), "req/s"),
+    Figure("quote_sim_rps", "Quote throughput of alpacasim, same route", "quote_throughput", ("sim_rps",), "req/s"),
+    Figure("quote_saturation_rps", "Saturation: quote route, highest req/s with p99 ≤ 1 s and no failure", "saturation",
+           ("quote_saturation", "requests_per_s"), "req/s"),
+    Figure("health_saturation_rps", "Saturation: /health, highest req/s with p99 ≤ 1 s and no failure", "saturation",
+           ("health_saturation", "requests_per_s"), "req/s"),
+    Figure("sync_and_detection_s", "sync_accounts + detection, 1000 accounts", "accounts_scale", ("sync_and_detection_s",), "s", "<=", 10),
+    Figure("web_worker_ready_s", "Web worker ready, 1000 accounts", "accounts_scale", ("web_worker_ready_s",), "s", "<=", 3),
+    Figure("sweep_seconds", "Sell sweep 1000 × 5, 2 worker processes", "sell_sweep", ("sweep_seconds",), "s", "<=", 10),
+    Figure("sweep_under_api_load_s", "Sell sweep 1000 × 5 while the API client runs", "sell_sweep",
+           ("sweep_under_api_load_seconds",), "s"),
+    Figure("sweep_api_p95_ratio", "API p95 during sweep / idle p95", "sell_sweep", ("ratio",), "×", "<=", 1.1),
+    Figure("idle_api_p95_ms", "API p95 idle", "sell_sweep", ("idle_p95_ms",), "ms"),
+    Figure("sweep_api_p95_ms", "API p95 during sweep", "sell_sweep", ("sweep_p95_ms",), "ms"),
+    Figure("audit_write_median_ms", "OrderRecord + AuditEvent write, median", "audit_write", ("median_ms",), "ms", "<=", 1),
+    Figure("audit_write_p95_ms", "OrderRecord + AuditEvent write, p95", "audit_write", ("p95_ms",), "ms"),
+    Figure("sim_rps", "alpacasim requests/s, one core (lowest route)", "sim_throughput", ("min_requests_per_s",), "req/s", ">=", 2000),
+    Figure("web_worker_peak_rss_mb", "Web worker peak RSS, 1000 accounts", "memory", ("web_worker_peak_rss_mb",), "MB"),
+    Figure("celery_worker_peak_rss_mb", "Celery worker peak RSS (largest process), 1000 accounts", "memory",
+           ("celery_worker_peak_rss_mb",), "MB"),
+)
+
+
+def lookup(data: object, path: tuple[str, ...]) -> object:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            raise KeyError(".".join(path))
+        data = data[key]
+    return data

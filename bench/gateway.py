@@ -1,0 +1,138 @@
+"""The whole gateway for a benchmark: alpacasim plus gunicorn with the production settings.
+
+``gateway_stack()`` starts alpacasim (rate limit off, seed 1), writes a bench secrets file (the
+example accounts, every rate limit and per-account upstream budget raised so the bench measures
+the work and not a 429), migrates, syncs the accounts, mints a token, and runs gunicorn with
+``opitios/gunicorn.conf.py`` and ``opitios.settings.production`` (file logging only, no console).
+
+The database and cache are the process environment's: embedded (a fresh SQLite file, file cache,
+filesystem broker) unless ``DATABASE_URL`` / ``REDIS_URL`` are set. All server output goes to
+stderr, so a bench script's stdout carries only its JSON result.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers.sim import SimServer, free_port  # noqa: E402
+
+RAISED = "1000000/min"
+# A fixed bench-only Fernet key: re-runs against the same PostgreSQL database can still decrypt
+# the rows an earlier run stored. It protects nothing but the public demo credentials.
+BENCH_FERNET_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"opitios-bench-only").digest()).decode()
+
+
+def pct(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile of per-request timings; the one every bench script uses."""
+    if not values:
+        return None
+    s = sorted(values)
+    return s[max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))]
+
+
+@dataclass
+class Gateway:
+    base_url: str
+    token: str
+    sim: SimServer
+    config: dict
+    env: dict
+    web: subprocess.Popen
+    info: dict = field(default_factory=dict)
+
+
+def configuration() -> dict:
+    return {
+        "database": "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite",
+        "cache": "redis" if os.environ.get("REDIS_URL") else "file",
+    }
+
+
+@contextlib.contextmanager
+def gateway_stack(*, workers: int | None = None, threads: int | None = None, permissions: str = "trading") -> Iterator[Gateway]:
+    tmp = Path(tempfile.mkdtemp(prefix="opitios-bench-"))
+    sim = SimServer(seed=1, rate_limit=False).start()
+    web = None
+    try:
+        config = yaml.safe_load((ROOT / "secrets.example.yml").read_text())
+        config["rate_limits"] = {k: RAISED for k in ("stock_quote", "quotes_batch", "stock_order", "option_order", "default")}
+        for account in config["accounts"].values():
+            account["rate_limit_per_minute"] = 1_000_000
+        (tmp / "secrets.yml").write_text(yaml.safe_dump(config))
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "opitios.settings.production",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "OPITIOS_JWT_SECRET_KEY": secrets.token_urlsafe(48),
+            "OPITIOS_FERNET_KEYS": BENCH_FERNET_KEY,
+            "OPITIOS_SECRETS": str(tmp / "secrets.yml"),
+            "OPITIOS_VAR_DIR": str(tmp / "var"),
+            "OPITIOS_LOG_DIR": str(tmp / "logs"),
+            "ALPACA_PAPER_URL": sim.paper_url,
+            "ALPACA_LIVE_URL": sim.live_url,
+            "ALPACA_DATA_URL": sim.data_url,
+        }
+        if "DATABASE_URL" not in os.environ:
+            env["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
+        if workers is not None:
+            env["WEB_CONCURRENCY"] = str(workers)
+        if threads is not None:
+            env["GUNICORN_THREADS"] = str(threads)
+        py = sys.executable
+        quiet = {"cwd": ROOT, "env": env, "check": True, "stdout": sys.stderr}
+        subprocess.run([py, "manage.py", "migrate", "--noinput", "-v", "0"], **quiet)
+        subprocess.run([py, "manage.py", "sync_accounts"], **quiet)
+        token = subprocess.run(
+            [py, "manage.py", "issue_token", "--user-id", "bench", "--account-id", "account_001", "--permissions", permissions,
+             "--ttl", "7200"],
+            cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        ).stdout.strip()
+        port = free_port()
+        web = subprocess.Popen(
+            [py, "-m", "gunicorn", "opitios.wsgi:application", "-c", "opitios/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
+            cwd=ROOT, env=env, stdout=sys.stderr,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{base}/api/v1/health", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if web.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not become healthy")
+            time.sleep(0.1)
+        info = {
+            **configuration(),
+            "settings": "opitios.settings.production",
+            "gunicorn": {"config": "opitios/gunicorn.conf.py", "WEB_CONCURRENCY": env.get("WEB_CONCURRENCY", "default"),
+                         "GUNICORN_THREADS": env.get("GUNICORN_THREADS", "default")},
+            "cpus": os.cpu_count(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        }
+        yield Gateway(base, token, sim, config, env, web, info)
+    finally:
+        if web is not None:
+            web.terminate()
+            try:
+                web.wait(15)
+            except subprocess.TimeoutExpired:
+                web.kill()
+        sim.stop()
