@@ -1,0 +1,192 @@
+"""Validate alpacasim's responses against Alpaca's reference OpenAPI specs (read in place, never copied).
+
+Relaxations, kept minimal:
+- OpenAPI 3.0 ``nullable: true`` becomes JSON Schema ``type: [T, "null"]`` (the spec's own meaning).
+- ``format`` is not asserted (jsonschema ignores it by default); timestamps are checked by the other tests.
+"""
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import requests
+
+from .conftest import PAPER_KEY, PAPER_SECRET
+
+SPEC_DIR = (
+    Path(__file__).resolve().parents[3] / "shared/reference/alpaca"
+)  # repo root's parent
+if not SPEC_DIR.exists():  # a git worktree one level deeper (e.g. /work/wt/<branch>)
+    SPEC_DIR = Path(__file__).resolve().parents[4] / "shared/reference/alpaca"
+HEADERS = {"APCA-API-KEY-ID": PAPER_KEY, "APCA-API-SECRET-KEY": PAPER_SECRET}
+
+
+def _load(name: str) -> dict:
+    path = SPEC_DIR / name
+    if not path.exists():
+        pytest.skip(f"Alpaca reference specs not found at {SPEC_DIR}")
+    return json.loads(path.read_text())
+
+
+def _resolve(node, schemas: dict, depth: int = 0):
+    """Inline local $refs and translate OpenAPI's nullable; depth-limited for recursive schemas."""
+    if isinstance(node, list):
+        return [_resolve(n, schemas, depth) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        if depth > 8:
+            return {}
+        return _resolve(
+            copy.deepcopy(schemas[node["$ref"].rsplit("/", 1)[-1]]), schemas, depth + 1
+        )
+    out = {
+        k: _resolve(v, schemas, depth)
+        for k, v in node.items()
+        if k not in ("example", "x-examples")
+    }
+    if out.pop("nullable", False):
+        if "type" in out:
+            out["type"] = (
+                [out["type"], "null"]
+                if isinstance(out["type"], str)
+                else [*out["type"], "null"]
+            )
+        if "enum" in out and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]
+    return out
+
+
+@pytest.fixture(scope="module")
+def trading_schemas():
+    return _load("trading-api.json")["components"]["schemas"]
+
+
+@pytest.fixture(scope="module")
+def data_schemas():
+    return _load("market-data-api.json")["components"]["schemas"]
+
+
+def check(schemas: dict, name: str, instance) -> None:
+    schema = _resolve(schemas[name], schemas)
+    jsonschema.validate(instance, schema, cls=jsonschema.Draft7Validator)
+
+
+def get(sim, path: str, **params):
+    resp = requests.get(sim.base_url + path, params=params, headers=HEADERS, timeout=5)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_trading_responses_match_the_spec(sim, trading_schemas):
+    sim.set_price("AAPL", 100)
+    resp = requests.post(
+        sim.paper_url + "/v2/orders",
+        json={
+            "symbol": "AAPL",
+            "qty": 2,
+            "side": "buy",
+            "type": "market",
+            "time_in_force": "day",
+        },
+        headers=HEADERS,
+        timeout=5,
+    )
+    check(trading_schemas, "Order", resp.json())
+    resting = requests.post(
+        sim.paper_url + "/v2/orders",
+        json={
+            "symbol": "AAPL",
+            "qty": 1,
+            "side": "buy",
+            "type": "limit",
+            "limit_price": "1",
+            "time_in_force": "gtc",
+        },
+        headers=HEADERS,
+        timeout=5,
+    ).json()
+    check(trading_schemas, "Order", resting)
+    check(trading_schemas, "Account", get(sim, "/paper/v2/account"))
+    for pos in get(sim, "/paper/v2/positions"):
+        check(trading_schemas, "Position", pos)
+    check(trading_schemas, "Clock", get(sim, "/paper/v2/clock"))
+    for day in get(sim, "/paper/v2/calendar", start="2025-01-06", end="2025-01-10"):
+        check(trading_schemas, "Calendar", day)
+    check(trading_schemas, "Assets", get(sim, "/paper/v2/assets/AAPL"))
+    check(
+        trading_schemas,
+        "OptionContract",
+        get(sim, "/paper/v2/options/contracts/AAPL270115C00190000"),
+    )
+    canceled = requests.delete(sim.paper_url + "/v2/orders", headers=HEADERS, timeout=5)
+    assert canceled.status_code == 207
+    for item in canceled.json():
+        check(trading_schemas, "CanceledOrderResponse", item)
+    missing = requests.get(
+        sim.paper_url + "/v2/orders/00000000-0000-4000-8000-000000000000",
+        headers=HEADERS,
+        timeout=5,
+    )
+    check(trading_schemas, "Error", missing.json())
+
+
+def test_market_data_responses_match_the_spec(sim, data_schemas):
+    check(
+        data_schemas,
+        "stock_latest_quotes_resp",
+        get(sim, "/v2/stocks/quotes/latest", symbols="AAPL,MSFT"),
+    )
+    check(
+        data_schemas,
+        "stock_latest_trades_resp",
+        get(sim, "/v2/stocks/trades/latest", symbols="AAPL"),
+    )
+    check(
+        data_schemas,
+        "stock_latest_bars_resp",
+        get(sim, "/v2/stocks/bars/latest", symbols="AAPL"),
+    )
+    bars = get(
+        sim,
+        "/v2/stocks/bars",
+        symbols="AAPL,MSFT",
+        timeframe="1Hour",
+        start="2025-01-06",
+        limit=20,
+    )
+    assert bars["next_page_token"]
+    check(data_schemas, "stock_bars_resp", bars)
+    check(
+        data_schemas,
+        "stock_snapshots_resp",
+        get(sim, "/v2/stocks/snapshots", symbols="AAPL,SPY"),
+    )
+    check(
+        data_schemas,
+        "stock_latest_quotes_resp_single",
+        get(sim, "/v2/stocks/AAPL/quotes/latest"),
+    )
+    check(
+        data_schemas,
+        "stock_bars_resp_single",
+        get(sim, "/v2/stocks/AAPL/bars", timeframe="1Day", start="2025-01-06"),
+    )
+    opt = "AAPL270115C00190000"
+    check(
+        data_schemas,
+        "option_latest_quotes_resp",
+        get(sim, "/v1beta1/options/quotes/latest", symbols=opt),
+    )
+    check(
+        data_schemas,
+        "option_snapshots_resp",
+        get(sim, "/v1beta1/options/snapshots", symbols=opt),
+    )
+    check(
+        data_schemas,
+        "option_snapshots_resp",
+        get(sim, "/v1beta1/options/snapshots/AAPL", type="put"),
+    )

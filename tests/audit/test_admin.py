@@ -1,0 +1,147 @@
+import json
+
+import pytest
+from django.urls import reverse
+
+from audit.services import audit_record
+from tests.audit.factories import API_KEY_CIPHERTEXT, SECRET_KEY_CIPHERTEXT, AlpacaAccountFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def seeded():
+    paper = AlpacaAccountFactory(account_id="account_001")
+    live = AlpacaAccountFactory(account_id="account_004", account_type="live", paper_trading=False, account_number="LV1")
+    AlpacaAccountFactory(account_id="account_009", type_source="fallback", detection_error="timeout")
+    AlpacaAccountFactory(account_id="account_010", account_type="live", type_mismatch=True)
+    audit_record(actor_type="user", actor_id="7", action="order.submitted", account=paper, obj=("order", "ord-1"), data={"symbol": "AAPL", "note": "=cmd()"})
+    audit_record(actor_type="user", actor_id="8", action="order.refused", account=live, obj=("order", "ord-2"), data={"symbol": "TSLA"})
+    audit_record(actor_type="system", actor_id="", action="account.synced", data={"count": 4})
+    return paper, live
+
+
+@pytest.fixture
+def officer_client(client, officer):
+    client.force_login(officer)
+    return client
+
+
+def test_officer_sees_the_audit_list_with_filters_and_search(officer_client, seeded):
+    url = reverse("admin:audit_auditevent_changelist")
+
+    def actions(**params):
+        response = officer_client.get(url, params)
+        assert response.status_code == 200
+        return sorted(event.action for event in response.context["cl"].result_list)
+
+    page = officer_client.get(url).content.decode()
+    assert "Export CSV" in page and "Export JSONL" in page and "By time (UTC)" in page
+    assert actions() == ["account.synced", "order.refused", "order.submitted"]
+    assert actions(action="order.submitted") == ["order.submitted"]
+    assert actions(account__account_type="live") == ["order.refused"]
+    assert actions(actor_type="user") == ["order.refused", "order.submitted"]
+    assert actions(account__id__exact=str(seeded[0].pk)) == ["order.submitted"]
+    assert actions(q="AAPL") == ["order.submitted"]
+    assert actions(q="ord-2") == ["order.refused"]
+    today = seeded[0].created_at.date().isoformat()
+    assert len(actions(at__date__gte=today, at__date__lte=today)) == 3
+    assert actions(at__date__gte="2001-01-01", at__date__lte="2001-01-02") == []
+
+
+def test_officer_cannot_add_change_or_delete(officer_client, seeded):
+    assert officer_client.get(reverse("admin:audit_auditevent_add")).status_code == 403
+    change = reverse("admin:audit_auditevent_change", args=[1])
+    page = officer_client.get(change)
+    assert page.status_code == 200 and b'name="_save"' not in page.content and b"order.submitted" in page.content
+    assert officer_client.post(change, {"action": "x.y"}).status_code == 403
+    assert officer_client.post(reverse("admin:audit_auditevent_delete", args=[1]), {"post": "yes"}).status_code == 403
+    for name in ("accounts_alpacaaccount", "accounts_balancesnapshot", "accounts_accounttypechange", "audit_auditchaincheck"):
+        assert officer_client.get(reverse(f"admin:{name}_add")).status_code == 403
+
+
+def test_superuser_cannot_change_audit_events_either(admin_client, seeded):
+    assert admin_client.get(reverse("admin:audit_auditevent_add")).status_code == 403
+    assert admin_client.post(reverse("admin:audit_auditevent_change", args=[1]), {"action": "x.y"}).status_code == 403
+
+
+def test_csv_export_streams_the_filtered_list(officer_client, seeded):
+    url = reverse("admin:audit_auditevent_export", args=["csv"])
+    response = officer_client.get(url, {"actor_type": "user"})
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Type"].startswith("text/csv") and "attachment" in response["Content-Disposition"]
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert lines[0] == "seq,at,actor_type,actor_id,action,account,account_type,object_type,object_id,data,prev_hash,hash"
+    assert len(lines) == 3 and lines[1].startswith("2,") and lines[2].startswith("1,")
+    assert "account_001,paper,order,ord-1" in lines[2]
+    assert "'=cmd()" not in lines[2] and '""note"": ""=cmd()""' in lines[2]  # JSON cells start with '{', not a formula
+
+
+def test_jsonl_export(officer_client, seeded):
+    response = officer_client.get(reverse("admin:audit_auditevent_export", args=["jsonl"]), {"action": "order.refused"})
+    rows = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert len(rows) == 1
+    assert rows[0]["action"] == "order.refused" and rows[0]["account"] == "account_004" and rows[0]["data"] == {"symbol": "TSLA"}
+    assert len(rows[0]["hash"]) == 64
+
+
+def test_exports_are_audited_and_csv_cells_cannot_become_formulas(officer_client, seeded):
+    response = officer_client.get(reverse("admin:accounts_alpacaaccount_export", args=["csv"]), {"q": "account_001"})
+    body = b"".join(response.streaming_content).decode()
+    assert "account_001" in body and "account_004" not in body
+    from audit.models import AuditEvent
+
+    last = AuditEvent.objects.order_by("-seq").first()
+    assert last.action == "admin.exported" and last.actor_id == "officer" and last.data["model"] == "accounts.alpacaaccount"
+
+
+def test_unknown_export_format_is_404(officer_client, seeded):
+    assert officer_client.get("/admin/audit/auditevent/export/xml/").status_code == 404
+
+
+def test_staff_without_compliance_permission_cannot_export_or_open_the_landing_page(client, django_user_model, seeded):
+    client.force_login(django_user_model.objects.create_user("clerk", password="x", is_staff=True))
+    assert client.get(reverse("admin:audit_auditevent_export", args=["csv"])).status_code == 403
+    assert client.get(reverse("compliance-dashboard")).status_code == 403
+
+
+def test_anonymous_is_sent_to_login(client):
+    response = client.get(reverse("compliance-dashboard"))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_no_secret_on_any_account_page(officer_client, seeded):
+    paper, _ = seeded
+    pages = [
+        reverse("admin:accounts_alpacaaccount_changelist"),
+        reverse("admin:accounts_alpacaaccount_change", args=[paper.pk]),
+        reverse("admin:audit_auditevent_changelist"),
+        reverse("compliance-dashboard"),
+    ]
+    for url in pages:
+        body = officer_client.get(url).content.decode()
+        assert API_KEY_CIPHERTEXT not in body and SECRET_KEY_CIPHERTEXT not in body
+        assert "api_key_encrypted" not in body and "secret_key_encrypted" not in body
+    export = b"".join(officer_client.get(reverse("admin:accounts_alpacaaccount_export", args=["jsonl"])).streaming_content).decode()
+    assert API_KEY_CIPHERTEXT not in export and SECRET_KEY_CIPHERTEXT not in export
+
+
+def test_account_list_shows_the_type_distribution(officer_client, seeded):
+    body = officer_client.get(reverse("admin:accounts_alpacaaccount_changelist")).content.decode()
+    assert "paper: 1" in body and "live: 2" in body and "fallback: 1" in body
+
+
+def test_landing_page(officer_client, seeded):
+    body = officer_client.get(reverse("compliance-dashboard")).content.decode()
+    assert "No orders today." in body
+    assert "account_010" in body and "account_009" in body and "timeout" in body  # mismatch and detection failure
+    assert "Not verified yet" in body
+    from django.core.management import call_command
+
+    call_command("verify_audit_chain")
+    assert "Verified OK" in officer_client.get(reverse("compliance-dashboard")).content.decode()
+
+
+def test_admin_index_shows_the_chain_status_and_links_the_landing_page(officer_client, seeded):
+    body = officer_client.get(reverse("admin:index")).content.decode()
+    assert 'id="compliance-summary"' in body and reverse("compliance-dashboard") in body and "Head: seq 3" in body

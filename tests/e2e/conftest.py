@@ -1,0 +1,1 @@
+from tests.helpers.stack import stack_factory  # noqa: F401 - the fixture

@@ -1,0 +1,78 @@
+"""`make run`'s supervisor (`python -m opitios.run`): starts everything, serves the API and the
+admin's static files, and stops every child on Ctrl-C (SIGINT)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.helpers.processes import alive, describe, free_port, kill_all, process_tree, wait_gone
+from tests.helpers.stack import REPO_ROOT, stack_environment
+
+pytestmark = pytest.mark.e2e
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status
+    except OSError:
+        return 0
+
+
+def test_make_run_serves_and_stops_every_child_on_ctrl_c(tmp_path, settings):
+    env, database = stack_environment(tmp_path)
+    ports = {"OPITIOS_WEB_PORT": free_port(), "OPITIOS_SIM_PORT": free_port(), "OPITIOS_FLOWER_PORT": free_port()}
+    env.update({k: str(v) for k, v in ports.items()}, WEB_CONCURRENCY="1")
+    env.pop("GUNICORN_BIND", None)
+    out_path = tmp_path / "make-run.log"
+    web = f"http://127.0.0.1:{ports['OPITIOS_WEB_PORT']}"
+    children: set = set()
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "opitios.run"], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def output() -> str:
+        return out_path.read_text(errors="replace")
+
+    try:
+        deadline = time.monotonic() + 40
+        while _get(f"{web}/api/v1/health") != 200:
+            children |= process_tree(proc.pid)
+            assert proc.poll() is None, f"make run exited ({proc.returncode}):\n{output()}"
+            assert time.monotonic() < deadline, f"the web process never answered:\n{output()}"
+            time.sleep(0.3)
+        expected = {"web", "worker", "beat"} | ({"flower"} if settings.REDIS_URL else set())
+        deadline = time.monotonic() + 20
+        while not all(f"{name}.1 started (pid=" in output() for name in expected):
+            assert time.monotonic() < deadline, output()
+            time.sleep(0.2)
+
+        text = output()
+        assert f"{web}/api/v1/docs" in text and f"{web}/admin/" in text  # it says where everything is
+        assert ("Flower" in text) == bool(settings.REDIS_URL)
+        # demo mode (no secrets.yml): alpacasim runs beside the gateway, on its own port
+        assert _get(f"http://127.0.0.1:{ports['OPITIOS_SIM_PORT']}/_sim/health") == 200
+        # the admin's CSS, collected at start and served by whitenoise under gunicorn
+        assert _get(f"{web}/static/admin/css/base.css") == 200
+        assert _get(f"{web}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui.css") == 200
+
+        children |= process_tree(proc.pid)
+        assert len(alive(children)) >= 6, describe(children)
+        os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C delivers to the supervisor
+        proc.wait(timeout=20)
+        left = wait_gone(children, timeout=5)
+        assert not left, f"orphans after Ctrl-C:\n{describe(left)}\n{output()}"
+        assert "SIGINT received" in output()
+        assert "sending SIGKILL" not in output(), output()  # every child stopped on SIGTERM, in time
+    finally:
+        children |= process_tree(proc.pid)  # before the supervisor goes: its children would be re-parented
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        kill_all(children)
+        if database is not None:
+            database.drop()

@@ -1,0 +1,74 @@
+"""The sell-bot admin: opt positions in and out through the service (audited); decisions and cancellations
+read-only, also for compliance officers; no secret on any page."""
+import pytest
+
+from audit.models import AuditEvent
+from sellbot.models import ManagedPosition
+from tests.audit.factories import API_KEY_CIPHERTEXT, AlpacaAccountFactory, ensure_compliance_group
+
+from .factories import ManagedPositionFactory, SellCancellationFactory, SellDecisionFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/sellbot/managedposition/"
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("ops", "ops@example.com", "pw-ops-123456"))
+    return client
+
+
+@pytest.fixture
+def officer_client(client, django_user_model):
+    user = django_user_model.objects.create_user("officer", "officer@example.com", "pw-officer-123456", is_staff=True)
+    user.groups.add(ensure_compliance_group())
+    client.force_login(user)
+    return client
+
+
+def test_opt_out_and_in_go_through_the_service_and_are_audited(admin_client):
+    positions = [ManagedPositionFactory(), ManagedPositionFactory()]
+    response = admin_client.post(CHANGELIST, {"action": "opt_out", "_selected_action": [p.pk for p in positions]}, follow=True)
+    assert response.status_code == 200 and "2 position(s) opted out." in response.content.decode()
+    assert not ManagedPosition.objects.filter(opted_in=True).exists()
+    events = AuditEvent.objects.filter(action="config.changed").order_by("seq")
+    assert [(e.actor_type, e.actor_id, e.data["field"], e.data["old"], e.data["new"]) for e in events] == [
+        ("admin", "admin:ops", "opted_in", True, False)] * 2
+    assert {e.account_id for e in events} == {p.account_id for p in positions}
+
+    admin_client.post(CHANGELIST, {"action": "opt_in", "_selected_action": [positions[0].pk]})
+    assert list(ManagedPosition.objects.filter(opted_in=True)) == [positions[0]]
+    assert AuditEvent.objects.filter(action="config.changed").count() == 3
+
+
+def test_positions_cannot_be_added_edited_or_deleted_by_hand(admin_client):
+    position = ManagedPositionFactory()
+    assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
+    assert admin_client.get(f"{CHANGELIST}{position.pk}/delete/").status_code == 403
+    page = admin_client.get(f"{CHANGELIST}{position.pk}/change/").content.decode()
+    assert 'name="qty"' not in page and 'name="entry_price"' not in page  # every field read-only: the services own them
+
+
+@pytest.mark.parametrize("model", ["selldecision", "sellcancellation", "autosellfill", "sellbotstate"])
+def test_records_are_read_only_even_for_a_superuser(admin_client, model):
+    assert admin_client.get(f"/admin/sellbot/{model}/").status_code == 200
+    assert admin_client.get(f"/admin/sellbot/{model}/add/").status_code == 403
+
+
+def test_compliance_officer_reads_decisions_and_cancellations_without_secrets(officer_client):
+    account = AlpacaAccountFactory(account_id="account_042")
+    decision = SellDecisionFactory(position=ManagedPositionFactory(account=account))
+    cancellation = SellCancellationFactory(account=account)
+    for url in ("/admin/sellbot/selldecision/", f"/admin/sellbot/selldecision/{decision.pk}/change/",
+                "/admin/sellbot/sellcancellation/", f"/admin/sellbot/sellcancellation/{cancellation.pk}/change/"):
+        response = officer_client.get(url)
+        assert response.status_code == 200, url
+        page = response.content.decode()
+        assert "account_042" in page and API_KEY_CIPHERTEXT not in page and "_save" not in page, url
+    # the opt actions need the change permission, which compliance does not hold: the admin offers none
+    page = officer_client.get(CHANGELIST).content.decode()
+    assert 'value="opt_out"' not in page
+    officer_client.post(CHANGELIST, {"action": "opt_out", "_selected_action": [decision.position.pk]})
+    assert ManagedPosition.objects.get().opted_in is True
+    assert not AuditEvent.objects.filter(action="config.changed").exists()
