@@ -17,13 +17,23 @@ folder; it checks every ``busy_interval`` whether a slot freed (a task is acknow
 result thread) and then takes the next message at once. Sleeping the full ``polling_interval`` there
 held each slot idle ~0.1 s per task, which bounded a sell sweep to ~10 checks a second per slot. The
 folder is still listed every ``polling_interval`` meanwhile, for broadcast (control) messages.
+
+kombu's ``_put`` creates the message file under its final name and only then writes it. A worker
+listing the folder in between moved the empty file away, failed to decode it and died
+(JSONDecodeError, "Unrecoverable error"), and the message was lost: the writer went on writing to a
+file already taken. Our ``_put`` writes under a name no reader picks up and renames it into place,
+so a message appears whole or not at all (a rename within one folder is atomic).
 """
 from __future__ import annotations
 
+import os
+import uuid
 from queue import Empty
 from time import monotonic, sleep
 
+from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
+from kombu.utils.json import dumps
 
 
 def _worker_stopping() -> bool:
@@ -33,7 +43,24 @@ def _worker_stopping() -> bool:
     return any(flag is not None and flag is not False for flag in (state.should_stop, state.should_terminate))
 
 
+class Channel(filesystem.Channel):
+    def _put(self, queue, payload, **kwargs):
+        # Same name scheme as kombu's (readers sort on the leading milliseconds and match the
+        # ".<queue>.msg" suffix); the ".partial" suffix keeps readers off it until it is complete.
+        name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        path = os.path.join(self.data_folder_out, name)
+        partial = f"{path}.partial"
+        try:
+            with open(partial, "wb") as f:
+                f.write(dumps(payload).encode())
+            os.replace(partial, path)
+        except OSError as exc:
+            raise ChannelError(f"Cannot add file {path!r} to directory") from exc
+
+
 class Transport(filesystem.Transport):
+    Channel = Channel
+
     # Lower than kombu's 1 s: the folder is listed ten times a second, so a queued task starts
     # within ~0.1 s and a shutdown is noticed as quickly.
     polling_interval = 0.1
