@@ -591,14 +591,25 @@ def stale_orders_flag(*, account: AlpacaAccount, orders: list, config: SellModul
             due = row.next_attempt_at or row.last_attempt_at or row.created_at
             if now - due > _redispatch_grace(config):
                 to_dispatch.append(row.pk)  # its task was lost (a killed worker); the attempt is idempotent
+    to_dispatch += _lost_cancellations_of_closed_orders(account=account, open_ids={str(o.id) for o in orders}, config=config, now=now)
     return to_dispatch
 
 
+def _lost_cancellations_of_closed_orders(*, account: AlpacaAccount, open_ids: set[str], config: SellModuleConfig, now: datetime) -> list[int]:
+    """Unfinished cancellations of orders no longer open (filled or cancelled since) whose task was lost.
+    Left alone they would stay pending for ever and keep the account in every sweep; the attempt ends
+    them as already_final."""
+    rows = (SellCancellation.objects.filter(account=account, outcome__in=LIVE_CANCEL_OUTCOMES).exclude(order_id__in=open_ids)
+            .values_list("pk", "next_attempt_at", "last_attempt_at", "created_at"))
+    return [pk for pk, *dues in rows if now - next(d for d in dues if d is not None) > _redispatch_grace(config)]
+
+
 def retry_delay(*, retries: int, base: float, cap: float = 60.0) -> float:
-    """Exponential backoff with jitter kept in the upper half of each step: base x 2^n x U(0.5, 1],
-    so successive delays grow while retries from many tasks still spread out."""
-    step = min(cap, base * (2**retries))
-    return round(step * random.uniform(0.5, 1.0), 3)
+    """Exponential backoff with jitter kept in the upper half of each step, base x 2^n x U(0.5, 1],
+    both ends capped: successive delays never shrink (also at the cap) while retries from many tasks
+    still spread out."""
+    low, high = min(cap, base * 2 ** (retries - 1)), min(cap, base * 2**retries)
+    return round(random.uniform(low, high), 3)
 
 
 @dataclass

@@ -54,8 +54,11 @@ def sweep() -> dict:
     return {"sweep_id": sweep_id, **counts}
 
 
-# acks_late: the check is idempotent (per-account lock; exit orders carry deterministic client ids that
-# are persisted before submission), so a message redelivered after a killed worker is safe to rerun.
+# acks_late: a check taken off the queue by a worker that stops before finishing goes back to the broker
+# (a warm shutdown restores it; with Redis, an unacknowledged message returns after visibility_timeout).
+# A killed process does not get it back quickly: a check lost that way is re-sent by a later sweep once
+# its queued marker expires. Rerunning is safe: per-account lock, and exit orders carry deterministic
+# client ids persisted before submission.
 # ignore_result: nothing reads it (the outcome is logged and in the task events); storing a result
 # per account per sweep only cost the result backend a write.
 @shared_task(name="sellbot.check_account", acks_late=True, ignore_result=True, soft_time_limit=40, time_limit=50)
@@ -67,8 +70,10 @@ def check_account(account_pk: int, market: dict | None = None) -> dict:
     return {"account_pk": account_pk, "skipped": result.skipped, **result.counts}
 
 
-# acks_late: cancelling is idempotent (a second cancel of the same order ends as already_final, and a
-# finished SellCancellation row is never moved again), so redelivery after a crash is safe.
+# acks_late, as for check_account. A cancel lost with a killed process is dispatched again by the
+# account's next check once its row is past the re-dispatch grace (services.stale_orders_flag), whether
+# the order is still open or has closed since. Rerunning is safe: a second cancel of the same order ends
+# as already_final, and a finished SellCancellation row is never moved again.
 #
 # Retries: transient broker errors (timeouts, 5xx, 429) are retried up to 5 times with exponential
 # backoff, jitter and a 60 s cap. The retry is raised here rather than through ``autoretry_for``

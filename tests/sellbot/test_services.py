@@ -159,6 +159,31 @@ def test_cancel_transient_errors_retry_then_fail(sim, bought, config_file):
     assert check(bought).cancellations == [row.pk]
 
 
+def test_a_lost_cancel_of_an_order_filled_since_is_dispatched_again_and_ends(sim, bought, config_file):
+    """The cancel task was lost (a killed worker) and the order then filled: the order is no longer
+    open, so only the row remembers it. After the grace the check dispatches it again; the attempt ends
+    it as already_final instead of leaving it pending for ever (and the account in every sweep)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sellbot.selectors import accounts_to_sweep, sell_config
+
+    config_file.sell(order_cancel_minutes=0.0001)
+    sim.set_price(OPTION, price=1.50, illiquid=True)
+    check(bought)
+    time.sleep(0.02)
+    row = SellCancellation.objects.get(pk=check(bought).cancellations[0])  # never run: the task is lost
+    sim.fill(row.order_id, price=1.50)
+    assert check(bought).cancellations == []  # within the grace its task may still be queued
+    SellCancellation.objects.filter(pk=row.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert check(bought).cancellations == [row.pk]
+    outcome = services.cancellation_attempt(cancellation_pk=row.pk, retries=0, max_retries=5, next_delay=None, worker="t")
+    assert outcome.outcome == CancelOutcome.ALREADY_FINAL
+    assert check(bought).cancellations == []
+    assert bought.pk not in accounts_to_sweep(config=sell_config())
+
+
 def test_cancel_scope(sim, sim_accounts, config_file):
     """sell_orders ignores a resting buy; all_orders includes it; bot_orders only sb- ids."""
     from tests.sellbot.conftest import buy_option as _  # noqa: F401
