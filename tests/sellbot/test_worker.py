@@ -4,6 +4,7 @@ asserts on alpacasim's order book and on the stack's own database."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import time
@@ -76,6 +77,12 @@ def test_take_profit_and_stop_loss_on_a_real_worker(bot_stack, sim):
     buy(stack, "account_002", PUT, 1)
     buy(stack, "account_002", OTHER, 3, auto_sell=False)  # never opted in
     stack.wait_for(lambda: query(stack, "SELECT COUNT(*) FROM sellbot_managedposition")[0][0] == 2, "the fills to become managed positions")
+    # every accepted order enqueues its account's balance refresh (SPEC §5), run by the real worker
+    stack.wait_for(lambda: len(re.findall(r"Task accounts\.refresh_balance\[[0-9a-f-]+\] succeeded", stack.app_log())) >= 3,
+                   "the balance refresh of each accepted buy")
+    fresh = query(stack, "SELECT COUNT(*) FROM accounts_balancesnapshot s JOIN accounts_alpacaaccount a ON a.id = s.account_id "
+                         "JOIN trading_orderrecord r ON r.account_id = a.id WHERE a.account_id = 'account_001' AND s.fetched_at > r.responded_at")
+    assert fresh[0][0] >= 1
 
     sim.set_price(CALL, bid=2.30, ask=2.35)   # +15%: take profit
     sim.set_price(PUT, bid=2.30, ask=2.35)    # -23%: stop loss

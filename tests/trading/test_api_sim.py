@@ -2,6 +2,7 @@
 accounts/broker.py (alpaca-py) -> alpacasim. Faults are injected through alpacasim's control API."""
 from __future__ import annotations
 
+import socket
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -104,6 +105,7 @@ def test_account_positions_orders_cancel(live):
     ("fault", "status", "code"),
     [
         ({"status": 500}, 503, "broker_unavailable"),
+        ({"status": 502}, 503, "broker_unavailable"),
         ({"status": 503}, 503, "broker_unavailable"),
         ({"status": 504}, 504, "broker_timeout"),
         ({"status": 429}, 429, "upstream_rate_limited"),
@@ -124,6 +126,23 @@ def test_broker_faults_on_submit(live, fault, status, code):
     r = trader().post("/api/v1/stocks/order", {**ORDER, "client_order_id": f"fault-{status}"}, format="json")
     assert r.status_code == 201, r.json()
     assert len([o for o in sim_orders(live) if o["client_order_id"] == f"fault-{status}"]) == 1
+
+
+def test_broker_refusing_connections_gives_503_on_orders_reads_and_market_data(live, settings):
+    """Nothing listens where Alpaca should be (connection refused): a clear 503, a failed OrderRecord, never a 500."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    settings.ALPACA_PAPER_URL, settings.ALPACA_DATA_URL = f"{closed}/paper", f"{closed}/data"
+    broker_seam.reset_pool()
+    c = trader()
+    r = c.post("/api/v1/stocks/order", {**ORDER, "client_order_id": "refused-1"}, format="json")
+    assert r.status_code == 503 and r.json()["error"]["code"] == "broker_unavailable", r.json()
+    rec = OrderRecord.objects.get(client_order_id="refused-1")
+    assert (rec.outcome, rec.http_status, rec.error_code) == ("failed", 503, "broker_unavailable")
+    for path in ("/api/v1/account", "/api/v1/positions", "/api/v1/orders", "/api/v1/stocks/AAPL/quote"):
+        r = c.get(path)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "broker_unavailable", (path, r.json())
 
 
 def test_idempotency_after_timeout_gives_one_order(live):
