@@ -2,19 +2,11 @@
 cancellations read-only for compliance (SPEC §6, §7)."""
 from django.contrib import admin, messages
 
+from audit.admin_export import ExportMixin, ReadOnlyAdminMixin
+from audit.admin_filters import DateRangeFilter
+
 from . import services
 from .models import AutoSellFill, ManagedPosition, SellBotState, SellCancellation, SellDecision
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ManagedPosition)
@@ -49,30 +41,40 @@ class ManagedPositionAdmin(admin.ModelAdmin):
 
 
 @admin.register(SellDecision)
-class SellDecisionAdmin(ReadOnlyAdmin):
+class SellDecisionAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("decided_at", "account", "symbol", "reason", "price", "entry_price", "pl_pct", "qty", "attempt", "order_type",
                     "limit_price", "client_order_id", "outcome")
-    list_filter = ("reason", "outcome", "order_type", "account__account_type")
+    list_filter = ("account__account_type", ("account", admin.RelatedOnlyFieldListFilter), "reason", "outcome", "order_type",
+                   ("decided_at", DateRangeFilter))
+    list_select_related = ("account",)
+    export_fields = ("id", "decided_at", ("account", "account__account_id"), "position_id", "symbol", "reason", "detail", "price",
+                     "entry_price", "pl_pct", "qty", "attempt", "order_type", "limit_price", "client_order_id", "broker_order_id",
+                     "outcome", "error")
     search_fields = ("symbol", "client_order_id", "broker_order_id", "account__account_id")
     date_hierarchy = "decided_at"
 
 
 @admin.register(SellCancellation)
-class SellCancellationAdmin(ReadOnlyAdmin):
+class SellCancellationAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("created_at", "account", "symbol", "order_type", "side", "order_id", "age_seconds", "limit_minutes", "attempts",
                     "outcome", "error", "total_ms")
-    list_filter = ("outcome", "order_type", "side", "account__account_type")
+    list_filter = ("account__account_type", ("account", admin.RelatedOnlyFieldListFilter), "outcome", "order_type", "side",
+                   ("created_at", DateRangeFilter))
+    list_select_related = ("account",)
+    export_fields = ("id", "created_at", ("account", "account__account_id"), "order_id", "client_order_id", "symbol", "order_type", "side",
+                     "order_status", "filled_qty", "submitted_at", "age_seconds", "limit_minutes", "reason", "attempts", "outcome",
+                     "error", "last_attempt_at", "next_attempt_at", "finished_at", "last_broker_ms", "total_ms")
     search_fields = ("symbol", "order_id", "client_order_id", "account__account_id")
     date_hierarchy = "created_at"
 
 
 @admin.register(AutoSellFill)
-class AutoSellFillAdmin(ReadOnlyAdmin):
+class AutoSellFillAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("account", "client_order_id", "symbol", "filled_qty", "filled_avg_price", "broker_status", "final", "position")
     search_fields = ("symbol", "client_order_id", "broker_order_id")
 
 
 @admin.register(SellBotState)
-class SellBotStateAdmin(ReadOnlyAdmin):
+class SellBotStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("enabled", "status", "heartbeat_at", "last_sweep_started_at", "last_sweep_finished_at", "last_sweep_duration_ms",
                     "worker", "changed_by", "changed_at")

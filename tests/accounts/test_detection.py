@@ -22,6 +22,10 @@ def test_paper_account_detected_as_paper(alpaca, caplog):
     assert (account.account_type, account.type_source, account.type_mismatch) == ("paper", "detected", False)
     assert account.detected_at is not None
     assert "account=account_001 type=paper source=detected configured=paper" in caplog.text
+    [event] = AuditEvent.objects.filter(action="account.type_detected", account=account)
+    assert event.data == {"account_number": account.account_number, "type": "paper", "configured": "paper", "mismatch": False}
+    account_detect_type(account=account)  # nothing changed: no second event
+    assert AuditEvent.objects.filter(action="account.type_detected", account=account).count() == 1
 
 
 def test_live_account_detected_as_live(alpaca):

@@ -72,3 +72,33 @@ def test_compliance_officer_reads_decisions_and_cancellations_without_secrets(of
     officer_client.post(CHANGELIST, {"action": "opt_out", "_selected_action": [decision.position.pk]})
     assert ManagedPosition.objects.get().opted_in is True
     assert not AuditEvent.objects.filter(action="config.changed").exists()
+
+
+def test_officer_filters_and_exports_decisions_and_cancellations(officer_client):
+    import json
+
+    mine, other = AlpacaAccountFactory(account_id="account_042"), AlpacaAccountFactory(account_id="account_043")
+    SellDecisionFactory(position=ManagedPositionFactory(account=mine))
+    SellDecisionFactory(position=ManagedPositionFactory(account=other))
+    SellCancellationFactory(account=mine)
+    SellCancellationFactory(account=other)
+    for model in ("selldecision", "sellcancellation"):
+        url = f"/admin/sellbot/{model}/"
+        page = officer_client.get(url)
+        assert "Export CSV" in page.content.decode() and "Export JSONL" in page.content.decode()
+        filtered = officer_client.get(url, {"account__id__exact": mine.pk})
+        assert [r.account_id for r in filtered.context["cl"].result_list] == [mine.pk]
+        assert officer_client.get(url, {"account__account_type": "live"}).context["cl"].result_count == 0
+        today = filtered.context["cl"].result_list[0]
+        field = "decided_at" if model == "selldecision" else "created_at"
+        day = getattr(today, field).date().isoformat()
+        assert officer_client.get(url, {f"{field}__date__gte": day, f"{field}__date__lte": day}).context["cl"].result_count == 2
+        assert officer_client.get(url, {f"{field}__date__gte": "2001-01-01", f"{field}__date__lte": "2001-01-02"}).context["cl"].result_count == 0
+
+        export = officer_client.get(f"{url}export/jsonl/", {"account__id__exact": mine.pk})
+        rows = [json.loads(line) for line in b"".join(export.streaming_content).decode().splitlines()]
+        assert [row["account"] for row in rows] == ["account_042"]
+        assert API_KEY_CIPHERTEXT not in json.dumps(rows)
+        csv_export = officer_client.get(f"{url}export/csv/")
+        assert len(b"".join(csv_export.streaming_content).decode().strip().splitlines()) == 3  # header + 2 rows
+    assert AuditEvent.objects.filter(action="admin.exported").count() == 4

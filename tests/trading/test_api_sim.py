@@ -128,6 +128,16 @@ def test_broker_faults_on_submit(live, fault, status, code):
     assert len([o for o in sim_orders(live) if o["client_order_id"] == f"fault-{status}"]) == 1
 
 
+def test_broker_rejection_is_a_422_with_a_rejected_record_and_its_audit_event(live):
+    # cash is above the minimum, so our check passes; alpacasim refuses the cost (insufficient buying power)
+    r = trader().post("/api/v1/stocks/order", {**ORDER, "qty": "10000000", "client_order_id": "rejected-1"}, format="json")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "broker_rejected", r.json()
+    rec = OrderRecord.objects.get(client_order_id="rejected-1")
+    assert (rec.outcome, rec.http_status, rec.error_code) == ("rejected", 422, "broker_rejected")
+    event = AuditEvent.objects.get(action="order.rejected")
+    assert event.object_id == str(rec.pk) and event.account.account_id == "account_001"
+
+
 def test_broker_refusing_connections_gives_503_on_orders_reads_and_market_data(live, settings):
     """Nothing listens where Alpaca should be (connection refused): a clear 503, a failed OrderRecord, never a 500."""
     with socket.socket() as s:
