@@ -1,6 +1,7 @@
 """`make run`'s supervisor (`python -m opitios.run`): starts everything, serves the API and the
 admin's static files, and stops every child on Ctrl-C (SIGINT)."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,6 +58,12 @@ def test_make_run_serves_and_stops_every_child_on_ctrl_c(tmp_path, settings):
         assert ("Flower" in text) == bool(settings.REDIS_URL)
         # demo mode (no secrets.yml): alpacasim runs beside the gateway, on its own port
         assert _get(f"http://127.0.0.1:{ports['OPITIOS_SIM_PORT']}/_sim/health") == 200
+        # secrets.example.yml's accounts are synced, and the worker detects their types against alpacasim
+        assert re.search(r"accounts synced from \S*secrets\.example\.yml: created=4 ", output()), output()
+        deadline = time.monotonic() + 30
+        while "account type detection: paper=3 live=1 mismatch=0 failed=0" not in output():
+            assert time.monotonic() < deadline, f"the demo accounts were never detected:\n{output()}"
+            time.sleep(0.3)
         # the admin's CSS, collected at start and served by whitenoise under gunicorn
         assert _get(f"{web}/static/admin/css/base.css") == 200
         assert _get(f"{web}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui.css") == 200
