@@ -1,4 +1,5 @@
-"""No credential, plaintext or ciphertext, in any log file, API response or admin page (SPEC §4, §12)."""
+"""No credential, plaintext or ciphertext, in any log file, API response, admin page or compliance export
+(SPEC §4, §12)."""
 import logging
 from pathlib import Path
 
@@ -39,12 +40,25 @@ def test_no_credential_leaks(client, alpaca, django_user_model):
     token = issue_token(user_id="ops", permissions=["admin"])
     pages.append(client.get("/api/v1/admin/pool", HTTP_AUTHORIZATION=f"Bearer {token}").content.decode())
     pages.append(client.get("/api/v1/health/detailed", HTTP_AUTHORIZATION=f"Bearer {token}").content.decode())
+    # trading responses: an accepted order (account_001) and a refused one (account_003 is below its minimum)
+    for account_id in ("account_001", "account_003"):
+        auth = {"HTTP_AUTHORIZATION": f"Bearer {issue_token(user_id='t', permissions=['trading', 'account_access'], account_id=account_id)}"}
+        order = {"symbol": "AAPL", "qty": "1", "side": "buy", "type": "market", "time_in_force": "day"}
+        pages.append(client.post("/api/v1/stocks/order", order, content_type="application/json", **auth).content.decode())
+        for path in ("/api/v1/account", "/api/v1/positions", "/api/v1/orders"):
+            pages.append(client.get(path, **auth).content.decode())
     user = django_user_model.objects.create_superuser("root", "r@example.com", "pw-root-123456")
     client.force_login(user)
     pages.append(client.get("/admin/accounts/alpacaaccount/").content.decode())
     for account in AlpacaAccount.objects.all():
         pages.append(client.get(f"/admin/accounts/alpacaaccount/{account.pk}/change/").content.decode())
     pages.append(client.get("/admin/").content.decode())
+    pages.append(client.get("/admin/compliance/").content.decode())
+    for model in ("audit/auditevent", "trading/orderrecord", "accounts/alpacaaccount"):
+        for fmt in ("csv", "jsonl"):
+            pages.append(b"".join(client.get(f"/admin/{model}/export/{fmt}/").streaming_content).decode())
+    pages.append(client.get("/admin/trading/orderrecord/").content.decode())
+    assert "account_003" in pages[-1], "the orders must have been recorded"
 
     for handler in logging.getLogger().handlers:
         handler.flush()
