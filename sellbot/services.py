@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from django.db import connections, transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.broker import (
@@ -564,7 +565,8 @@ def _redispatch_grace(config: SellModuleConfig) -> timedelta:
 
 def stale_orders_flag(*, account: AlpacaAccount, orders: list, config: SellModuleConfig, now: datetime) -> list[int]:
     """Record a SellCancellation for each open in-scope order at or past its limit (partially filled
-    included); return the ones to dispatch now: new ones, failed ones and ones whose task went missing."""
+    included); return the ones to dispatch now: new ones, failed ones of still-open orders, and any
+    whose task went missing."""
     to_dispatch = []
     for order in orders:
         if order.status == "pending_cancel" or not order_in_scope(order, config.cancel_scope):
@@ -587,21 +589,19 @@ def stale_orders_flag(*, account: AlpacaAccount, orders: list, config: SellModul
         elif row.outcome == CancelOutcome.FAILED:
             SellCancellation.objects.filter(pk=row.pk).update(outcome=CancelOutcome.PENDING, age_seconds=age, next_attempt_at=None)
             to_dispatch.append(row.pk)
-        elif row.outcome in LIVE_CANCEL_OUTCOMES:
-            due = row.next_attempt_at or row.last_attempt_at or row.created_at
-            if now - due > _redispatch_grace(config):
-                to_dispatch.append(row.pk)  # its task was lost (a killed worker); the attempt is idempotent
-    to_dispatch += _lost_cancellations_of_closed_orders(account=account, open_ids={str(o.id) for o in orders}, config=config, now=now)
-    return to_dispatch
+    return to_dispatch + _lost_cancellations(account=account, config=config, now=now, excluding=to_dispatch)
 
 
-def _lost_cancellations_of_closed_orders(*, account: AlpacaAccount, open_ids: set[str], config: SellModuleConfig, now: datetime) -> list[int]:
-    """Unfinished cancellations of orders no longer open (filled or cancelled since) whose task was lost.
-    Left alone they would stay pending for ever and keep the account in every sweep; the attempt ends
-    them as already_final."""
-    rows = (SellCancellation.objects.filter(account=account, outcome__in=LIVE_CANCEL_OUTCOMES).exclude(order_id__in=open_ids)
-            .values_list("pk", "next_attempt_at", "last_attempt_at", "created_at"))
-    return [pk for pk, *dues in rows if now - next(d for d in dues if d is not None) > _redispatch_grace(config)]
+def _lost_cancellations(*, account: AlpacaAccount, config: SellModuleConfig, now: datetime, excluding: list[int]) -> list[int]:
+    """Unfinished cancellations whose task went missing (a killed worker): nothing happened to them for
+    longer than the re-dispatch grace. Whether their order is still open or has filled or been cancelled
+    since, the attempt is idempotent and ends them; left alone they would stay pending for ever and keep
+    the account in every sweep."""
+    due = Coalesce("next_attempt_at", "last_attempt_at", "created_at")
+    return list(
+        SellCancellation.objects.filter(account=account, outcome__in=LIVE_CANCEL_OUTCOMES).exclude(pk__in=excluding)
+        .annotate(due=due).filter(due__lt=now - _redispatch_grace(config)).values_list("pk", flat=True)
+    )
 
 
 def retry_delay(*, retries: int, base: float, cap: float = 60.0) -> float:
