@@ -34,3 +34,24 @@ def pytest_configure(config):
 
     execute_sql_flush._skips_audit_trigger = True
     DatabaseOperations.execute_sql_flush = execute_sql_flush
+
+
+@pytest.fixture
+def compliance_group(db):
+    from tests.audit.factories import ensure_compliance_group
+
+    return ensure_compliance_group()
+
+
+@pytest.fixture
+def officer(compliance_group, django_user_model):
+    """A compliance officer: staff in the view-only "Compliance officers" group."""
+    user = django_user_model.objects.create_user("officer", password="view-only-Pa55!", is_staff=True)
+    user.groups.add(compliance_group)
+    return user
+
+
+@pytest.fixture
+def officer_client(client, officer):
+    client.force_login(officer)
+    return client

@@ -21,12 +21,6 @@ def seeded():
     return paper, live
 
 
-@pytest.fixture
-def officer_client(client, officer):
-    client.force_login(officer)
-    return client
-
-
 def test_officer_sees_the_audit_list_with_filters_and_search(officer_client, seeded):
     url = reverse("admin:audit_auditevent_changelist")
 

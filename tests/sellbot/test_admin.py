@@ -1,10 +1,12 @@
 """The sell-bot admin: opt positions in and out through the service (audited); decisions and cancellations
 read-only, also for compliance officers; no secret on any page."""
+import json
+
 import pytest
 
 from audit.models import AuditEvent
 from sellbot.models import ManagedPosition
-from tests.audit.factories import API_KEY_CIPHERTEXT, AlpacaAccountFactory, ensure_compliance_group
+from tests.audit.factories import API_KEY_CIPHERTEXT, AlpacaAccountFactory
 
 from .factories import ManagedPositionFactory, SellCancellationFactory, SellDecisionFactory
 
@@ -16,14 +18,6 @@ CHANGELIST = "/admin/sellbot/managedposition/"
 @pytest.fixture
 def admin_client(client, django_user_model):
     client.force_login(django_user_model.objects.create_superuser("ops", "ops@example.com", "pw-ops-123456"))
-    return client
-
-
-@pytest.fixture
-def officer_client(client, django_user_model):
-    user = django_user_model.objects.create_user("officer", "officer@example.com", "pw-officer-123456", is_staff=True)
-    user.groups.add(ensure_compliance_group())
-    client.force_login(user)
     return client
 
 
@@ -75,8 +69,6 @@ def test_compliance_officer_reads_decisions_and_cancellations_without_secrets(of
 
 
 def test_officer_filters_and_exports_decisions_and_cancellations(officer_client):
-    import json
-
     mine, other = AlpacaAccountFactory(account_id="account_042"), AlpacaAccountFactory(account_id="account_043")
     SellDecisionFactory(position=ManagedPositionFactory(account=mine))
     SellDecisionFactory(position=ManagedPositionFactory(account=other))

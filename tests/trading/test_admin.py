@@ -4,7 +4,6 @@ import pytest
 from django.urls import reverse
 
 from accounts.broker import BrokerRejected
-from tests.audit.factories import ensure_compliance_group
 from trading.models import OrderRecord
 
 from .conftest import client_for, token
@@ -24,14 +23,6 @@ def ledger(config_file, demo_accounts, world):
     assert paper.post("/api/v1/stocks/order", {**ORDER, "symbol": "TSLA", "client_order_id": "adm-3"}, format="json").status_code == 422
     assert OrderRecord.objects.count() == 3
     return demo_accounts
-
-
-@pytest.fixture
-def officer_client(client, django_user_model):
-    user = django_user_model.objects.create_user("officer", password="view-only-Pa55!", is_staff=True)
-    user.groups.add(ensure_compliance_group())
-    client.force_login(user)
-    return client
 
 
 def test_officer_filters_and_searches_the_order_ledger(officer_client, ledger):
