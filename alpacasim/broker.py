@@ -117,12 +117,19 @@ class Broker:
         self.partial_fill_rate = partial_fill_rate
         self.partial_fill_delay = partial_fill_delay
         self.accounts: dict[str, Account] = {}
+        # Trade-update listeners: callables (event, order, extra) called on every order state change,
+        # in order. The trade-updates stream subscribes here.
+        self.listeners: list = []
         self.reset_state()
 
     def reset_state(self) -> None:
         self.rng = random.Random(self.seed)
         self.open_by_symbol: dict[str, dict[str, Order]] = {}
         self.order_index: dict[str, Order] = {}
+
+    def _emit(self, event: str, order: Order, **extra) -> None:
+        for listener in list(self.listeners):
+            listener(event, order, extra)
 
     # --- accounts -----------------------------------------------------------------------------
     def add_account(self, account: Account) -> None:
@@ -312,6 +319,7 @@ class Broker:
         self.order_index[order.id] = order
         self.open_by_symbol.setdefault(symbol, {})[order.id] = order
         self._reserve(order)
+        self._emit("new", order)
         self._evaluate(acct, order)
         if order.is_open and tif in ("ioc", "fok"):
             self._finish(order, "canceled")
@@ -425,9 +433,15 @@ class Broker:
         order.filled_at = now
         if notional_fill or total >= (order.qty or ZERO):
             self._finish(order, "filled")
+            event = "fill"
         else:
             order.status = "partially_filled"
             self._reserve(order)
+            event = "partial_fill"
+        self._emit(
+            event, order, price=price, qty=qty, position_qty=new,
+            execution_id=str(uuid.uuid4()), timestamp=now,
+        )
 
     def _finish(self, order: Order, status: str) -> None:
         now = now_utc()
@@ -442,6 +456,8 @@ class Broker:
             book.pop(order.id, None)
             if not book:
                 del self.open_by_symbol[order.symbol]
+        if status != "filled":  # a fill's event carries its execution; _apply_fill sends it
+            self._emit(status, order, timestamp=now)
 
     # --- queries and cancels ------------------------------------------------------------------
     def get_order(self, acct: Account, order_id: str) -> Order:
