@@ -5,12 +5,18 @@ Without one, it reads ``secrets.example.yml`` in demo mode (against alpacasim).
 
 Rules:
 - broken YAML raises ``ConfigError`` naming the file and line;
-- an invalid ``trading`` or ``sell_module`` value is logged, replaced by its safe default
+- every numeric setting has a range (``opitios.limits.RANGES``); an invalid ``trading``,
+  ``sell_module``, ``rate_limits`` or ``jwt.leeway_seconds`` value is replaced by its safe default
   and listed in ``config_errors``;
-- a broken account entry is skipped with an error; the others still load;
-- an invalid ``jwt`` section raises ``ConfigError`` (auth must never run on a guess).
+- an invalid numeric setting of an account is dropped (its default applies) and the account
+  flagged (``AccountConfig.dropped``);
+- any other invalid account entry, or a second account with the same ``api_key``, is not loaded
+  (``account_errors``); the others still load, and ``sync_accounts`` makes an existing account of
+  that id non-tradable until its entry is valid again;
+- an invalid ``jwt`` key or algorithm raises ``ConfigError`` (auth must never run on a guess).
 
-Every error names its key path, e.g. ``trading.minimum_balance``.
+Every error names its key path, e.g. ``trading.minimum_balance``. Parsing logs nothing (every
+process parses the file); ``log_config_errors`` prints them once, from ``sync_accounts``.
 """
 from __future__ import annotations
 
@@ -19,11 +25,13 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from opitios.limits import RANGES, TEXT_MAX_LENGTH
 
 logger = logging.getLogger("opitios.config")
 
@@ -33,7 +41,7 @@ CANCEL_SCOPES = ("sell_orders", "bot_orders", "all_orders")
 SELL_ORDER_TYPES = ("limit_at_bid", "market")
 ZERO_DAY_MODES = ("strategy", "flatten")
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
-RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
+RATE_RE = re.compile(r"^\s*(-?\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 DEFAULT_RATE_LIMITS = {
@@ -163,6 +171,8 @@ class AccountConfig:
     minimum_balance: Decimal | None = None
     balance_check_enabled: bool | None = None
     rate_limit_per_minute: int = 200
+    # Settings of this entry that were invalid and dropped (their defaults apply); the account loads, flagged.
+    dropped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,49 +200,16 @@ def _bool(v: Any) -> bool:
     raise ValueError(f"expected true or false, got {v!r}")
 
 
-def _int_min(minimum: int) -> Callable[[Any], int]:
-    def parse(v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, (int, str)):
-            raise ValueError(f"expected a whole number, got {v!r}")
-        try:
-            n = int(v)
-        except ValueError:
-            raise ValueError(f"expected a whole number, got {v!r}") from None
-        if n < minimum:
-            raise ValueError(f"must be at least {minimum}, got {n}")
-        return n
-
-    return parse
+def _int_in(key: str) -> Callable[[Any], int]:
+    return lambda v: int(RANGES[key].parse(v))
 
 
-def _num_min(minimum: float, *, strict: bool = False) -> Callable[[Any], float]:
-    def parse(v: Any) -> float:
-        if isinstance(v, bool):
-            raise ValueError(f"expected a number, got {v!r}")
-        try:
-            n = float(v)
-        except (TypeError, ValueError):
-            raise ValueError(f"expected a number, got {v!r}") from None
-        if n < minimum or (strict and n == minimum):
-            raise ValueError(f"must be {'greater than' if strict else 'at least'} {minimum:g}, got {v!r}")
-        return n
-
-    return parse
+def _float_in(key: str) -> Callable[[Any], float]:
+    return lambda v: float(RANGES[key].parse(v))
 
 
-def _decimal(*, minimum: Decimal = Decimal(0), positive: bool = False) -> Callable[[Any], Decimal]:
-    def parse(v: Any) -> Decimal:
-        if isinstance(v, bool):
-            raise ValueError(f"expected a number, got {v!r}")
-        try:
-            d = Decimal(str(v))
-        except InvalidOperation:
-            raise ValueError(f"expected a number, got {v!r}") from None
-        if not d.is_finite() or d < minimum or (positive and d <= 0):
-            raise ValueError(f"must be {'greater than 0' if positive else f'at least {minimum}'}, got {v!r}")
-        return d
-
-    return parse
+def _decimal_in(key: str) -> Callable[[Any], Decimal]:
+    return lambda v: RANGES[key].parse(v)
 
 
 def _optional(parser: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -249,8 +226,12 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
 
 
 def _rate(v: Any) -> str:
-    if not isinstance(v, str) or not RATE_RE.match(v):
+    match = RATE_RE.match(v) if isinstance(v, str) else None
+    if not match:
         raise ValueError(f'expected a rate such as "60/min", got {v!r}')
+    count = RANGES["rate_limits.count"]
+    if not count.contains(Decimal(match.group(1))):
+        raise ValueError(f"the count must be {count.describe()}; got {v!r}")
     return v.replace(" ", "")
 
 
@@ -266,63 +247,79 @@ def _text(v: Any) -> str:
     return str(v)
 
 
-def _required_text(v: Any) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise ValueError("is required and must be non-empty text")
-    return v.strip()
+def _bounded_text(key: str, *, required: bool = False) -> Callable[[Any], str]:
+    limit = TEXT_MAX_LENGTH[key]
+
+    def parse(v: Any) -> str:
+        # Never echo the value: it may be a credential.
+        if required and (not isinstance(v, str) or not v.strip()):
+            raise ValueError("is required and must be non-empty text")
+        text = _text(v).strip() if required else _text(v)
+        if len(text) > limit:
+            raise ValueError(f"must be at most {limit} characters; got {len(text)}")
+        if required and any(ch.isspace() or not ch.isprintable() for ch in text):
+            raise ValueError("must not contain spaces or control characters")
+        return text
+
+    return parse
 
 
 # --- the schema of the lenient sections -----------------------------------------------
 
 TRADING_FIELDS: dict[str, Callable[[Any], Any]] = {
-    "minimum_balance": _decimal(),
+    "minimum_balance": _decimal_in("trading.minimum_balance"),
     "balance_check_enabled": _bool,
-    "balance_refresh_seconds": _int_min(1),
-    "balance_max_age_seconds": _int_min(0),
-    "balance_check_timeout_ms": _int_min(1),
-    "balance_fallback_max_age_seconds": _int_min(0),
+    "balance_refresh_seconds": _int_in("trading.balance_refresh_seconds"),
+    "balance_max_age_seconds": _int_in("trading.balance_max_age_seconds"),
+    "balance_check_timeout_ms": _int_in("trading.balance_check_timeout_ms"),
+    "balance_fallback_max_age_seconds": _int_in("trading.balance_fallback_max_age_seconds"),
     "balance_check_fail_closed": _bool,
     "block_reducing_sells": _bool,
     "routing_strategy": _choice(ROUTING_STRATEGIES),
-    "max_symbols_per_request": _int_min(1),
-    "max_order_qty": _optional(_decimal(positive=True)),
-    "max_order_notional": _optional(_decimal(positive=True)),
+    "max_symbols_per_request": _int_in("trading.max_symbols_per_request"),
+    "max_order_qty": _optional(_decimal_in("trading.max_order_qty")),
+    "max_order_notional": _optional(_decimal_in("trading.max_order_notional")),
 }
 
 SELL_FIELDS: dict[str, Callable[[Any], Any]] = {
     "enabled": _bool,
-    "check_interval": _num_min(0.0, strict=True),
-    "order_cancel_minutes": _num_min(0.0, strict=True),
+    "check_interval": _float_in("sell_module.check_interval"),
+    "order_cancel_minutes": _float_in("sell_module.order_cancel_minutes"),
     "cancel_scope": _choice(CANCEL_SCOPES),
     "sell_order_type": _choice(SELL_ORDER_TYPES),
-    "max_exit_attempts": _int_min(1),
-    "close_before_market_close_minutes": _int_min(0),
+    "max_exit_attempts": _int_in("sell_module.max_exit_attempts"),
+    "close_before_market_close_minutes": _int_in("sell_module.close_before_market_close_minutes"),
     "zero_day_handling": _choice(ZERO_DAY_MODES),
     "manage_all_option_positions": _bool,
 }
 
 STRATEGY_ONE_FIELDS: dict[str, Callable[[Any], Any]] = {
-    "profit_rate": _decimal(positive=True),
-    "stop_loss_rate": _decimal(positive=True),
-    "trailing_stop_rate": _optional(_decimal(positive=True)),
+    "profit_rate": _decimal_in("sell_module.strategy_one.profit_rate"),
+    "stop_loss_rate": _decimal_in("sell_module.strategy_one.stop_loss_rate"),
+    "trailing_stop_rate": _optional(_decimal_in("sell_module.strategy_one.trailing_stop_rate")),
 }
 
 TIME_LIMIT_FIELDS: dict[str, Callable[[Any], Any]] = {
     "enabled": _bool,
-    "max_hold_minutes": _int_min(1),
+    "max_hold_minutes": _int_in("sell_module.position_time_limit.max_hold_minutes"),
 }
 
 ACCOUNT_FIELDS: dict[str, Callable[[Any], Any]] = {
-    "name": _text,
-    "api_key": _required_text,
-    "secret_key": _required_text,
+    "name": _bounded_text("name"),
+    "api_key": _bounded_text("api_key", required=True),
+    "secret_key": _bounded_text("secret_key", required=True),
     "paper_trading": _bool,
-    "tier": _text,
-    "max_connections": _int_min(1),
+    "tier": _bounded_text("tier"),
     "enabled": _bool,
-    "minimum_balance": _optional(_decimal()),
     "balance_check_enabled": _optional(_bool),
-    "rate_limit_per_minute": _int_min(1),
+}
+
+# An account's numeric settings: an invalid one is dropped (its default applies) and the account
+# flagged; the account still loads. Any other invalid value makes the whole entry invalid.
+ACCOUNT_OVERRIDES: dict[str, Callable[[Any], Any]] = {
+    "max_connections": _int_in("accounts.max_connections"),
+    "minimum_balance": _optional(_decimal_in("accounts.minimum_balance")),
+    "rate_limit_per_minute": _int_in("accounts.rate_limit_per_minute"),
 }
 
 
@@ -331,9 +328,8 @@ class _Collector:
         self.errors: list[str] = []
 
     def error(self, path: str, message: str) -> None:
-        text = f"{path}: {message}"
-        logger.error("config error %s", text)
-        self.errors.append(text)
+        # Recorded, not logged: every process parses the file; log_config_errors() prints them once.
+        self.errors.append(f"{path}: {message}")
 
     def section(self, raw: Any, path: str) -> dict:
         if raw is None:
@@ -382,7 +378,7 @@ def _parse_sell_module(raw: Any, c: _Collector) -> SellModuleConfig:
     by_type = c.lenient(
         c.section(nested["order_cancel_minutes_by_type"], "sell_module.order_cancel_minutes_by_type"),
         "sell_module.order_cancel_minutes_by_type",
-        {t: _num_min(0.0, strict=True) for t in ORDER_TYPES},
+        {t: _float_in("sell_module.order_cancel_minutes") for t in ORDER_TYPES},
     )
     values["order_cancel_minutes_by_type"] = by_type
     return SellModuleConfig(**values)
@@ -408,7 +404,7 @@ def _parse_api(raw: Any, c: _Collector) -> ApiConfig:
     )
 
 
-def _parse_jwt(raw: Any) -> JwtConfig:
+def _parse_jwt(raw: Any, c: _Collector) -> JwtConfig:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -427,9 +423,9 @@ def _parse_jwt(raw: Any) -> JwtConfig:
             values[key] = value or None
         elif key == "leeway_seconds":
             try:
-                values[key] = _int_min(0)(value)
-            except ValueError as exc:
-                raise ConfigError(f"jwt.leeway_seconds: {exc}") from None
+                values[key] = _int_in("jwt.leeway_seconds")(value)
+            except ValueError as exc:  # the default (no leeway) is the strict, safe one
+                c.error("jwt.leeway_seconds", f"{exc}; using the default")
         else:
             raise ConfigError(f"jwt.{key}: unknown key")
     if env_secret:
@@ -447,9 +443,11 @@ def _parse_jwt(raw: Any) -> JwtConfig:
 def _parse_accounts(raw: Any, c: _Collector) -> tuple[dict[str, AccountConfig], dict[str, str]]:
     accounts: dict[str, AccountConfig] = {}
     errors: dict[str, str] = {}
+    key_owner: dict[str, str] = {}  # api_key -> the first account that uses it
     for account_id, entry in c.section(raw, "accounts").items():
         path = f"accounts.{account_id}"
         problems: list[str] = []
+        dropped: list[str] = []
         if not isinstance(account_id, str) or not ACCOUNT_ID_RE.match(account_id):
             problems.append(f"{path}: account id must be 1-64 letters, digits, '_', '.' or '-'")
         if not isinstance(entry, dict):
@@ -457,6 +455,12 @@ def _parse_accounts(raw: Any, c: _Collector) -> tuple[dict[str, AccountConfig], 
             entry = {}
         values: dict[str, Any] = {}
         for key, value in entry.items():
+            if key in ACCOUNT_OVERRIDES:
+                try:
+                    values[key] = ACCOUNT_OVERRIDES[key](value)
+                except ValueError as exc:
+                    dropped.append(f"{path}.{key}: {exc}; the override is dropped")
+                continue
             if key not in ACCOUNT_FIELDS:
                 problems.append(f"{path}.{key}: unknown key")
                 continue
@@ -467,12 +471,19 @@ def _parse_accounts(raw: Any, c: _Collector) -> tuple[dict[str, AccountConfig], 
         for required in ("api_key", "secret_key"):
             if required not in entry:
                 problems.append(f"{path}.{required}: is required")
+        first = key_owner.get(values.get("api_key", ""))
+        if first is not None:
+            # Two gateway accounts would drive one broker account: the first in the file keeps it.
+            problems.append(f"{path}.api_key: the same api_key as accounts.{first}; one broker account, one gateway account")
         if problems:
             message = "; ".join(dict.fromkeys(problems))
-            c.error(path, f"account skipped: {message}")
+            c.error(path, f"account not loaded: {message}")
             errors[str(account_id)] = message
             continue
-        accounts[account_id] = AccountConfig(account_id=account_id, **values)
+        for text in dropped:
+            c.error(text.split(": ", 1)[0], text.split(": ", 1)[1])
+        key_owner[values["api_key"]] = account_id
+        accounts[account_id] = AccountConfig(account_id=account_id, dropped=tuple(dropped), **values)
     return accounts, errors
 
 
@@ -488,7 +499,7 @@ def parse_config(data: Any, *, source: Path | None, demo: bool) -> OpitiosConfig
     for key in data:
         if key not in SECTIONS:
             c.error(str(key), f"unknown section; expected one of {', '.join(SECTIONS)}")
-    jwt = _parse_jwt(data.get("jwt"))
+    jwt = _parse_jwt(data.get("jwt"), c)
     trading = _parse_trading(data.get("trading"), c)
     rate_limits = _parse_rate_limits(data.get("rate_limits"), c)
     api = _parse_api(data.get("api"), c)
@@ -506,6 +517,13 @@ def parse_config(data: Any, *, source: Path | None, demo: bool) -> OpitiosConfig
         account_errors=account_errors,
         config_errors=c.errors,
     )
+
+
+def log_config_errors(config: OpitiosConfig) -> None:
+    """Log each config error once. Called by ``sync_accounts``, which ``make run`` runs once at
+    start; the web, worker and beat processes parse the same file without logging it again."""
+    for text in config.config_errors:
+        logger.error("config error %s", text)
 
 
 def read_yaml(path: Path) -> Any:

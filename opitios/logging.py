@@ -44,6 +44,20 @@ _PATTERNS = [
 ]
 
 
+# Words of a message that follow a field name ("secret_key: is required"): never a credential's value.
+_PROSE = frozenset({
+    "is", "are", "was", "were", "be", "has", "have", "must", "should", "may", "can", "cannot", "the", "a", "an",
+    "not", "no", "none", "null", "empty", "missing", "required", "expected", "unknown", "invalid", "changed",
+    "replaced", "rotated", "set", "unset", "too", "at", "of", "only", "never", "given",
+})
+
+
+def _mask_value(match: re.Match) -> str:
+    if match.group(4).lower() in _PROSE:
+        return match.group(0)  # a message about the field, not its value
+    return f"{match.group(1)}{match.group(2) or ''}{match.group(3)}{MASK}"
+
+
 # Compact OCC option symbols (ROOT, an optional adjustment digit, YYMMDD, C|P, strike x 1000).
 OCC_SYMBOL_RE = re.compile(r"[A-Z]{1,6}\d?\d{6}[CP]\d{8}")
 
@@ -77,7 +91,7 @@ def mask_secrets(text: str) -> str:
     # Each pattern needs a literal its match must contain: skip the scan when it is absent
     # (audit data runs every string value through here, most of them short field values).
     if ":" in text or "=" in text:
-        text = _PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2) or ''}{m.group(3)}{MASK}", text)
+        text = _PATTERNS[0].sub(_mask_value, text)
     if "K" in text:
         text = _PATTERNS[1].sub(_key_id, text)
     if "eyJ" in text:

@@ -101,15 +101,13 @@ TRADING_INVALID = [
 
 
 @pytest.mark.parametrize(("key", "value"), TRADING_INVALID)
-def test_invalid_trading_value_is_logged_and_replaced_by_its_default(key, value, caplog):
+def test_invalid_trading_value_is_reported_and_replaced_by_its_default(key, value):
     sibling = ("routing_strategy", "hash") if key != "routing_strategy" else ("max_symbols_per_request", 7)
-    with caplog.at_level(logging.ERROR, logger="opitios.config"):
-        config = parse({"trading": {key: value, sibling[0]: sibling[1]}})
+    config = parse({"trading": {key: value, sibling[0]: sibling[1]}})
     assert getattr(config.trading, key) == getattr(TradingConfig(), key)
     assert len(config.config_errors) == 1
     assert config.config_errors[0].startswith(f"trading.{key}: ")
     assert "using the default" in config.config_errors[0]
-    assert f"trading.{key}" in caplog.text
     assert getattr(config.trading, sibling[0]) == sibling[1]  # the valid sibling still applies
 
 
@@ -127,12 +125,10 @@ SELL_INVALID = [
 
 
 @pytest.mark.parametrize(("key", "value"), SELL_INVALID)
-def test_invalid_sell_module_value_is_logged_and_replaced_by_its_default(key, value, caplog):
-    with caplog.at_level(logging.ERROR, logger="opitios.config"):
-        config = parse({"sell_module": {key: value}})
+def test_invalid_sell_module_value_is_reported_and_replaced_by_its_default(key, value):
+    config = parse({"sell_module": {key: value}})
     assert getattr(config.sell_module, key) == getattr(SellModuleConfig(), key)
     assert [e.split(":")[0] for e in config.config_errors] == [f"sell_module.{key}"]
-    assert f"sell_module.{key}" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -193,21 +189,24 @@ def test_unknown_keys_and_sections_are_reported_and_ignored():
 # --- accounts ---------------------------------------------------------------------------------
 
 
-def test_a_broken_account_is_skipped_while_the_others_load(caplog):
-    with caplog.at_level(logging.ERROR, logger="opitios.config"):
-        config = parse(
-            {
-                "accounts": {
-                    "account_001": GOOD_ACCOUNT,
-                    "account_002": {"api_key": "PKTESTKEY00000000002"},  # no secret_key
-                    "account_003": {**GOOD_ACCOUNT, "max_connections": "many"},
-                    "account_004": {**GOOD_ACCOUNT, "colour": "blue"},
-                    "account 005": GOOD_ACCOUNT,
-                    "account_006": "not a mapping",
-                    "account_007": {**GOOD_ACCOUNT, "rate_limit_per_minute": 50, "minimum_balance": 100},
-                }
+def good(n: int) -> dict:
+    return {**GOOD_ACCOUNT, "api_key": f"PKTESTKEY{n:011d}"}
+
+
+def test_a_broken_account_is_skipped_while_the_others_load():
+    config = parse(
+        {
+            "accounts": {
+                "account_001": good(1),
+                "account_002": {"api_key": "PKTESTKEY00000000002"},  # no secret_key
+                "account_003": {**good(3), "paper_trading": "many"},
+                "account_004": {**good(4), "colour": "blue"},
+                "account 005": good(5),
+                "account_006": "not a mapping",
+                "account_007": {**good(7), "rate_limit_per_minute": 50, "minimum_balance": 100},
             }
-        )
+        }
+    )
     assert set(config.accounts) == {"account_001", "account_007"}
     assert config.accounts["account_007"].rate_limit_per_minute == 50
     assert config.accounts["account_007"].minimum_balance == Decimal("100")
@@ -215,11 +214,11 @@ def test_a_broken_account_is_skipped_while_the_others_load(caplog):
     errors = config.account_errors
     assert set(errors) == {"account_002", "account_003", "account_004", "account 005", "account_006"}
     assert "accounts.account_002.secret_key" in errors["account_002"]
-    assert "accounts.account_003.max_connections" in errors["account_003"]
+    assert "accounts.account_003.paper_trading" in errors["account_003"]
     assert "accounts.account_004.colour: unknown key" in errors["account_004"]
     assert "account id" in errors["account 005"]
     assert "expected a mapping" in errors["account_006"]
-    assert "account skipped" in caplog.text
+    assert any(e.startswith("accounts.account_002: account not loaded") for e in config.config_errors)
 
 
 def test_account_errors_and_repr_never_show_credentials():
@@ -240,7 +239,6 @@ def test_account_errors_and_repr_never_show_credentials():
         ({"secret_key": "too-short"}, "jwt.secret_key: must be at least 32 characters"),
         ({"algorithm": "HS512", "secret_key": "x" * 31}, "jwt.secret_key"),
         ({"algorithm": "RS256", "secret_key": "x" * 40}, "jwt.public_key"),
-        ({"leeway_seconds": -1}, "jwt.leeway_seconds"),
         ({"secret_key": 12345}, "jwt.secret_key: expected text"),
         ({"issuer": "me"}, "jwt.issuer: unknown key"),
         ("HS256", "jwt: expected a mapping"),

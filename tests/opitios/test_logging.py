@@ -56,6 +56,36 @@ def test_option_symbols_that_start_like_a_key_id_are_not_masked(symbol):
     assert mask_secrets(line) == line
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "config error accounts.account_002: account not loaded: accounts.account_002.secret_key: is required",
+        "secret_key: is required",
+        "accounts.a2.api_key: the same api_key as accounts.a1; one broker account, one gateway account",
+        "accounts.a3.api_key: must be at most 256 characters; got 10000",
+        "password: must be set",
+    ],
+)
+def test_messages_about_a_credential_field_are_not_garbled(line):
+    assert mask_secrets(line) == line  # field names and the words after them are not values
+
+
+def test_a_value_after_a_field_name_is_still_masked_next_to_such_messages():
+    line = f"secret_key: is required; secret_key: {ALPACA_SECRET}"
+    assert mask_secrets(line) == f"secret_key: is required; secret_key: {MASK}"
+
+
+def test_the_log_line_of_a_config_error_reads_as_written(caplog):
+    from opitios.config import log_config_errors, parse_config
+
+    config = parse_config({"accounts": {"account_002": {"api_key": "x" * 30}}}, source=None, demo=False)
+    with caplog.at_level(logging.ERROR, logger="opitios.config"):
+        log_config_errors(config)
+    record = caplog.records[-1]
+    SecretMaskingFilter().filter(record)
+    assert record.getMessage().endswith("accounts.account_002.secret_key: is required")
+
+
 def test_ordinary_lines_are_left_alone():
     line = "order account=account_001 type=paper side=buy symbol=AAPL qty=10 status=accepted total_ms=12.5"
     assert mask_secrets(line) == line
