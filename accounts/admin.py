@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from accounts import services
 from accounts.models import AccountTypeChange, AlpacaAccount, BalanceSnapshot
@@ -17,7 +18,7 @@ from audit.selectors import account_type_distribution
 # Exported and shown fields; the encrypted credentials are never among them.
 ACCOUNT_FIELDS = (
     "account_id", "name", "tier", "enabled", "paper_trading", "account_number", "account_type", "type_source", "detected_at",
-    "detection_error", "type_mismatch", "minimum_balance", "balance_check_enabled", "rate_limit_per_minute", "max_connections",
+    "detection_error", "type_mismatch", "config_error", "config_warning", "minimum_balance", "balance_check_enabled", "rate_limit_per_minute", "max_connections",
     "created_at", "updated_at",
 )
 SECRET_FIELDS = frozenset({"api_key_encrypted", "secret_key_encrypted"})
@@ -43,6 +44,23 @@ class AlpacaAccountForm(forms.ModelForm):
         fields = list(services.ADMIN_EDITABLE)
 
 
+class ConfigStateFilter(admin.SimpleListFilter):
+    title = "secrets.yml entry"
+    parameter_name = "config"
+
+    def lookups(self, request, model_admin):
+        return (("invalid", "invalid (not tradable)"), ("flagged", "settings dropped"), ("ok", "ok"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "invalid":
+            return queryset.exclude(config_error="")
+        if self.value() == "flagged":
+            return queryset.filter(config_error="").exclude(config_warning="")
+        if self.value() == "ok":
+            return queryset.filter(config_error="", config_warning="")
+        return queryset
+
+
 def _age(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f}s"
@@ -56,18 +74,19 @@ class AlpacaAccountAdmin(ExportMixin, admin.ModelAdmin):
     form = AlpacaAccountForm
     export_fields = ACCOUNT_FIELDS
     list_display = (
-        "account_id", "name", "tier", "account_type", "type_source", "mismatch_flag", "enabled",
+        "account_id", "name", "tier", "account_type", "type_source", "mismatch_flag", "config_state", "enabled",
         "configured", "last_balance", "detected_at",
     )
-    list_filter = ("account_type", "tier", "type_source", "type_mismatch", "enabled", "paper_trading")
+    list_filter = ("account_type", "tier", "type_source", "type_mismatch", ConfigStateFilter, "enabled", "paper_trading")
     search_fields = ("account_id", "name", "account_number")
     actions = ["detect_account_type"]
     readonly_fields = (
         "account_id", "paper_trading", "account_number", "account_type", "type_source", "type_mismatch",
-        "detected_at", "detection_error", "created_at", "updated_at",
+        "detected_at", "detection_error", "config_error", "config_warning", "created_at", "updated_at",
     )
     fieldsets = (
         (None, {"fields": ("account_id", "name", "tier", "enabled", "paper_trading")}),
+        ("secrets.yml entry (from the last sync)", {"fields": ("config_error", "config_warning")}),
         ("Detected type", {"fields": ("account_number", "account_type", "type_source", "type_mismatch", "detected_at", "detection_error")}),
         ("Thresholds (apply to the next order)", {"fields": ("minimum_balance", "balance_check_enabled", "rate_limit_per_minute", "max_connections")}),
         ("Credentials (write-only)", {"fields": ("new_api_key", "new_secret_key")}),
@@ -88,9 +107,18 @@ class AlpacaAccountAdmin(ExportMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # records point at accounts; disable instead
 
-    @admin.display(description="mismatch", boolean=True, ordering="type_mismatch")
+    # Only an alarm is drawn as one: a healthy "no mismatch" is a dash, not a red cross.
+    @admin.display(description="mismatch", ordering="type_mismatch")
     def mismatch_flag(self, obj):
-        return obj.type_mismatch
+        return mark_safe('<strong style="color:#ba2121">MISMATCH</strong>') if obj.type_mismatch else "—"  # noqa: S308 - a constant
+
+    @admin.display(description="secrets.yml entry", ordering="config_error")
+    def config_state(self, obj):
+        if obj.config_error:
+            return format_html('<strong style="color:#ba2121">invalid, not tradable</strong>: {}', obj.config_error)
+        if obj.config_warning:
+            return format_html('<span style="color:#a36c00">settings dropped</span>: {}', obj.config_warning)
+        return "ok"
 
     @admin.display(description="configured", ordering="paper_trading")
     def configured(self, obj):

@@ -1,6 +1,8 @@
 """Alpaca accounts, their balance snapshots and their type changes (SPEC §4)."""
 from django.db import models
 
+from opitios.limits import RANGES
+
 
 class AccountType(models.TextChoices):
     PAPER = "paper", "paper"
@@ -31,10 +33,21 @@ class AlpacaAccount(models.Model):
     detection_error = models.CharField(max_length=300, blank=True)
     type_mismatch = models.BooleanField(default=False, db_index=True)
 
-    minimum_balance = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True, help_text="Overrides trading.minimum_balance when set.")
+    # Validators from the range table secrets.yml is checked against, so the admin form and the
+    # sync accept the same values and never write one the column cannot hold.
+    minimum_balance = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True, validators=RANGES["accounts.minimum_balance"].validators(),
+        help_text="Overrides trading.minimum_balance when set.",
+    )
     balance_check_enabled = models.BooleanField(null=True, blank=True, help_text="Overrides trading.balance_check_enabled when set.")
-    rate_limit_per_minute = models.PositiveIntegerField(default=200)
-    max_connections = models.PositiveIntegerField(default=10)
+    rate_limit_per_minute = models.PositiveIntegerField(default=200, validators=RANGES["accounts.rate_limit_per_minute"].validators())
+    max_connections = models.PositiveIntegerField(default=10, validators=RANGES["accounts.max_connections"].validators())
+
+    # Set by the sync from secrets.yml. config_error: the account's entry is invalid, so the account
+    # is not tradable until it is valid again. config_warning: settings of the entry were invalid and
+    # dropped (their defaults apply); the account trades.
+    config_error = models.TextField(blank=True, default="", editable=False)
+    config_warning = models.TextField(blank=True, default="", editable=False)
 
     # The non-secret values of the last sync, so a re-sync applies what changed in the file
     # and keeps what was edited in the admin since (a three-way merge).
@@ -63,7 +76,7 @@ class AlpacaAccount(models.Model):
 
     @property
     def tradable(self) -> bool:
-        return self.enabled and not self.type_mismatch and self.type_trusted
+        return self.enabled and not self.config_error and not self.type_mismatch and self.type_trusted
 
 
 class BalanceSnapshot(models.Model):

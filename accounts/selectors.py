@@ -10,9 +10,10 @@ from opitios.config import current_config
 
 
 def tradable_accounts():
-    """Accounts orders may be placed on (``AlpacaAccount.tradable`` as a query): enabled, not
-    mismatched, and with a trusted paper/live type (detected, or a paper-configured fallback)."""
-    return AlpacaAccount.objects.filter(enabled=True, type_mismatch=False).filter(
+    """Accounts orders may be placed on (``AlpacaAccount.tradable`` as a query): enabled, a valid
+    secrets.yml entry, not mismatched, and with a trusted paper/live type (detected, or a
+    paper-configured fallback)."""
+    return AlpacaAccount.objects.filter(enabled=True, config_error="", type_mismatch=False).filter(
         Q(type_source=TypeSource.DETECTED) | Q(type_source=TypeSource.FALLBACK, paper_trading=True)
     )
 
@@ -62,6 +63,7 @@ def pool_statistics() -> dict:
                 "type_source": a.type_source,
                 "configured_type": AccountType.PAPER if a.paper_trading else AccountType.LIVE,
                 "type_mismatch": a.type_mismatch,
+                "config_error": a.config_error,
                 "account_number": a.account_number,
                 "detected_at": a.detected_at,
                 "detection_error": a.detection_error,
@@ -99,9 +101,12 @@ def accounts_health() -> dict:
     failed = list(
         AlpacaAccount.objects.filter(enabled=True, type_source=TypeSource.FALLBACK).values("account_id", "detection_error")[:50]
     )
+    # Not tradable because their secrets.yml entry is invalid; flagged because settings were dropped.
+    config_invalid = list(AlpacaAccount.objects.exclude(config_error="").values("account_id", "enabled", "config_error")[:50])
+    config_flagged = list(AlpacaAccount.objects.exclude(config_warning="").values("account_id", "config_warning")[:50])
     stale = trading.balance_check_enabled and (age is None or age > max(3 * trading.balance_refresh_seconds, 60))
     status = "ok"
-    if mismatched or failed or stale or budget.counters.degraded:
+    if mismatched or failed or stale or budget.counters.degraded or config_invalid or config_flagged:
         status = "degraded"
     if totals["by_state"]["enabled"] == 0:
         status = "unhealthy"
@@ -110,6 +115,8 @@ def accounts_health() -> dict:
         **totals,
         "mismatches": mismatched,
         "detection_failures": failed,
+        "config_invalid": config_invalid,
+        "config_flagged": config_flagged,
         "budget_store": "shared" if budget.counters.shared else ("process (Redis down)" if budget.counters.degraded else "process (no shared store)"),
         "balance_check": {
             "enabled": trading.balance_check_enabled,
@@ -132,3 +139,16 @@ def accounts_readiness() -> str | None:
     if not pool_accounts():
         return "no enabled account (run manage.py sync_accounts)"
     return None
+
+
+def config_problems() -> dict:
+    """secrets.yml as it reads now (errors, with the defaults that applied) and the accounts the last
+    sync found invalid (not tradable) or flagged (settings dropped): the admin index shows them."""
+    config = current_config()
+    return {
+        "config_errors": list(config.config_errors),
+        "invalid_accounts": list(AlpacaAccount.objects.exclude(config_error="").values("pk", "account_id", "config_error")[:50]),
+        "flagged_accounts": list(
+            AlpacaAccount.objects.filter(config_error="").exclude(config_warning="").values("pk", "account_id", "config_warning")[:50]
+        ),
+    }

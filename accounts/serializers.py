@@ -19,6 +19,7 @@ class PoolAccountSerializer(serializers.Serializer):
     type_source = serializers.ChoiceField(choices=["detected", "fallback", "unknown"])
     configured_type = serializers.ChoiceField(choices=["paper", "live"])
     type_mismatch = serializers.BooleanField()
+    config_error = serializers.CharField(help_text="Why the account's secrets.yml entry is invalid (not tradable); empty when valid.")
     account_number = serializers.CharField()
     detected_at = serializers.DateTimeField(allow_null=True)
     detection_error = serializers.CharField()

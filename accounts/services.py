@@ -9,7 +9,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
 from accounts import broker as broker_seam
@@ -37,7 +38,9 @@ class SyncResult:
     updated: list[str] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # account_id -> reason
+    skipped: dict[str, str] = field(default_factory=dict)  # account_id -> why its entry was not loaded
+    blocked: list[str] = field(default_factory=list)  # existing accounts made non-tradable by an invalid entry
+    failed: dict[str, str] = field(default_factory=dict)  # account_id -> why its write failed
     detection: DetectionSummary | None = None
 
     def summary(self) -> dict:
@@ -47,6 +50,8 @@ class SyncResult:
             "disabled": len(self.disabled),
             "unchanged": len(self.unchanged),
             "skipped": len(self.skipped),
+            "blocked": len(self.blocked),
+            "failed": len(self.failed),
         }
 
 
@@ -70,6 +75,59 @@ def _credential_changed(token: str, plaintext: str) -> bool:
         return True  # undecryptable with today's keys: store the file's value
 
 
+def _new_account(account_id: str, entry: AccountConfig) -> AlpacaAccount:
+    return AlpacaAccount(
+        account_id=account_id,
+        api_key_encrypted=crypto.encrypt(entry.api_key),
+        secret_key_encrypted=crypto.encrypt(entry.secret_key),
+        synced_config=_file_values(entry),
+        config_warning="; ".join(entry.dropped),
+        **{f: getattr(entry, f) for f in SYNCED_FIELDS},
+    )
+
+
+def _apply_entry(account: AlpacaAccount, entry: AccountConfig) -> list[str]:
+    """Apply a valid entry to an existing account; the names of the fields that changed."""
+    file_values = _file_values(entry)
+    changed = []
+    last = account.synced_config or {}
+    for name in SYNCED_FIELDS:
+        if name not in last or last[name] != file_values[name]:
+            wanted = _db_value(name, file_values[name])
+            if getattr(account, name) != wanted:
+                setattr(account, name, wanted)
+                changed.append(name)
+    if _credential_changed(account.api_key_encrypted, entry.api_key):
+        account.api_key_encrypted = crypto.encrypt(entry.api_key)
+        changed.append("api_key_encrypted")
+    if _credential_changed(account.secret_key_encrypted, entry.secret_key):
+        account.secret_key_encrypted = crypto.encrypt(entry.secret_key)
+        changed.append("secret_key_encrypted")
+    if {"api_key_encrypted", "secret_key_encrypted", "paper_trading"} & set(changed):
+        # The detected type belonged to the old keys or endpoint: no orders until detected again.
+        account.type_source = TypeSource.UNKNOWN
+        changed.append("type_source")
+    for name, value in (("config_error", ""), ("config_warning", "; ".join(entry.dropped))):
+        if getattr(account, name) != value:
+            setattr(account, name, value)
+            changed.append(name)
+    if last != file_values:
+        account.synced_config = file_values
+        changed.append("synced_config")
+    return changed
+
+
+def _write(account: AlpacaAccount, fields: list[str] | None) -> None:
+    """One account in its own transaction, validated first: the sync never writes a value the
+    column cannot hold (on SQLite such a value made every later read of the table fail)."""
+    account.clean_fields()
+    with transaction.atomic():
+        if fields is None:
+            account.save(force_insert=True)
+        else:
+            account.save(update_fields=sorted({*fields, "updated_at"}))
+
+
 def account_sync(
     *,
     config: OpitiosConfig | None = None,
@@ -80,100 +138,98 @@ def account_sync(
     """Make the accounts table match the configuration: create, update, disable (never delete).
 
     Idempotent: an unchanged file writes nothing. Settings follow a three-way merge: a value
-    changed in the file since the last sync wins; otherwise an admin edit is kept.
+    changed in the file since the last sync wins; otherwise an admin edit is kept. Each account is
+    written in its own transaction: one that cannot be written is reported and the others proceed.
+    An existing account whose entry is invalid keeps its settings but is made non-tradable
+    (``config_error``) until the entry is valid again.
     """
     config = config or current_config()
     result = SyncResult(skipped=dict(config.account_errors))
-    now = timezone.now()
     existing = {a.account_id: a for a in AlpacaAccount.objects.all()}
-    to_create: list[AlpacaAccount] = []
-    to_update: list[AlpacaAccount] = []
-    update_fields: set[str] = set()
+    writes: list[tuple[str, AlpacaAccount, list[str] | None, list[str]]] = []  # id, account, fields (None: new), bucket
 
     for account_id, entry in config.accounts.items():
-        file_values = _file_values(entry)
         account = existing.get(account_id)
         if account is None:
-            to_create.append(
-                AlpacaAccount(
-                    account_id=account_id,
-                    api_key_encrypted=crypto.encrypt(entry.api_key),
-                    secret_key_encrypted=crypto.encrypt(entry.secret_key),
-                    synced_config=file_values,
-                    **{f: getattr(entry, f) for f in SYNCED_FIELDS},
-                )
-            )
-            result.created.append(account_id)
+            writes.append((account_id, _new_account(account_id, entry), None, result.created))
         else:
-            changed = []
-            last = account.synced_config or {}
-            for name in SYNCED_FIELDS:
-                if name not in last or last[name] != file_values[name]:
-                    wanted = _db_value(name, file_values[name])
-                    if getattr(account, name) != wanted:
-                        setattr(account, name, wanted)
-                        changed.append(name)
-            if _credential_changed(account.api_key_encrypted, entry.api_key):
-                account.api_key_encrypted = crypto.encrypt(entry.api_key)
-                changed.append("api_key_encrypted")
-            if _credential_changed(account.secret_key_encrypted, entry.secret_key):
-                account.secret_key_encrypted = crypto.encrypt(entry.secret_key)
-                changed.append("secret_key_encrypted")
-            if {"api_key_encrypted", "secret_key_encrypted", "paper_trading"} & set(changed):
-                # The detected type belonged to the old keys or endpoint: no orders until detected again.
-                account.type_source = TypeSource.UNKNOWN
-                changed.append("type_source")
-            if last != file_values:
-                account.synced_config = file_values
-                changed.append("synced_config")
+            changed = _apply_entry(account, entry)
             if changed:
-                account.updated_at = now
-                update_fields.update(changed)
-                to_update.append(account)
                 visible = [c for c in changed if c != "synced_config"]
-                (result.updated if visible else result.unchanged).append(account_id)
+                writes.append((account_id, account, changed, result.updated if visible else result.unchanged))
             else:
                 result.unchanged.append(account_id)
         if progress:
             progress(1)
 
+    for account_id, reason in config.account_errors.items():
+        account = existing.get(account_id)
+        if account is not None and account.config_error != reason:
+            account.config_error = reason
+            writes.append((account_id, account, ["config_error"], result.blocked))
+        elif account is not None:
+            result.blocked.append(account_id)
+
     for account_id, account in existing.items():
         if account_id in config.accounts or account_id in config.account_errors:
-            continue  # a broken entry keeps the account as it was
+            continue
         if account.enabled:
             account.enabled = False
             account.synced_config = {}  # if it comes back, the file's values apply again
-            account.updated_at = now
-            update_fields.update({"enabled", "synced_config"})
-            to_update.append(account)
-            result.disabled.append(account_id)
+            writes.append((account_id, account, ["enabled", "synced_config"], result.disabled))
+
+    for account_id, account, fields, bucket in writes:
+        try:
+            _write(account, fields)
+        except (ValidationError, DatabaseError) as exc:
+            reason = _write_failure(exc)
+            result.failed[account_id] = reason
+            logger.error("account=%s not written by sync: %s", account_id, reason)
+            if fields is not None:
+                _block(account, f"the sync could not store this entry: {reason}")
+        else:
+            bucket.append(account_id)
 
     for account_id, reason in result.skipped.items():
-        logger.error("account=%s skipped by sync: %s", account_id, reason)
+        state = "exists and is not tradable until its entry is valid" if account_id in existing else "not created"
+        logger.error("account=%s entry invalid (%s): %s", account_id, state, reason)
 
-    if to_create or to_update:
-        with transaction.atomic():
-            AlpacaAccount.objects.bulk_create(to_create, batch_size=BATCH)
-            if to_update:
-                AlpacaAccount.objects.bulk_update(to_update, sorted(update_fields | {"updated_at"}), batch_size=BATCH)
-            audit(
-                "account.synced",
-                actor_id=actor_id,
-                data={
-                    "source": str(config.source) if config.source else None,
-                    **result.summary(),
-                    "created_ids": result.created,
-                    "updated_ids": result.updated,
-                    "disabled_ids": result.disabled,
-                    "skipped": result.skipped,
-                },
-            )
+    if writes:
+        audit(
+            "account.synced",
+            actor_id=actor_id,
+            data={
+                "source": str(config.source) if config.source else None,
+                **result.summary(),
+                "created_ids": result.created,
+                "updated_ids": result.updated,
+                "disabled_ids": result.disabled,
+                "blocked_ids": result.blocked,
+                "skipped": result.skipped,
+                "failed": result.failed,
+            },
+        )
         broker_seam.pool().invalidate()
     logger.info("accounts synced from %s: %s", config.source, " ".join(f"{k}={v}" for k, v in result.summary().items()))
 
     if detect:
         result.detection = accounts_detect_types(accounts=AlpacaAccount.objects.filter(enabled=True))
     return result
+
+
+def _write_failure(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{name}: {' '.join(messages)}" for name, messages in exc.message_dict.items())
+    return f"database refused the write ({exc.__class__.__name__})"
+
+
+def _block(account: AlpacaAccount, reason: str) -> None:
+    """Fail safe: an account whose entry could not be applied must not keep trading on the old one."""
+    try:
+        with transaction.atomic():
+            AlpacaAccount.objects.filter(pk=account.pk).update(config_error=reason, updated_at=timezone.now())
+    except DatabaseError:
+        logger.exception("account=%s could not be marked non-tradable", account.account_id)
 
 
 # --- paper/live detection -------------------------------------------------------------------------

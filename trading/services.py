@@ -269,6 +269,14 @@ def _replay(record: OrderRecord) -> OrderResult:
 def _account_refusal(account: AlpacaAccount) -> _Refusal | None:
     if not account.enabled:
         return _Refusal("account_disabled", f"Account {account.account_id} is disabled; orders are refused.", 422)
+    if account.config_error:
+        return _Refusal(
+            "account_config_invalid",
+            f"Account {account.account_id}'s entry in secrets.yml is invalid; orders are refused until it is valid "
+            f"and synced again: {account.config_error}",
+            422,
+            {"reason": account.config_error},
+        )
     if account.type_mismatch:
         return _Refusal(
             "account_type_mismatch",

@@ -29,7 +29,7 @@ def writes(ctx) -> list[str]:
 def test_creates_encrypted_accounts(caplog):
     with caplog.at_level(logging.INFO):
         result = account_sync(config=config(), detect=False)
-    assert result.summary() == {"created": 4, "updated": 0, "disabled": 0, "unchanged": 0, "skipped": 0}
+    assert result.summary() == {"created": 4, "updated": 0, "disabled": 0, "unchanged": 0, "skipped": 0, "blocked": 0, "failed": 0}
     account = AlpacaAccount.objects.get(account_id="account_004")
     assert account.paper_trading is False and account.enabled
     assert "AKDEMO" not in account.api_key_encrypted
@@ -79,7 +79,7 @@ def test_broken_entry_is_skipped_while_the_others_load(caplog):
     assert "secret_key" in result.skipped["account_009"] and "paper_trading" in result.skipped["account_009"]
     assert sorted(result.created) == ["account_001", "account_002", "account_003", "account_004"]
     assert not AlpacaAccount.objects.filter(account_id="account_009").exists()
-    assert "account=account_009 skipped by sync" in caplog.text
+    assert "account=account_009 entry invalid (not created)" in caplog.text
 
 
 def test_admin_edits_survive_a_resync_but_file_changes_win():
@@ -109,10 +109,11 @@ def test_command_with_file_and_detection(alpaca, tmp_path, capsys):
     assert "created 0, updated 0, disabled 0, unchanged 4, skipped 1" in capsys.readouterr().out
 
 
-def test_sync_of_many_accounts_uses_bulk_writes():
+def test_each_account_is_written_in_its_own_transaction():
     accounts = {f"acct_{i:04d}": {"api_key": f"PKSIM{i:010d}", "secret_key": f"simsecret{i:010d}", "paper_trading": True} for i in range(300)}
     cfg = parse_config({"accounts": accounts}, source=None, demo=False)
     with CaptureQueriesContext(connection) as ctx:
         result = account_sync(config=cfg, detect=False)
     assert len(result.created) == 300
-    assert len(writes(ctx)) <= 10  # bulk inserts (SQLite splits them by its variable limit), not one per account
+    inserts = [w for w in writes(ctx) if "accounts_alpacaaccount" in w]
+    assert len(inserts) == 300  # one per account: a bad one cannot roll back the others

@@ -61,7 +61,7 @@ COMMON_ERRORS = {
 }
 BROKER_ERRORS = {
     404: _err("Not found (account_not_found, not_found)."),
-    422: _err("Refused by a rule (account_disabled, account_type_mismatch, account_type_undetected, account_type_unverified, broker_rejected, ...)."),
+    422: _err("Refused by a rule (account_disabled, account_config_invalid, account_type_mismatch, account_type_undetected, account_type_unverified, broker_rejected, ...)."),
     502: _err("Unexpected broker answer (broker_error)."),
     503: _err("Broker unavailable (broker_unavailable)."),
     504: _err("Broker timeout (broker_timeout)."),
@@ -74,7 +74,7 @@ ACCOUNT_ERRORS = {
 ORDER_ERRORS = {
     **ACCOUNT_ERRORS,
     409: _err("The same client_order_id is being placed concurrently (idempotency_conflict)."),
-    422: _err("Refused by a rule: insufficient_balance, account_type_mismatch, account_type_undetected, account_type_unverified, account_disabled, broker_rejected."),
+    422: _err("Refused by a rule: insufficient_balance, account_type_mismatch, account_type_undetected, account_type_unverified, account_disabled, account_config_invalid, broker_rejected."),
     503: _err("broker_unavailable, broker_busy (too many orders in flight; retry with Retry-After), balance_unverified in fail-closed mode, price_unavailable, or database_unavailable."),
 }
 MARKET_ERRORS = {

@@ -6,7 +6,7 @@ from tqdm import tqdm
 
 from accounts.models import AlpacaAccount
 from accounts.services import account_sync, accounts_detect_types
-from opitios.config import ConfigError, current_config, parse_config, read_yaml
+from opitios.config import ConfigError, current_config, log_config_errors, parse_config, read_yaml
 
 
 class Command(BaseCommand):
@@ -21,16 +21,27 @@ class Command(BaseCommand):
             config = parse_config(read_yaml(file), source=file, demo=False) if file else current_config()
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
+        # `make run` runs this once at start: the one place each config error is printed.
+        log_config_errors(config)
         show = len(config.accounts) >= 50
         with tqdm(total=len(config.accounts), desc="sync", unit="acct", disable=not show) as bar:
             result = account_sync(config=config, detect=False, progress=bar.update)
         s = result.summary()
         self.stdout.write(
             f"Accounts from {config.source}: created {s['created']}, updated {s['updated']}, "
-            f"disabled {s['disabled']}, unchanged {s['unchanged']}, skipped {s['skipped']}"
+            f"disabled {s['disabled']}, unchanged {s['unchanged']}, skipped {s['skipped']}, "
+            f"not tradable {s['blocked']}, failed {s['failed']}"
         )
         for account_id, reason in result.skipped.items():
-            self.stdout.write(self.style.WARNING(f"  skipped {account_id}: {reason}"))
+            state = "not tradable until its entry is valid" if account_id in result.blocked else "not created"
+            self.stdout.write(self.style.WARNING(f"  skipped {account_id} ({state}): {reason}"))
+        for account_id, reason in result.failed.items():
+            self.stdout.write(self.style.ERROR(f"  failed {account_id}: {reason}"))
+        if config.config_errors:
+            self.stdout.write(self.style.WARNING(
+                f"  {len(config.config_errors)} config errors, each logged once above and in logs/errors/errors.log; "
+                "also in /health/detailed and the admin"
+            ))
         if no_detect:
             return
         accounts = list(AlpacaAccount.objects.filter(enabled=True))
