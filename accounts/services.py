@@ -190,9 +190,10 @@ def account_sync(
         else:
             bucket.append(account_id)
 
-    for account_id, reason in result.skipped.items():
-        state = "exists and is not tradable until its entry is valid" if account_id in existing else "not created"
-        logger.error("account=%s entry invalid (%s): %s", account_id, state, reason)
+    for account_id in result.skipped:
+        # The reason itself is a config error, logged once by log_config_errors().
+        state = "is not tradable until its entry is valid" if account_id in existing else "was not created"
+        logger.warning("account=%s %s: its secrets.yml entry is invalid (see the config error)", account_id, state)
 
     if writes:
         audit(

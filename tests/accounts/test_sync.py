@@ -73,13 +73,13 @@ def test_removed_accounts_are_disabled_never_deleted():
 
 def test_broken_entry_is_skipped_while_the_others_load(caplog):
     broken = {"name": "no secret", "api_key": "PKBROKEN00000000000", "paper_trading": "maybe"}
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(logging.WARNING):
         result = account_sync(config=config(account_009=broken), detect=False)
     assert set(result.skipped) == {"account_009"}
     assert "secret_key" in result.skipped["account_009"] and "paper_trading" in result.skipped["account_009"]
     assert sorted(result.created) == ["account_001", "account_002", "account_003", "account_004"]
     assert not AlpacaAccount.objects.filter(account_id="account_009").exists()
-    assert "account=account_009 entry invalid (not created)" in caplog.text
+    assert "account=account_009 was not created: its secrets.yml entry is invalid" in caplog.text
 
 
 def test_admin_edits_survive_a_resync_but_file_changes_win():
