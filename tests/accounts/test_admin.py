@@ -69,3 +69,32 @@ def test_thresholds_edit_is_audited_and_secrets_are_write_only(admin_client, alp
     assert "brand-new-secret-xyz" not in json.dumps(event.data)
     assert "brand-new-secret-xyz" not in caplog.text
     assert admin_client.get("/admin/accounts/alpacaaccount/add/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("minimum_balance", "1000000000000", "no more than 12 digits before the decimal point"),
+        ("minimum_balance", "-1", "greater than or equal to 0"),
+        ("rate_limit_per_minute", "0", "greater than or equal to 1"),
+        ("rate_limit_per_minute", "1000001", "less than or equal to 1000000"),
+        ("max_connections", "100000", "less than or equal to 1000"),
+    ],
+)
+def test_the_admin_form_enforces_the_secrets_yml_ranges(admin_client, field, value, message):
+    account = demo_account("account_001")
+    data = {"name": account.name, "tier": "standard", "enabled": "on", "minimum_balance": "", "balance_check_enabled": "unknown",
+            "rate_limit_per_minute": "200", "max_connections": "10", "new_api_key": "", "new_secret_key": ""}
+    response = admin_client.post(f"/admin/accounts/alpacaaccount/{account.pk}/change/", {**data, field: value})
+    assert response.status_code == 200 and message in response.content.decode()
+    account.refresh_from_db()
+    assert (account.minimum_balance, account.rate_limit_per_minute, account.max_connections) == (None, 200, 10)
+    assert not AuditEvent.objects.filter(action="config.changed").exists()
+
+
+def test_no_mismatch_is_not_drawn_as_an_alarm(admin_client):
+    demo_account("account_001")
+    demo_account("account_002", type_mismatch=True)
+    page = admin_client.get("/admin/accounts/alpacaaccount/").content.decode()
+    assert "icon-no.svg" not in page  # Django's red cross
+    assert page.count("MISMATCH") == 1
