@@ -84,7 +84,7 @@ RANGES: dict[str, Range] = {
     "sell_module.strategy_one.trailing_stop_rate": _r(0, 1, low_open=True, high_open=True),
     "sell_module.position_time_limit.max_hold_minutes": _r(1, 525600, integer=True),  # a year
     # rate_limits: the count of "N/period"
-    "rate_limits.count": _r(1, 1_000_000, integer=True),
+    "rate_limits.count": _r(1, 1_000_000_000, integer=True),  # benchmarks switch throttling off with 10000000/min
     # jwt
     "jwt.leeway_seconds": _r(0, 300, integer=True),
     # accounts (the same ranges validate the admin's account form)

@@ -17,6 +17,7 @@ from opitios.config import (
     load_config,
     parse_config,
 )
+from opitios.limits import RANGES
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD_ACCOUNT = {"api_key": "PKTESTKEY00000000001", "secret_key": "s3cret-value-0001", "paper_trading": True}
@@ -342,3 +343,75 @@ def test_current_config_rereads_the_file_when_it_changes(tmp_path, monkeypatch, 
     with caplog.at_level(logging.ERROR, logger="opitios.config"):
         assert current_config() is second
     assert "config reload failed" in caplog.text
+
+
+# --- ranges: one table for every numeric setting ------------------------------------------------------
+
+
+def _nested(path: str, value) -> dict:
+    data: dict = {}
+    node = data
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+    return data
+
+
+SECTION_RANGES = [key for key in RANGES if key.split(".")[0] in ("trading", "sell_module", "jwt")]
+
+
+@pytest.mark.parametrize("key", SECTION_RANGES)
+@pytest.mark.parametrize("side", ["below", "above"])
+def test_every_numeric_setting_outside_its_range_is_an_error_naming_path_and_range(key, side):
+    r = RANGES[key]
+    value = (r.low if r.low_open else r.low - 1) if side == "below" else r.high + 1
+    config = parse(_nested(key, str(value)))
+    assert config.config_errors == [f"{key}: must be {r.describe()}; got {str(value)!r}; using the default"]
+    assert config.accounts == {}
+
+
+@pytest.mark.parametrize("key", [k for k in RANGES if k.split(".")[0] in ("trading", "sell_module")])
+def test_every_numeric_setting_at_its_bounds_is_accepted(key):
+    r = RANGES[key]
+    for value in ([] if r.low_open else [r.low]) + ([] if r.high_open else [r.high]):
+        assert parse(_nested(key, str(value))).config_errors == [], (key, value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("minimum_balance", 10**12), ("minimum_balance", "0.001"), ("minimum_balance", "NaN"), ("rate_limit_per_minute", 0),
+     ("rate_limit_per_minute", 10**7), ("max_connections", 0), ("max_connections", 1001), ("max_connections", "many")],
+)
+def test_an_invalid_account_override_is_dropped_and_the_account_flagged(key, value):
+    config = parse({"accounts": {"a1": {**GOOD_ACCOUNT, key: value}}})
+    account = config.accounts["a1"]
+    assert getattr(account, key) == {"minimum_balance": None, "rate_limit_per_minute": 200, "max_connections": 10}[key]
+    assert len(account.dropped) == 1 and account.dropped[0].startswith(f"accounts.a1.{key}: must be ")
+    assert config.config_errors == [account.dropped[0]] and config.account_errors == {}
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"api_key": "PK" + "A" * 9998}, "accounts.a2.api_key: must be at most 256 characters; got 10000"),
+        ({"secret_key": "s" * 257}, "accounts.a2.secret_key: must be at most 256 characters; got 257"),
+        ({"api_key": "PK KEY WITH SPACES"}, "accounts.a2.api_key: must not contain spaces or control characters"),
+        ({"name": "n" * 201}, "accounts.a2.name: must be at most 200 characters; got 201"),
+        ({"tier": "t" * 65}, "accounts.a2.tier: must be at most 64 characters; got 65"),
+        ({"api_key": GOOD_ACCOUNT["api_key"]}, "accounts.a2.api_key: the same api_key as accounts.a1"),
+    ],
+)
+def test_an_invalid_account_entry_is_not_loaded_and_never_echoes_a_credential(entry, message):
+    config = parse({"accounts": {"a1": GOOD_ACCOUNT, "a2": {**good(2), **entry}}})
+    assert set(config.accounts) == {"a1"}
+    assert config.account_errors["a2"].startswith(message)
+    assert "A" * 50 not in repr(config) and "s" * 257 not in repr(config)
+
+
+@pytest.mark.parametrize("rate", ["0/min", "-5/min", "1000000001/s"])
+def test_an_absurd_rate_is_an_error_and_the_default_applies(rate):
+    config = parse({"rate_limits": {"stock_order": rate}})
+    assert config.rate_limits["stock_order"] == DEFAULT_RATE_LIMITS["stock_order"]
+    assert config.config_errors == [
+        f"rate_limits.stock_order: the count must be {RANGES['rate_limits.count'].describe()}; got {rate!r}; using the default"]
