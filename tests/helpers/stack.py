@@ -117,7 +117,7 @@ class Stack:
         env: dict[str, str] | None = None,
         beat_interval: float | None = None,
         stop_timeout: float = 10.0,
-        start_timeout: float = 30.0,
+        start_timeout: float = 60.0,
     ) -> None:
         self.root = Path(root)
         self.out_dir = self.root / "out"
@@ -309,7 +309,7 @@ class Stack:
         parts.append(f"--- logs/errors/errors.log ---\n{self.error_log()[-tail:]}")
         return "\n".join(parts)
 
-    def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             dead = [n for n, up in self.running().items() if not up and n not in self._killed]
