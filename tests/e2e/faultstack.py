@@ -16,6 +16,7 @@ ACCOUNTS = {
     "account_002": {"api_key": "PKDEMO0000000000002", "secret_key": "demo-secret-0000000002", "paper_trading": True,
                     "rate_limit_per_minute": 100000},
 }
+ACTING_TASKS = ("sellbot.check_account", "sellbot.cancel_order")  # the sell-bot tasks that place or cancel orders
 UNLIMITED = {"stock_quote": "100000/min", "quotes_batch": "100000/min", "stock_order": "100000/min",
              "option_order": "100000/min", "default": "100000/min"}
 
@@ -84,28 +85,27 @@ def query(stack, sql: str, params: tuple = ()) -> list[tuple]:
     if stack.env.get("DATABASE_URL"):
         import psycopg
 
-        with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
-            return list(conn.execute(sql, params).fetchall())
+        with psycopg.connect(stack.env["DATABASE_URL"]) as conn:  # without parameters a LIKE 'x%' is not a placeholder
+            return list(conn.execute(sql, params or None).fetchall())
     with sqlite3.connect(stack.root / "var" / "db.sqlite3", timeout=10) as conn:
         return list(conn.execute(sql.replace("%s", "?"), params).fetchall())
 
 
 def wait_for_bot_passes(stack, *, since: int, sweeps: int = 2, checks: int = 0, settled_since: int | None = None,
-                        what: str = "", timeout: float = 45.0) -> list:
+                        what: str = "", timeout: float = 60.0) -> list:
     """Wait until the sell bot has looked again at the state of ``since`` (a ``stack.log_mark()``): ``sweeps``
-    sweeps and ``checks`` account checks received after the mark have finished, and no task received after
-    ``settled_since`` (default: the mark) is still running. Only then does "nothing happened" mean something:
-    the bot ran and did nothing. Returns the finished sweeps' lines (their result says e.g. skipped: stopped)."""
-    settled_since = since if settled_since is None else settled_since
+    sweeps and ``checks`` account checks received after the mark have finished. Only then does "nothing
+    happened" mean something: the bot ran and did nothing. With ``settled_since``, also wait until no account
+    check or cancel received after that mark is still queued or running (for a stopped bot, whose work drains;
+    a running bot under load always has the next check queued). Returns the finished sweeps' lines (their
+    result says e.g. skipped: stopped)."""
 
     def passed() -> bool:
-        running = [t for t in stack.tasks(since=settled_since).values() if t.event in ("received", "retry")]
-        return (not running and len(stack.tasks_done("sellbot.sweep", since=since)) >= sweeps
+        if settled_since is not None and any(t.name in ACTING_TASKS and t.event in ("received", "retry")
+                                             for t in stack.tasks(since=settled_since).values()):
+            return False
+        return (len(stack.tasks_done("sellbot.sweep", since=since)) >= sweeps
                 and len(stack.tasks_done("sellbot.check_account", since=since)) >= checks)
 
     stack.wait_for(passed, what or f"{sweeps} sweeps and {checks} account checks after the mark", timeout=timeout)
     return stack.tasks_done("sellbot.sweep", since=since)
-
-
-def sim_orders(sim) -> list[dict]:
-    return [o for a in sim.state()["accounts"] for o in a.get("orders", [])]

@@ -101,8 +101,9 @@ def test_worker_and_beat_stop_on_sigterm_while_redis_is_down(stack_factory, sim,
             mark = stack.log_mark()
             stack.wait_for(lambda: len(stack.tasks_done("debug.ping", since=mark)) >= 2, "beat's pings to keep the worker busy")
             redis.stop()
-            stack.wait_for(lambda: "beat: Connection error" in stack.output("beat") and re.search(
-                r"Connection to broker lost|Cannot connect to", stack.output("worker")), "worker and beat to meet the outage", timeout=30)
+            met = {"beat": r"beat: Connection error|Connection to Redis lost", "worker": r"Connection to broker lost|Cannot connect to"}
+            stack.wait_for(lambda: all(re.search(pattern, stack.output(name)) for name, pattern in met.items()),
+                           "worker and beat to meet the outage", timeout=30)
             started = time.monotonic()
             stack.stop()  # raises if a process outlives its 10 s bound
             assert time.monotonic() - started < 10
