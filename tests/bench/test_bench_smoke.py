@@ -15,7 +15,10 @@ from bench.report import ORDER_CHART, SWEEP_CHART
 from bench.wrk import wrk_path
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.e2e
+# One CI pass, the PostgreSQL/Redis one: the benchmarks are about the production configuration (their
+# audit_write script needs PostgreSQL), and the embedded pass is the fresh-clone `make test`, which must
+# stay quick and steady on a busy machine; this run is its heaviest minute.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -24,7 +24,7 @@ def test_sigterm_to_gunicorn_finishes_the_order_in_flight(stack_factory, sim, tm
     with OwnRedis() as redis, OwnPostgres() as pg:
         with stack_factory(processes=("web",), env=stack_env(
             sim, secrets_file(tmp_path), redis=redis, postgres=pg, GUNICORN_GRACEFUL_TIMEOUT="10")) as stack:
-            sim.set_latency(1000, route="orders")
+            sim.set_latency(3000, route="orders")
             result = {}
 
             def place():
@@ -33,7 +33,8 @@ def test_sigterm_to_gunicorn_finishes_the_order_in_flight(stack_factory, sim, tm
 
             thread = threading.Thread(target=place)
             thread.start()
-            time.sleep(0.6)  # the order is at the broker now
+            # in flight: its record is written (pending) and the broker holds the submission for 3 s
+            stack.wait_for(lambda: query(stack, "SELECT outcome FROM trading_orderrecord") == [("pending",)], "the order in flight")
             web = stack._procs["web"]
             sent_at = time.monotonic()
             os.kill(web.pid, signal.SIGTERM)

@@ -21,7 +21,7 @@ def test_postgres_restart_answers_503_then_recovers_without_a_restart(stack_fact
             pids = stack.pids()
 
             with Traffic(stack, {"order": stock_order(prefix="p"), "quote": quote(), "orders": orders_list()}, pause=0.1, deadline=90) as traffic:
-                time.sleep(1.5)
+                stack.wait_for(lambda: len(traffic.where(kind="order", status=201)) >= 3, "traffic to flow", timeout=30)
                 down_at = time.monotonic()
                 pg.restart(gap=3.0)  # fast shutdown: every open connection is terminated
                 up_at = time.monotonic()
@@ -37,7 +37,8 @@ def test_postgres_restart_answers_503_then_recovers_without_a_restart(stack_fact
             assert {a.code for a in gap} == {"database_unavailable"}, summary
             assert all(a.retry_after for a in gap)
             assert {a.status for a in answers} <= {200, 201, 503}, summary
-            assert all(down_at - 1 <= a.at <= up_at + 2 for a in gap), "503s only around the restart"
+            # 503s only around the restart: answered after it began, sent no later than shortly after it ended
+            assert all(down_at <= a.at + a.elapsed and a.at <= up_at + 5 for a in gap), ([(a.at - down_at, a.elapsed) for a in gap], up_at - down_at)
             assert max(a.elapsed for a in answers) < 12.0, sorted(a.elapsed for a in answers)[-5:]  # no hang
             assert stack.pids() == pids, "the same processes serve: no restart"
 

@@ -3,6 +3,7 @@ recovers with no restart. The stack runs on a Redis and a PostgreSQL of the test
 outage never touches the machine's shared servers."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -39,12 +40,13 @@ def test_redis_outage_degrades_and_recovers_without_a_restart(stack_factory, sim
             assert detailed(stack)["checks"]["redis"]["status"] == "ok"
 
             with Traffic(stack, {"order": stock_order(prefix="r"), "quote": quote(), "orders": orders_list()}, pause=0.1, deadline=90) as traffic:
-                time.sleep(1.5)
+                stack.wait_for(lambda: len(traffic.where(kind="order", status=201)) >= 3, "traffic to flow", timeout=30)
                 redis.stop()
                 down_at = time.monotonic()
                 # every process notices on its own; /health/detailed answers within its bounds
                 stack.wait_for(lambda: detailed(stack)["status"] == "degraded", "health to say degraded", timeout=15)
-                time.sleep(3)  # traffic keeps flowing with Redis down
+                stack.wait_for(lambda: all(len([a for a in traffic.since(down_at) if a.kind == kind]) >= 5 for kind in ("order", "quote")),
+                               "traffic to keep flowing with Redis down", timeout=30)
                 report = detailed(stack)
                 checks = report["checks"]
                 assert report["status"] == "degraded", report
@@ -96,10 +98,12 @@ def test_worker_and_beat_stop_on_sigterm_while_redis_is_down(stack_factory, sim,
     with OwnRedis() as redis, OwnPostgres() as pg:
         with stack_factory(processes=("worker", "beat"), beat_interval=0.5,
                            env=stack_env(sim, secrets_file(tmp_path), redis=redis, postgres=pg)) as stack:
-            assert stack.call_task("debug.ping") == "pong"
-            time.sleep(1.2)  # beat's pings keep the worker busy when Redis goes
+            mark = stack.log_mark()
+            stack.wait_for(lambda: len(stack.tasks_done("debug.ping", since=mark)) >= 2, "beat's pings to keep the worker busy")
             redis.stop()
-            time.sleep(3)
+            met = {"beat": r"beat: Connection error|Connection to Redis lost", "worker": r"Connection to broker lost|Cannot connect to"}
+            stack.wait_for(lambda: all(re.search(pattern, stack.output(name)) for name, pattern in met.items()),
+                           "worker and beat to meet the outage", timeout=30)
             started = time.monotonic()
             stack.stop()  # raises if a process outlives its 10 s bound
             assert time.monotonic() - started < 10

@@ -1,7 +1,7 @@
 """The sell bot when its schedulers misbehave, and when the host clock is not Eastern (SPEC §12):
 two beats started by mistake and a beat killed and restarted never sell a position twice; with the
 processes' TZ set to Asia/Tokyo every time the bot computes (record times, cancellation ages, the
-market-close window) is aware UTC. A worker killed mid-sweep is covered in tests/sellbot/test_worker.py."""
+market-close window) is aware UTC. A worker killed mid-sweep is covered in test_sellbot_worker.py."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.e2e.faultstack import query, secrets_file, sim_orders, stack_env, trader
+from tests.e2e.faultstack import query, secrets_file, sim_orders, stack_env, trader, wait_for_bot_passes
 from tests.helpers.services import OwnPostgres, OwnRedis
 from tests.helpers.sim import sim, sim_server  # noqa: F401 - fixtures
 from tests.helpers.stack import PY, REPO_ROOT
@@ -55,17 +55,19 @@ def test_two_beats_and_a_killed_beat_never_sell_twice(stack_factory, sim, tmp_pa
                 cwd=REPO_ROOT, env=stack.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             log.close()
             try:
-                stack.wait_for(lambda: "beat: Starting" in (tmp_path / "beat2.log").read_text(), "the second beat")
+                stack.wait_for(lambda: "beat: Starting" in (tmp_path / "beat2.log").read_text(), "the second beat", timeout=60)
                 buy(stack, "account_001", CALL)
                 buy(stack, "account_002", PUT)
                 stack.wait_for(lambda: managed(stack) == 2, "the managed positions")
                 sim.set_price(CALL, bid=2.30, ask=2.35)  # take profit
                 sim.set_price(PUT, bid=2.20, ask=2.25)  # stop loss
                 stack.wait_for(lambda: len([o for o in sells(sim) if o["status"] == "filled"]) == 2, "both exits", timeout=20)
-                time.sleep(3)  # six more sweeps from two beats
+                mark = stack.log_mark()
+                beat2_sent = lambda: (tmp_path / "beat2.log").read_text().count("Sending due task sellbot.sweep")  # noqa: E731
+                sent_before = beat2_sent()
+                stack.wait_for(lambda: beat2_sent() >= sent_before + 2, "the second beat to keep sending sweeps", timeout=30)
+                wait_for_bot_passes(stack, since=mark, sweeps=4, what="more sweeps from the two beats")
                 assert sorted(o["symbol"] for o in sells(sim)) == sorted([CALL, PUT])
-                sweeps = (tmp_path / "beat2.log").read_text().count("Sending due task sellbot.sweep")
-                assert sweeps >= 3, "the second beat really was sending sweeps"
 
                 # SIGKILL the first beat mid-schedule and start it again: the same entries, not doubled
                 beat = stack._procs["beat"]
@@ -73,14 +75,14 @@ def test_two_beats_and_a_killed_beat_never_sell_twice(stack_factory, sim, tmp_pa
                 beat.wait(timeout=10)
                 offset = len(stack.output("beat"))
                 stack._spawn("beat")
-                stack.wait_for(lambda: "beat: Starting" in stack.output("beat")[offset:], "the restarted beat")
+                stack.wait_for(lambda: "beat: Starting" in stack.output("beat")[offset:], "the restarted beat", timeout=60)
                 restarted_at = time.monotonic()
                 sim.set_price(CALL, bid=1.95, ask=2.00)
                 buy(stack, "account_001", CALL)
                 stack.wait_for(lambda: managed(stack) == 3, "the third position")
                 sim.set_price(CALL, bid=2.40, ask=2.45)
                 stack.wait_for(lambda: len([o for o in sells(sim) if o["status"] == "filled"]) == 3, "the third exit", timeout=20)
-                time.sleep(2)
+                wait_for_bot_passes(stack, since=stack.log_mark(), sweeps=2, what="more sweeps after the third exit")
                 elapsed = time.monotonic() - restarted_at
                 after = stack.output("beat")[offset:]
                 pings = len(re.findall(r"Sending due task debug-ping", after))
@@ -116,7 +118,7 @@ def test_sell_flow_in_tokyo_time_uses_aware_utc(stack_factory, sim, tmp_path):  
             stack.wait_for(lambda: query(stack, "SELECT COUNT(*) FROM sellbot_sellcancellation")[0][0] >= 1, "a stale exit cancelled", timeout=20)
             ages = [a for (a,) in query(stack, "SELECT age_seconds FROM sellbot_sellcancellation")]
             assert all(1.2 <= a < 30 for a in ages), ages
-            time.sleep(1.5)
+            wait_for_bot_passes(stack, since=stack.log_mark(), checks=4, what="both accounts checked again")
             assert not [o for o in sells(sim) if o["symbol"] == CALL], "40 minutes to the close is outside the 15-minute window"
 
             # the close is 10 minutes away (in UTC): inside the window, the call is sold for market_close

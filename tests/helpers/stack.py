@@ -16,12 +16,16 @@ Each process runs in its own session; its output goes to ``<tmp>/out/<name>.log`
 SIGKILL to its process group after ``stop_timeout``, and fails if any process (or a descendant) is left.
 ``kill(name, sig)`` and ``restart(name)`` take one process down (a crash, a redeploy) and bring it back;
 ``wait_for`` fails when a process exits unasked, not when the test killed it.
+Background work is observed through the worker's task lines in the app log: take ``mark = stack.log_mark()``,
+then wait on ``stack.tasks_done("sellbot.sweep", since=mark)``: only tasks received after the mark count, so
+"nothing happened" is asserted after something that could have acted did run, never after a sleep.
 Fixture: ``stack_factory`` (import it in a conftest) builds stacks stopped at teardown.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -31,6 +35,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -43,6 +48,19 @@ PY = sys.executable
 
 class StackError(AssertionError):
     pass
+
+
+# Celery's worker lines: "Task <name>[<id>] received", "... succeeded in 0.01s: <result>", "... retry: Retry in 0.3s: ...",
+# "... raised unexpected: ...". A retry is received again under the same id, so an id's last line says where it stands.
+_TASK_LINE = re.compile(r"Task (?P<name>[\w.-]+)\[(?P<id>[0-9a-f-]+)\] (?P<event>received|succeeded|retry|raised)(?P<rest>[^\n]*)\n")
+
+
+class TaskLine(NamedTuple):
+    """A task's last line so far: its name, the event (received, succeeded, retry, raised) and the rest."""
+
+    name: str
+    event: str
+    rest: str
 
 
 class TempPostgresDatabase:
@@ -99,7 +117,7 @@ class Stack:
         env: dict[str, str] | None = None,
         beat_interval: float | None = None,
         stop_timeout: float = 10.0,
-        start_timeout: float = 30.0,
+        start_timeout: float = 60.0,
     ) -> None:
         self.root = Path(root)
         self.out_dir = self.root / "out"
@@ -268,13 +286,30 @@ class Stack:
         path = self.root / "logs" / "errors" / "errors.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def log_mark(self) -> int:
+        """A point in the app log: ``tasks(since=mark)`` sees only the tasks the worker received after it."""
+        return len(self.app_log())
+
+    def tasks(self, *, since: int = 0) -> dict[str, TaskLine]:
+        """Every task the worker received after ``since`` (``log_mark()``), by id, with its last line so far.
+        A task received after the mark started after it: what it did reflects the state at the mark."""
+        received: dict[str, TaskLine] = {}
+        for m in _TASK_LINE.finditer(self.app_log(), since):
+            if m["event"] == "received" or m["id"] in received:
+                received[m["id"]] = TaskLine(m["name"], m["event"], m["rest"])
+        return received
+
+    def tasks_done(self, name: str, *, since: int) -> list[TaskLine]:
+        """The ``name`` tasks received after ``since`` that have finished (succeeded or raised)."""
+        return [t for t in self.tasks(since=since).values() if t.name == name and t.event in ("succeeded", "raised")]
+
     def diagnostics(self, tail: int = 4000) -> str:
         parts = [f"--- {name} (running={self.running().get(name)}) ---\n{self.output(name)[-tail:]}" for name in self.processes]
         parts.append(f"--- logs/app/opitios.log ---\n{self.app_log()[-tail:]}")
         parts.append(f"--- logs/errors/errors.log ---\n{self.error_log()[-tail:]}")
         return "\n".join(parts)
 
-    def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             dead = [n for n, up in self.running().items() if not up and n not in self._killed]

@@ -1,5 +1,5 @@
 """The sell-bot services against a running alpacasim over real HTTP (alpaca-py through accounts/broker.py),
-called in-process; the whole-stack tests in test_worker.py run the same flow on real Celery processes."""
+called in-process; the whole-stack tests in tests/e2e/test_sellbot_worker.py run the same flow on real Celery processes."""
 import time
 from decimal import Decimal
 

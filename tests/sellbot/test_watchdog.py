@@ -1,6 +1,6 @@
 """The watchdog service (SPEC §6): an enabled bot with no finished sweep is flagged stalled once, audited
 once, re-dispatched every time it looks, and cleared by the next finished sweep. The task itself runs on
-the real worker in test_worker.py."""
+the real worker in tests/e2e/test_sellbot_worker.py."""
 from datetime import timedelta
 
 import pytest

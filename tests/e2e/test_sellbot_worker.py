@@ -1,74 +1,53 @@
 """The sell bot on real processes: gunicorn, a Celery worker and beat (tests/helpers/stack.py) against a
 running alpacasim. No eager mode: prices are set in alpacasim, the test waits on the real worker, then
-asserts on alpacasim's order book and on the stack's own database."""
+asserts on alpacasim's order book and on the stack's own database. "Nothing more happened" is asserted
+only after the bot has run again (faultstack.wait_for_bot_passes), never after a sleep."""
 from __future__ import annotations
 
 import os
 import re
 import signal
-import sqlite3
-import time
+from datetime import datetime
 
 import pytest
-import yaml
 
-from tests.helpers.stack import stack_factory  # noqa: F401 - fixture
-from trading.auth import issue_token
-
-from .conftest import DEMO_ACCOUNTS, secrets_yaml
+from tests.e2e.faultstack import admin, query, secrets_file, stack_env, trader, wait_for_bot_passes
+from tests.helpers.sim import sim, sim_server  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e
 
 CALL = "AAPL270115C00200000"
 PUT = "MSFT270115P00400000"
 OTHER = "SPY270115C00600000"
+SELL_MODULE = {"enabled": True, "check_interval": 1, "order_cancel_minutes": 3, "max_exit_attempts": 2,
+               "strategy_one": {"profit_rate": 1.1, "stop_loss_rate": 0.8}}
 
 
-def query(stack, sql: str, params: tuple = ()) -> list[tuple]:
-    """Rows from the stack's own database (its SQLite file, or its temporary PostgreSQL database)."""
-    if stack.env.get("DATABASE_URL"):
-        import psycopg
-
-        with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
-            return list(conn.execute(sql.replace("%", "%%").replace("?", "%s"), params).fetchall())
-    with sqlite3.connect(stack.root / "var" / "db.sqlite3", timeout=10) as conn:
-        return list(conn.execute(sql, params).fetchall())
-
-
-def sells(sim, symbol=None) -> list[dict]:
+def sells(sim, symbol=None) -> list[dict]:  # noqa: F811
     return [o for a in sim.state()["accounts"] for o in a.get("orders", [])
             if o["side"] == "sell" and (symbol is None or o["symbol"] == symbol)]
-
-
-def token(account_id=None, admin=False) -> str:
-    perms = ["admin"] if admin else ["trading", "account_access"]
-    return issue_token(user_id="admin" if admin else f"trader-{account_id}", permissions=perms, account_id=account_id, ttl_seconds=900)
 
 
 @pytest.fixture
 def bot_stack(stack_factory, sim, tmp_path):  # noqa: F811
     def start(*, sell_module: dict | None = None, processes=("web", "worker", "beat"), env: dict | None = None, accounts: dict | None = None):
-        secrets = tmp_path / "secrets.yml"
-        secrets.write_text(yaml.safe_dump(secrets_yaml(accounts=accounts or DEMO_ACCOUNTS, sell_module=sell_module)))
+        secrets = secrets_file(tmp_path, sell_module={**SELL_MODULE, **(sell_module or {})}, accounts=accounts)
         sim.set_clock(is_open=True)
-        stack = stack_factory(processes=processes, env={
-            "OPITIOS_SECRETS": str(secrets), "ALPACA_PAPER_URL": sim.paper_url, "ALPACA_LIVE_URL": sim.live_url,
-            "ALPACA_DATA_URL": sim.data_url, **(env or {}),
-        })
+        stack = stack_factory(processes=processes, env={**stack_env(sim, secrets), **(env or {})})
         stack.manage("sync_accounts")
         return stack
     return start
 
 
 def buy(stack, account_id, symbol, qty, auto_sell=True):
-    status, body, _ = stack.request("POST", "/api/v1/options/order", token=token(account_id), body={
+    status, body, _ = stack.request("POST", "/api/v1/options/order", token=trader(account_id), body={
         "option_symbol": symbol, "qty": qty, "side": "buy", "type": "market", "time_in_force": "day", "auto_sell_enabled": auto_sell,
     })
     assert status == 201, body
     return body
 
 
-def test_take_profit_and_stop_loss_on_a_real_worker(bot_stack, sim):
+def test_take_profit_and_stop_loss_on_a_real_worker(bot_stack, sim):  # noqa: F811
     sim.set_price(CALL, bid=1.95, ask=2.00)
     sim.set_price(PUT, bid=2.95, ask=3.00)
     sim.set_price(OTHER, bid=0.95, ask=1.00)
@@ -78,8 +57,7 @@ def test_take_profit_and_stop_loss_on_a_real_worker(bot_stack, sim):
     buy(stack, "account_002", OTHER, 3, auto_sell=False)  # never opted in
     stack.wait_for(lambda: query(stack, "SELECT COUNT(*) FROM sellbot_managedposition")[0][0] == 2, "the fills to become managed positions")
     # every accepted order enqueues its account's balance refresh (SPEC §5), run by the real worker
-    stack.wait_for(lambda: len(re.findall(r"Task accounts\.refresh_balance\[[0-9a-f-]+\] succeeded", stack.app_log())) >= 3,
-                   "the balance refresh of each accepted buy")
+    stack.wait_for(lambda: len(stack.tasks_done("accounts.refresh_balance", since=0)) >= 3, "the balance refresh of each accepted buy")
     fresh = query(stack, "SELECT COUNT(*) FROM accounts_balancesnapshot s JOIN accounts_alpacaaccount a ON a.id = s.account_id "
                          "JOIN trading_orderrecord r ON r.account_id = a.id WHERE a.account_id = 'account_001' AND s.fetched_at > r.responded_at")
     assert fresh[0][0] >= 1
@@ -101,12 +79,13 @@ def test_take_profit_and_stop_loss_on_a_real_worker(bot_stack, sim):
     assert sources == {"sellbot"}
     actions = [r[0] for r in query(stack, "SELECT action FROM audit_auditevent WHERE action LIKE 'sell.%'")]
     assert actions.count("sell.decision") == 2
-    time.sleep(2.5)  # more sweeps: nothing is sold twice
-    assert len(sells(sim)) == 2
+    mark = stack.log_mark()
+    wait_for_bot_passes(stack, since=mark, sweeps=2, what="two more sweeps after the exits")
+    assert len(sells(sim)) == 2  # nothing is sold twice
 
 
 @pytest.mark.slow
-def test_stale_exit_cancelled_replaced_and_market_after_max_attempts(bot_stack, sim):
+def test_stale_exit_cancelled_replaced_and_market_after_max_attempts(bot_stack, sim):  # noqa: F811
     """No bid: the stop-loss exit rests as a limit at the minimum tick, goes stale (0.02 min = 1.2 s), is
     cancelled and re-placed. With the market closed the bot still cancels but does not re-place; once the
     bid is back and the market open, the exit after max_exit_attempts cancellations is a market order."""
@@ -119,7 +98,7 @@ def test_stale_exit_cancelled_replaced_and_market_after_max_attempts(bot_stack, 
                    "attempt 1 to go stale, be cancelled and be re-placed", timeout=20)
     sim.set_clock(is_open=False)
     stack.wait_for(lambda: len([o for o in sells(sim) if o["status"] == "canceled"]) == 2, "attempt 2 to be cancelled", timeout=20)
-    time.sleep(1.5)
+    wait_for_bot_passes(stack, since=stack.log_mark(), checks=2, what="two account checks on the closed market")
     assert query(stack, "SELECT COUNT(*) FROM sellbot_selldecision")[0][0] == 2  # closed market: no re-place
     sim.set_price(CALL, bid=1.40, ask=1.45, illiquid=False)
     sim.set_clock(is_open=True)
@@ -131,7 +110,7 @@ def test_stale_exit_cancelled_replaced_and_market_after_max_attempts(bot_stack, 
 
 
 @pytest.mark.slow
-def test_cancel_retried_through_503s_with_growing_delays(bot_stack, sim):
+def test_cancel_retried_through_503s_with_growing_delays(bot_stack, sim):  # noqa: F811
     sim.set_price(CALL, bid=1.95, ask=2.00)
     stack = bot_stack(sell_module={"order_cancel_minutes": 0.02}, env={"SELLBOT_CANCEL_RETRY_BASE_SECONDS": "0.4"})
     buy(stack, "account_001", CALL, 1)
@@ -143,48 +122,52 @@ def test_cancel_retried_through_503s_with_growing_delays(bot_stack, sim):
     order_id, attempts, error = query(stack, "SELECT order_id, attempts, error FROM sellbot_sellcancellation WHERE outcome = 'canceled'")[0]
     assert attempts == 4 and error == ""
     events = query(stack, "SELECT at FROM audit_auditevent WHERE action = 'sell.cancelled' AND object_id = "
-                          "(SELECT CAST(id AS TEXT) FROM sellbot_sellcancellation WHERE order_id = ?) ORDER BY seq", (order_id,))
+                          "(SELECT CAST(id AS TEXT) FROM sellbot_sellcancellation WHERE order_id = %s) ORDER BY seq", (order_id,))
     assert len(events) == 4
-    from datetime import datetime
-
+    # The delays the task asked for (its retry lines), not the gaps a busy machine stretches: each in the
+    # upper half of base x 2^n, so they grow; and each retry ran no earlier than its delay.
+    delays = [float(d) for d in re.findall(r"Task sellbot\.cancel_order\[[0-9a-f-]+\] retry: Retry in ([0-9.]+)s", stack.app_log())]
+    assert len(delays) == 3, delays
+    assert 0.2 <= delays[0] <= 0.4 <= delays[1] <= 0.8 <= delays[2] <= 1.6, delays
     times = [e[0] if isinstance(e[0], datetime) else datetime.fromisoformat(str(e[0])) for e in events]
-    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
-    assert gaps[0] < gaps[1] < gaps[2], gaps  # 0.2-0.4 s, 0.4-0.8 s, 0.8-1.6 s
+    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=True)]
+    assert all(gap >= delay - 0.05 for gap, delay in zip(gaps, delays, strict=True)), (gaps, delays)
     assert [o["status"] for o in sells(sim, CALL)][0] == "canceled"
 
 
 @pytest.mark.slow
-def test_control_and_health_across_the_worker(bot_stack, sim):
+def test_control_and_health_across_the_worker(bot_stack, sim):  # noqa: F811
     sim.set_price(CALL, bid=1.95, ask=2.00)
     stack = bot_stack()
-    admin = token(admin=True)
-    stack.wait_for(lambda: stack.get("/api/v1/sell/health", token=admin)[0] == 200, "a healthy bot")
-    status, body, _ = stack.request("POST", "/api/v1/sell/control", body={"action": "stop"}, token=admin)
+    ops = admin()
+    stack.wait_for(lambda: stack.get("/api/v1/sell/health", token=ops)[0] == 200, "a healthy bot")
+    status, body, _ = stack.request("POST", "/api/v1/sell/control", body={"action": "stop"}, token=ops)
     assert status == 200 and body["enabled"] is False
     buy(stack, "account_001", CALL, 1)
-    time.sleep(2.5)
+    swept = wait_for_bot_passes(stack, since=stack.log_mark(), sweeps=2, what="two sweeps of the stopped bot")
+    assert all("'skipped': 'stopped'" in line.rest for line in swept), swept
     assert query(stack, "SELECT COUNT(*) FROM sellbot_managedposition")[0][0] == 0  # stopped: no sweep acts
-    assert stack.get("/api/v1/sell/health", token=admin)[0] == 200  # stopped on purpose is healthy
-    assert stack.request("POST", "/api/v1/sell/control", body={"action": "start"}, token=admin)[0] == 200
+    assert stack.get("/api/v1/sell/health", token=ops)[0] == 200  # stopped on purpose is healthy
+    assert stack.request("POST", "/api/v1/sell/control", body={"action": "start"}, token=ops)[0] == 200
     stack.wait_for(lambda: query(stack, "SELECT COUNT(*) FROM sellbot_managedposition")[0][0] == 1, "the started bot to act")
-    assert stack.request("POST", "/api/v1/sell/control", body={"action": "restart"}, token=admin)[0] == 200
+    assert stack.request("POST", "/api/v1/sell/control", body={"action": "restart"}, token=ops)[0] == 200
     actions = [r[0] for r in query(stack, "SELECT action FROM audit_auditevent WHERE action LIKE 'sellbot.%' ORDER BY seq")]
     assert actions == ["sellbot.stopped", "sellbot.started", "sellbot.stopped", "sellbot.started"]
 
     stack.kill("worker", signal.SIGKILL)
-    stack.wait_for(lambda: stack.get("/api/v1/sell/health", token=admin)[0] == 503, "health to report the stall", timeout=15)
-    status, body = stack.get("/api/v1/sell", token=admin)
+    stack.wait_for(lambda: stack.get("/api/v1/sell/health", token=ops)[0] == 503, "health to report the stall", timeout=15)
+    status, body = stack.get("/api/v1/sell", token=ops)
     assert body["status"] == "stalled" and body["running"] is False
     stack.restart("worker")
-    stack.wait_for(lambda: stack.get("/api/v1/sell/health", token=admin)[0] == 200, "health after the worker restarts", timeout=30)
+    stack.wait_for(lambda: stack.get("/api/v1/sell/health", token=ops)[0] == 200, "health after the worker restarts", timeout=30)
     # the report pings workers with a 0.5 s timeout: a just-restarted worker may miss the first ping
-    stack.wait_for(lambda: stack.get("/api/v1/sell", token=admin)[1]["workers"], "the report to list the restarted worker", timeout=15)
-    status, body = stack.get("/api/v1/sell", token=admin)
+    stack.wait_for(lambda: stack.get("/api/v1/sell", token=ops)[1]["workers"], "the report to list the restarted worker", timeout=15)
+    status, body = stack.get("/api/v1/sell", token=ops)
     assert body["running"] is True and stack.node_name() in body["workers"]
 
 
 @pytest.mark.slow
-def test_worker_killed_mid_sweep_then_restarted_sells_once_and_still_cancels_stale_orders(bot_stack, sim):
+def test_worker_killed_mid_sweep_then_restarted_sells_once_and_still_cancels_stale_orders(bot_stack, sim):  # noqa: F811
     """SPEC §12: SIGKILL the worker (and its pool) while a sweep is placing exits over many accounts, then
     restart it. Every exit order in alpacasim is one the bot recorded, no position ever has two working
     exits, and the orders that were resting when the worker died are cancelled as stale afterwards."""
@@ -212,14 +195,16 @@ def test_worker_killed_mid_sweep_then_restarted_sells_once_and_still_cancels_sta
     resting = {o["id"] for o in sells(sim) if o["status"] in ("new", "accepted", "pending_new")}
 
     sim.set_latency(0)
+    restarted = stack.log_mark()
     stack.restart("worker")
     # every position gets its exit, and the exits resting at the kill go stale and are cancelled
     stack.wait_for(lambda: query(stack, "SELECT COUNT(DISTINCT position_id) FROM sellbot_selldecision")[0][0] == n,
                    "an exit for every position after the restart", timeout=40)
     stack.wait_for(lambda: all(o["status"] == "canceled" for o in sells(sim) if o["id"] in resting),
                    "the orders resting at the kill to be cancelled", timeout=30)
-    assert stack.request("POST", "/api/v1/sell/control", body={"action": "stop"}, token=token(admin=True))[0] == 200
-    time.sleep(2)  # let a check that was running finish
+    assert stack.request("POST", "/api/v1/sell/control", body={"action": "stop"}, token=admin())[0] == 200
+    # a check that was running finishes, and a sweep of the stopped bot runs: nothing more will move
+    wait_for_bot_passes(stack, since=stack.log_mark(), sweeps=1, settled_since=restarted, what="the stopped bot to settle")
 
     orders = sells(sim, CALL)
     recorded = {r[0] for r in query(stack, "SELECT client_order_id FROM sellbot_selldecision")}
@@ -237,7 +222,7 @@ def test_worker_killed_mid_sweep_then_restarted_sells_once_and_still_cancels_sta
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="Flower runs with the Redis broker (make run starts it only then)")
-def test_flower_lists_the_worker_and_the_sellbot_tasks(bot_stack, sim):
+def test_flower_lists_the_worker_and_the_sellbot_tasks(bot_stack, sim):  # noqa: F811
     sim.set_price(CALL, bid=1.95, ask=2.00)
     # Flower 2 serves its HTTP API only with auth or this switch; the harness binds it to 127.0.0.1.
     stack = bot_stack(processes=("web", "worker", "beat", "flower"), env={"FLOWER_UNAUTHENTICATED_API": "true"})
