@@ -8,7 +8,7 @@ import logging
 
 from aiohttp import web
 
-from . import control, data, errors, trading
+from . import control, data, errors, streams, trading
 from .accounts import Account, generated_spec
 from .broker import Broker
 from .config import SimConfig
@@ -44,6 +44,7 @@ class Simulator:
         self.latency = Latency(config.seed)
         self.hang_release = asyncio.Event()
         self.route_info: dict[object, tuple[str, str]] = {}
+        self.streams = streams.StreamHub(self)
         self.reset()
 
     def account_specs(self):
@@ -63,6 +64,7 @@ class Simulator:
         self.limiter.reset()
         self.faults.reset()
         self.latency.reset()
+        self.streams.reset()
         self.release_hangs()
 
     def release_hangs(self) -> None:
@@ -183,5 +185,6 @@ def build_app(config: SimConfig) -> web.Application:
     for method, path, handler, name in data.ROUTES:
         _add(app, sim, method, path, handler, name, "data")
     control.register(app)
+    streams.register(app)
     app.cleanup_ctx.append(_start_sweeper)
     return app
