@@ -30,6 +30,7 @@ class StreamHub:
         self.tick_rate = self.config.stream_tick_rate
         self.tick_rates: dict[str, float] = dict(self.config.stream_tick_rates)
         self.symbol_limit: int = self.config.stream_symbol_limit
+        self.auth_timeout: float = self.config.stream_auth_timeout
         self.faults.reset()
         self.subs_version += 1
 
@@ -71,6 +72,7 @@ class StreamHub:
             "tick_rate": self.tick_rate,
             "tick_rates": self.tick_rates,
             "symbol_limit": self.symbol_limit,
+            "auth_timeout_seconds": self.auth_timeout,
             "faults": self.faults.as_json(),
         }
 
@@ -103,6 +105,14 @@ class StreamHub:
             if limit < 0:
                 raise errors.invalid("symbol_limit must be >= 0 (0: unlimited)")
             self.symbol_limit = limit
+        if "auth_timeout_seconds" in body:
+            try:
+                timeout = float(body["auth_timeout_seconds"])
+            except (TypeError, ValueError):
+                raise errors.invalid("auth_timeout_seconds must be a number") from None
+            if not timeout > 0:
+                raise errors.invalid("auth_timeout_seconds must be > 0")
+            self.auth_timeout = timeout
         self.subs_version += 1
 
     def inject(self, fault: StreamFault) -> int:

@@ -102,7 +102,7 @@ async def data_stream(request: web.Request) -> web.StreamResponse:
 
 async def _serve(conn: Connection, hub, sim, options: bool) -> None:
     ws = conn.ws
-    auth_deadline = asyncio.get_running_loop().time() + sim.config.stream_auth_timeout
+    auth_deadline = asyncio.get_running_loop().time() + hub.auth_timeout
     while True:
         timeout = None
         if conn.key is None:
