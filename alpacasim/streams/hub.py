@@ -61,9 +61,11 @@ class StreamHub:
         for c in self.connections:
             if c.key:
                 by_key.setdefault(c.feed, Counter())[c.key] += 1
+        listening = Counter(c.feed for c in self.connections if c.listening)
         return {
             "connections": dict(per_feed),
             "authenticated": {f: dict(k) for f, k in by_key.items()},
+            "listening": dict(listening),
         }
 
     def as_json(self) -> dict:
