@@ -22,7 +22,7 @@ async def inject(request: web.Request) -> web.Response:
     hub = request.app[SIM].streams
     fault = parse_stream_fault(await read_json(request))
     touched = hub.inject(fault)
-    return json_response({"action": fault.action, "feed": fault.feed, "connections": touched, **hub.as_json()})
+    return json_response({**hub.as_json(), "action": fault.action, "feed": fault.feed, "touched": touched})
 
 
 async def clear(request: web.Request) -> web.Response:
