@@ -60,6 +60,7 @@ class Simulator:
         for spec in self.account_specs():
             self.broker.add_account(Account.from_spec(spec))
         self.market.reset()
+        self.clock.default_mode = self.config.clock_mode  # /_sim/clock {"mode": ...} lasts until a reset
         self.clock.reset()
         self.limiter.reset()
         self.faults.reset()
