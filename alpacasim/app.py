@@ -8,7 +8,7 @@ import logging
 
 from aiohttp import web
 
-from . import control, data, errors, trading
+from . import control, data, errors, streams, trading
 from .accounts import Account, generated_spec
 from .broker import Broker
 from .config import SimConfig
@@ -44,6 +44,7 @@ class Simulator:
         self.latency = Latency(config.seed)
         self.hang_release = asyncio.Event()
         self.route_info: dict[object, tuple[str, str]] = {}
+        self.streams = streams.StreamHub(self)
         self.reset()
 
     def account_specs(self):
@@ -59,10 +60,12 @@ class Simulator:
         for spec in self.account_specs():
             self.broker.add_account(Account.from_spec(spec))
         self.market.reset()
+        self.clock.default_mode = self.config.clock_mode  # /_sim/clock {"mode": ...} lasts until a reset
         self.clock.reset()
         self.limiter.reset()
         self.faults.reset()
         self.latency.reset()
+        self.streams.reset()
         self.release_hangs()
 
     def release_hangs(self) -> None:
@@ -183,5 +186,6 @@ def build_app(config: SimConfig) -> web.Application:
     for method, path, handler, name in data.ROUTES:
         _add(app, sim, method, path, handler, name, "data")
     control.register(app)
+    streams.register(app)
     app.cleanup_ctx.append(_start_sweeper)
     return app

@@ -40,6 +40,10 @@ class SimConfig:
     risk_free_rate: float = 0.04
     accounts: list[AccountSpec] = field(default_factory=list)
     generated_accounts: int = 0
+    stream_tick_rate: float = 1.0  # quotes (and trades) per second per subscribed symbol
+    stream_tick_rates: dict[str, float] = field(default_factory=dict)
+    stream_symbol_limit: int = 0  # distinct symbols per data connection; 0: unlimited
+    stream_auth_timeout: float = 10.0
 
 
 def _bool(value: Any) -> bool:
@@ -94,4 +98,19 @@ def load_config(path: str | Path | None) -> SimConfig:
             )
         )
     cfg.generated_accounts = int(raw.get("generated_accounts", 0))
+    _load_streams(cfg, raw.get("streams") or {})
     return cfg
+
+
+def _load_streams(cfg: SimConfig, raw: dict) -> None:
+    if not isinstance(raw, dict):
+        raise ValueError("streams must be a mapping")
+    cfg.stream_tick_rate = float(raw.get("tick_rate", cfg.stream_tick_rate))
+    cfg.stream_tick_rates = {str(k).upper(): float(v) for k, v in (raw.get("tick_rates") or {}).items()}
+    cfg.stream_symbol_limit = int(raw.get("symbol_limit", cfg.stream_symbol_limit) or 0)
+    cfg.stream_auth_timeout = float(raw.get("auth_timeout_seconds", cfg.stream_auth_timeout))
+    rates = [cfg.stream_tick_rate, *cfg.stream_tick_rates.values()]
+    if any(not 0 <= r <= 10_000 for r in rates):
+        raise ValueError("streams.tick_rate and tick_rates must be within 0..10000 messages/s")
+    if cfg.stream_symbol_limit < 0 or cfg.stream_auth_timeout <= 0:
+        raise ValueError("streams.symbol_limit must be >= 0 and auth_timeout_seconds > 0")

@@ -5,6 +5,8 @@ from alpaca.data.historical.option import OptionHistoricalDataClient
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
 
+from tests.helpers.sim_streams import streams  # noqa: F401  (fixture)
+
 PAPER_KEY, PAPER_SECRET = "PKDEMO0000000000001", "demo-secret-0000000001"
 PAPER2_KEY, PAPER2_SECRET = "PKDEMO0000000000002", "demo-secret-0000000002"
 LOW_CASH_KEY, LOW_CASH_SECRET = "PKDEMO0000000000003", "demo-secret-0000000003"
