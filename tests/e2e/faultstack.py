@@ -109,3 +109,7 @@ def wait_for_bot_passes(stack, *, since: int, sweeps: int = 2, checks: int = 0, 
 
     stack.wait_for(passed, what or f"{sweeps} sweeps and {checks} account checks after the mark", timeout=timeout)
     return stack.tasks_done("sellbot.sweep", since=since)
+
+
+def sim_orders(sim) -> list[dict]:
+    return [o for a in sim.state()["accounts"] for o in a.get("orders", [])]
