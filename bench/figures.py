@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Run order: cheap and independent first; the long whole-stack ones last.
-SCRIPTS = ("sim_throughput", "audit_write", "order_overhead", "quote_throughput", "saturation", "accounts_scale", "memory",
+SCRIPTS = ("sim_throughput", "sim_streams", "audit_write", "order_overhead", "quote_throughput", "saturation", "accounts_scale", "memory",
            "sell_sweep")
 # Modules under bench/ that are not benchmark scripts.
 HELPERS = frozenset({"__init__", "__main__", "figures", "machine", "report", "wrk", "gateway", "profile_order"})
@@ -58,6 +58,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("audit_write_median_ms", "OrderRecord + AuditEvent write, median", "audit_write", ("median_ms",), "ms", "<=", 1),
     Figure("audit_write_p95_ms", "OrderRecord + AuditEvent write, p95", "audit_write", ("p95_ms",), "ms"),
     Figure("sim_rps", "alpacasim requests/s, one core (lowest route)", "sim_throughput", ("min_requests_per_s",), "req/s", ">=", 2000),
+    Figure("sim_stream_msgs_per_s", "alpacasim stream messages/s sustained, one core", "sim_streams", ("sustained_msgs_per_s",),
+           "msg/s", ">=", 1000),
+    Figure("sim_stream_p99_ms", "alpacasim stream tick → client p99 at 1,000 msg/s", "sim_streams", ("latency_phase", "p99_ms"), "ms"),
     Figure("web_worker_peak_rss_mb", "Web worker peak RSS, 1000 accounts", "memory", ("web_worker_peak_rss_mb",), "MB"),
     Figure("celery_worker_peak_rss_mb", "Celery worker peak RSS (largest process), 1000 accounts", "memory",
            ("celery_worker_peak_rss_mb",), "MB"),

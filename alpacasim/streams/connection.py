@@ -41,7 +41,6 @@ class Connection:
         self.listening = False  # trade updates
         self.stalled_until = 0.0
         self.queue: asyncio.Queue = asyncio.Queue()
-        self.sent = 0
         self._writer = asyncio.create_task(self._write_loop())
 
     # --- outbound ------------------------------------------------------------------------------
@@ -100,7 +99,6 @@ class Connection:
                     await ws.send_bytes(frame)
                 else:
                     await ws.send_str(frame)
-                self.sent += 1
             except (ConnectionError, RuntimeError):
                 return  # the peer went away; the handler cleans up
             finally:

@@ -31,9 +31,15 @@ async def clear(request: web.Request) -> web.Response:
     return json_response(hub.as_json())
 
 
+async def status(request: web.Request) -> web.Response:
+    hub = request.app[SIM].streams
+    return json_response({"sent_to": hub.send_status(await read_json(request))})
+
+
 def register(app: web.Application) -> None:
     r = app.router
     r.add_get("/_sim/streams", state)
     r.add_post("/_sim/streams/config", configure)
     r.add_post("/_sim/streams/faults", inject)
     r.add_post("/_sim/streams/faults/clear", clear)
+    r.add_post("/_sim/streams/status", status)

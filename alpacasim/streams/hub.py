@@ -21,7 +21,6 @@ class StreamHub:
         self.clock = sim.clock
         self.connections: set[Connection] = set()
         self.faults = StreamFaults()
-        self.subs_version = 0  # bumped on every (un)subscribe and rate change
         self.ticker = None  # set when the server starts
         self.reset()
 
@@ -32,7 +31,6 @@ class StreamHub:
         self.symbol_limit: int = self.config.stream_symbol_limit
         self.auth_timeout: float = self.config.stream_auth_timeout
         self.faults.reset()
-        self.subs_version += 1
 
     # --- connections ---------------------------------------------------------------------------
     def add(self, conn: Connection) -> None:
@@ -40,7 +38,6 @@ class StreamHub:
 
     def remove(self, conn: Connection) -> None:
         self.connections.discard(conn)
-        self.subs_version += 1
 
     def on_feed(self, feed: str, api_key: str | None = None) -> list[Connection]:
         return [
@@ -76,6 +73,7 @@ class StreamHub:
             "symbol_limit": self.symbol_limit,
             "auth_timeout_seconds": self.auth_timeout,
             "faults": self.faults.as_json(),
+            "ticks_sent": self.ticker.ticks_sent if self.ticker else 0,
         }
 
     # --- control -------------------------------------------------------------------------------
@@ -115,7 +113,6 @@ class StreamHub:
             if not timeout > 0:
                 raise errors.invalid("auth_timeout_seconds must be > 0")
             self.auth_timeout = timeout
-        self.subs_version += 1
 
     def inject(self, fault: StreamFault) -> int:
         """Apply a fault; returns how many open connections it touched."""
@@ -139,6 +136,29 @@ class StreamHub:
                 conn.send_malformed()
         if fault.action == "stall":
             faults.stalls[fault.feed] = time.monotonic() + fault.seconds
+        return len(targets)
+
+    def send_status(self, body: dict) -> int:
+        """A trading status (halt, resumption, ...) to the stock connections subscribed to the symbol's statuses."""
+        symbol = str(body.get("symbol") or "").upper()
+        if not symbol:
+            raise errors.invalid("symbol is required")
+        msg = {
+            "T": "s",
+            "S": symbol,
+            "sc": str(body.get("status_code") or "H"),
+            "sm": str(body.get("status_message") or "Trading Halt"),
+            "rc": str(body.get("reason_code") or "T12"),
+            "rm": str(body.get("reason_message") or "Trading Halted; For information requested by the listing market"),
+            "t": self.clock.now(),
+            "z": "C",
+        }
+        targets = [
+            c for c in self.connections
+            if c.key and c.feed.startswith("v2/") and ({symbol, "*"} & c.subs.get("statuses", set()))
+        ]
+        for conn in targets:
+            conn.send([msg])
         return len(targets)
 
     def clear_faults(self) -> None:

@@ -67,7 +67,6 @@ def _apply(conn: Connection, hub, options: bool, action: str, msg: dict) -> list
         if len(distinct) > hub.symbol_limit:
             return protocol.error(405)
     conn.subs = new
-    hub.subs_version += 1
     return subscription_echo(conn, options)
 
 

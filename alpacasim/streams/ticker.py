@@ -80,12 +80,11 @@ class Ticker:
         due = self.next_due.get(symbol)
         if due is None or due < now - MAX_BACKLOG:
             due = now
-        n = 0
+        if due > now:
+            return 0
         period = 1.0 / rate
-        while due <= now:
-            n += 1
-            due += period
-        self.next_due[symbol] = due
+        n = int((now - due) // period) + 1
+        self.next_due[symbol] = due + n * period
         return n
 
     def _ticks(self, conns, now: float) -> None:

@@ -161,3 +161,17 @@ def test_symbol_limit_gets_405_and_keeps_the_subscription(sim, streams):
     runner.client.subscribe_quotes(runner.handler, "SPY")
     runner.log("symbol limit exceeded (405)")
     runner.data(lambda i: i.symbol == "AAPL")
+
+
+def test_trading_status_from_the_control_api(sim, streams):
+    from alpaca.data.models import TradingStatus
+
+    runner = streams()
+    runner.client.subscribe_trading_statuses(runner.handler, "AAPL")
+    runner.start()
+    runner.log("subscribed to statuses: ['AAPL']")
+    sent = sim.control("POST", "/_sim/streams/status", {"symbol": "AAPL", "status_code": "H", "status_message": "Trading Halt"})
+    assert sent == {"sent_to": 1}
+    status = runner.data(lambda i: isinstance(i, TradingStatus))
+    assert (status.symbol, status.status_code, status.status_message) == ("AAPL", "H", "Trading Halt")
+    assert sim.control("POST", "/_sim/streams/status", {"symbol": "MSFT"}) == {"sent_to": 0}

@@ -25,11 +25,13 @@ def _ready(sim, runner, feed="paper/stream"):
 
 
 def _events(runner, order_id, until: str, timeout: float = 15.0) -> list:
-    got = []
+    """The updates of one order up to the event ``until``; other orders' updates are kept for their turn."""
+    stash = runner.__dict__.setdefault("stash", {})
+    got = stash.setdefault(order_id, [])
     while not got or got[-1].event != until:
-        update = runner.data(lambda u: str(u.order.id) == order_id, timeout=timeout)
-        got.append(update)
-    return got
+        update = runner.data(timeout=timeout)
+        stash.setdefault(str(update.order.id), []).append(update)
+    return stash.pop(order_id)
 
 
 def _market(side, qty, symbol="AAPL"):
@@ -97,13 +99,15 @@ def test_updates_go_only_to_the_orders_account(sim, streams, trading):
     wait_for(lambda: sim.control("GET", "/_sim/streams")["listening"].get("paper/stream") == 2, what="both listening")
     mine = trading.submit_order(_market(OrderSide.BUY, 1))
     theirs = trading_client(sim, key=PAPER2_KEY, secret=PAPER2_SECRET).submit_order(_market(OrderSide.BUY, 2))
-    _events(runner, str(mine.id), "fill")
     _events(other, str(theirs.id), "fill")
-    seen = []
+    after = trading.submit_order(_market(OrderSide.BUY, 1))
+    _events(runner, str(mine.id), "fill")
+    _events(runner, str(after.id), "fill")  # per-stream order: a misrouted update would have come before this
+    seen = set(runner.__dict__.get("stash", {}))
     while not runner.events.empty():
         kind, item = runner.events.get()
         if kind == "data":
-            seen.append(str(item.order.id))
+            seen.add(str(item.order.id))
     assert str(theirs.id) not in seen
 
 
@@ -115,3 +119,26 @@ def test_scope_is_enforced(sim, streams):
     live_trading = trading_client(sim, key=LIVE_KEY, secret=LIVE_SECRET, paper=False)
     order = live_trading.submit_order(_market(OrderSide.BUY, 1))
     assert [e.event for e in _events(live, str(order.id), "fill")] == ["new", "fill"]
+
+
+def test_ioc_cancel_all_and_close_position_events(sim, streams, trading):
+    sim.set_clock(now=FIXED)
+    runner = _listening(streams)
+    _ready(sim, runner)
+    ioc = trading.submit_order(
+        LimitOrderRequest(symbol="MSFT", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.IOC, limit_price=1.00)
+    )
+    assert [e.event for e in _events(runner, str(ioc.id), "canceled")] == ["new", "canceled"]
+    resting = [
+        trading.submit_order(
+            LimitOrderRequest(symbol="MSFT", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=price)
+        )
+        for price in (1.00, 2.00)
+    ]
+    trading.cancel_orders()
+    for order in resting:
+        assert [e.event for e in _events(runner, str(order.id), "canceled")] == ["new", "canceled"]
+    trading.submit_order(_market(OrderSide.BUY, 5))
+    close = trading.close_position("AAPL")
+    new, fill = _events(runner, str(close.id), "fill")
+    assert (new.order.side, fill.qty, fill.position_qty) == ("sell", 5, 0)
