@@ -4,6 +4,8 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from accounts.broker import TIMEFRAMES
+
 from .intents import OPTION, ORDER_TYPES, SIDES, STOCK, STOCK_TIME_IN_FORCE, OrderIntent, client_intent_errors
 
 ACCOUNT_ID = {"max_length": 64, "validators": [RegexValidator(r"^[A-Za-z0-9_.-]{1,64}$", "Not an account id.")]}
@@ -273,11 +275,8 @@ class MarketRoutingQuerySerializer(serializers.Serializer):
     routing_key = serializers.CharField(required=False, max_length=128, help_text="Stable account choice by rendezvous hash.")
 
 
-TIMEFRAMES = ("1Min", "5Min", "15Min", "1Hour", "1Day")
-
-
 class BarsQuerySerializer(MarketRoutingQuerySerializer):
-    timeframe = serializers.ChoiceField(choices=TIMEFRAMES, default="1Day")
+    timeframe = serializers.ChoiceField(choices=tuple(TIMEFRAMES), default="1Day")
     start = serializers.DateTimeField(required=False)
     end = serializers.DateTimeField(required=False)
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
