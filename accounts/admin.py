@@ -9,10 +9,9 @@ from django.utils.html import format_html
 
 from accounts import services
 from accounts.models import AccountTypeChange, AlpacaAccount, BalanceSnapshot
-from accounts.selectors import accounts_with_last_balance
-from audit.admin_export import ExportMixin, ReadOnlyAdminMixin
-from audit.admin_filters import DateRangeFilter
-from audit.selectors import account_type_distribution
+from accounts.selectors import account_type_distribution, accounts_with_last_balance
+from opitios.admin_export import ExportMixin, ReadOnlyAdminMixin
+from opitios.admin_filters import DateRangeFilter
 
 # Exported and shown fields; the encrypted credentials are never among them.
 ACCOUNT_FIELDS = (

@@ -4,9 +4,9 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
-from audit.admin_export import ExportMixin, ReadOnlyAdminMixin
-from audit.admin_filters import DateRangeFilter
 from audit.models import AuditChainCheck, AuditEvent
+from opitios.admin_export import ExportMixin, ReadOnlyAdminMixin
+from opitios.admin_filters import DateRangeFilter
 
 
 @admin.register(AuditEvent)

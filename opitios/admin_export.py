@@ -3,7 +3,7 @@
 ``ExportMixin`` adds "Export CSV" and "Export JSONL" to a changelist. The export holds exactly the
 rows the changelist shows (its filters, search and ordering), read with ``values_list`` over a
 chunked iterator (a server-side cursor on PostgreSQL), so a million rows never sit in memory.
-Each export is itself audited (``admin.exported``).
+Each export sends ``exported`` before it streams; the audit app records it as ``admin.exported``.
 
     @admin.register(OrderRecord)
     class OrderRecordAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -19,14 +19,17 @@ from decimal import Decimal
 
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
+from django.dispatch import Signal
 from django.http import Http404, HttpResponseBadRequest, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from audit.models import ActorType
-
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+# Sent with ``model_admin``, ``request`` and ``fmt`` before an export streams. A receiver that raises stops
+# the export: an export that cannot be audited is not served.
+exported = Signal()
 
 
 class ReadOnlyAdminMixin:
@@ -78,20 +81,13 @@ class ExportMixin:
         columns = self.get_export_columns()
         rows = changelist.queryset.values_list(*(field for _, field in columns)).iterator(chunk_size=self.export_chunk_size)
         headers = [header for header, _ in columns]
-        self._audit_export(request, fmt)
+        exported.send(sender=type(self), model_admin=self, request=request, fmt=fmt)
         body = _csv_lines(headers, rows) if fmt == "csv" else _jsonl_lines(headers, rows)
         response = StreamingHttpResponse(body, content_type=EXPORT_FORMATS[fmt])
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response["Content-Disposition"] = f'attachment; filename="{self.opts.model_name}-{stamp}.{fmt}"'
         response["Cache-Control"] = "no-store"
         return response
-
-    def _audit_export(self, request, fmt: str) -> None:
-        from audit.services import audit_record
-
-        filters = {key: request.GET.getlist(key) for key in request.GET if key != "p"}
-        audit_record(actor_type=ActorType.ADMIN, actor_id=request.user.get_username(), action="admin.exported",
-                     data={"model": self.opts.label_lower, "format": fmt, "filters": filters})
 
 
 class _Echo:

@@ -91,7 +91,7 @@ class JwtConfig:
             "USER_ID_FIELD": "id",
             "TOKEN_TYPE_CLAIM": None,
             "JTI_CLAIM": None,
-            "AUTH_TOKEN_CLASSES": ("trading.auth.ClaimsToken",),
+            "AUTH_TOKEN_CLASSES": ("opitios.auth.ClaimsToken",),
             "TOKEN_USER_CLASS": "rest_framework_simplejwt.models.TokenUser",
         }
 

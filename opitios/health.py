@@ -20,7 +20,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from trading.permissions import IsAdmin
+from opitios.permissions import IsAdmin
 
 logger = logging.getLogger("opitios.health")
 

@@ -2,8 +2,8 @@
 cancellations read-only for compliance (SPEC §6, §7)."""
 from django.contrib import admin, messages
 
-from audit.admin_export import ExportMixin, ReadOnlyAdminMixin
-from audit.admin_filters import DateRangeFilter
+from opitios.admin_export import ExportMixin, ReadOnlyAdminMixin
+from opitios.admin_filters import DateRangeFilter
 
 from . import services
 from .models import AutoSellFill, ManagedPosition, SellBotState, SellCancellation, SellDecision

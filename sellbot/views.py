@@ -4,9 +4,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from opitios.auth import token_claims
 from opitios.errors import ApplicationError
-from trading.auth import token_claims
-from trading.permissions import IsAdmin
+from opitios.permissions import IsAdmin
 
 from . import selectors, services
 

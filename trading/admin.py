@@ -7,8 +7,8 @@ from datetime import timedelta
 from django.contrib import admin
 from django.utils import timezone
 
-from audit.admin_export import ExportMixin, ReadOnlyAdminMixin
-from audit.admin_filters import DateRangeFilter
+from opitios.admin_export import ExportMixin, ReadOnlyAdminMixin
+from opitios.admin_filters import DateRangeFilter
 
 from .models import OrderRecord
 from .selectors import order_latency_daily

@@ -7,9 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from accounts.models import AlpacaAccount, BalanceSnapshot
-from audit.selectors import percentile_cont
 from opitios.config import ACCOUNT_ID_RE, TradingConfig, current_config
 from opitios.errors import ApplicationError
+from opitios.stats import percentile_cont
 
 from .models import OrderRecord
 

@@ -19,10 +19,9 @@ import time
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts import budget
+from opitios.auth import token_user_id
 from opitios.config import current_config
 from opitios.health import DEGRADED, OK, register_section
-
-from .auth import token_user_id
 
 logger = logging.getLogger("opitios.trading.throttles")
 

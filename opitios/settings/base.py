@@ -188,7 +188,7 @@ OPITIOS_FERNET_KEYS = env.list("OPITIOS_FERNET_KEYS", default=[])
 
 # --- DRF, JWT, OpenAPI ------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["trading.auth.ClaimsJWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["opitios.auth.ClaimsJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

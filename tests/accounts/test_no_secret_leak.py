@@ -9,9 +9,9 @@ from django.conf import settings
 from accounts.broker import BrokerError, broker_for
 from accounts.models import AlpacaAccount
 from accounts.services import account_sync, accounts_detect_types
+from opitios.auth import issue_token
 from opitios.config import parse_config
 from tests.accounts.factories import DEMO, demo_config_dict
-from trading.auth import issue_token
 
 pytestmark = pytest.mark.django_db
 

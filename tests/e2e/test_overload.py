@@ -11,10 +11,10 @@ import time
 
 import pytest
 
+from opitios.auth import issue_token
 from tests.e2e.faultstack import quote, secrets_file, stack_env
 from tests.helpers.services import OwnPostgres, OwnRedis
 from tests.helpers.sim import sim, sim_server  # noqa: F401 - fixtures
-from trading.auth import issue_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

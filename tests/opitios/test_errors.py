@@ -4,8 +4,8 @@ import logging
 import pytest
 from django.test import Client
 
+from opitios.auth import issue_token
 from tests.opitios.urls import LEAKY
-from trading.auth import issue_token
 
 pytestmark = pytest.mark.urls("tests.opitios.urls")
 

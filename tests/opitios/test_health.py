@@ -3,8 +3,8 @@ import pytest
 from django.core.management import call_command
 
 from opitios import health
+from opitios.auth import issue_token
 from tests.accounts.factories import AlpacaAccountFactory
-from trading.auth import issue_token
 
 
 @pytest.fixture

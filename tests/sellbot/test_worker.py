@@ -12,8 +12,8 @@ import time
 import pytest
 import yaml
 
+from opitios.auth import issue_token
 from tests.helpers.stack import stack_factory  # noqa: F401 - fixture
-from trading.auth import issue_token
 
 from .conftest import DEMO_ACCOUNTS, secrets_yaml
 

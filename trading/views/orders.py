@@ -9,9 +9,9 @@ from rest_framework.response import Response
 
 from accounts import broker as broker_seam
 from accounts.models import AlpacaAccount
+from opitios.auth import token_user_id
 from opitios.errors import ApplicationError
 
-from ..auth import token_user_id
 from ..intents import STOCK, OrderIntent, client_intent_errors
 from ..models import Source
 from ..permissions import HasAccountAccess, HasBulkTrading, HasTrading
