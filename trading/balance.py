@@ -24,6 +24,7 @@ INSUFFICIENT = "insufficient"
 REDUCING_SELL = "reducing_sell"
 UNVERIFIED = "unverified"
 DISABLED = "disabled"
+STATUSES = (PASSED, INSUFFICIENT, REDUCING_SELL, UNVERIFIED, DISABLED)
 
 
 @dataclass

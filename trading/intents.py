@@ -9,10 +9,10 @@ from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
+from opitios.config import ORDER_TYPES
 from opitios.errors import ApplicationError
 
 SIDES = ("buy", "sell")
-ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
 STOCK_TIME_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
 OPTION_TIME_IN_FORCE = ("day",)
 STOCK = "us_equity"

@@ -19,9 +19,6 @@ class Outcome(models.TextChoices):
     FAILED = "failed", "failed (broker fault; outcome unknown upstream)"
 
 
-# A retry with the same client_order_id may only resubmit after asking the broker when the
-# earlier attempt ended in one of these (the order may or may not exist upstream).
-UNCERTAIN_OUTCOMES = (Outcome.FAILED,)
 FINAL_OUTCOMES = (Outcome.ACCEPTED, Outcome.REFUSED, Outcome.REJECTED)
 
 
