@@ -125,15 +125,6 @@ def accounts_health() -> dict:
     }
 
 
-def accounts_readiness() -> str | None:
-    """/ready: at least one enabled account, and this process's broker pool built."""
-    from accounts.broker import pool_accounts
-
-    if not pool_accounts():
-        return "no enabled account (run manage.py sync_accounts)"
-    return None
-
-
 def account_type_distribution() -> dict[str, int]:
     """Paper and live as detected, fallback (detection failed: treated as paper), not yet detected."""
     rows = AlpacaAccount.objects.values("account_type", "type_source").annotate(n=Count("id"))
