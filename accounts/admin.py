@@ -1,4 +1,4 @@
-"""Operators' admin for accounts (SPEC §4): type, mismatch and balance at a glance; thresholds
+"""Operators' admin for accounts: type, mismatch and balance at a glance; thresholds
 editable (applied to the next order); credentials write-only; "Detect account type" action."""
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from django.utils.html import format_html
 from accounts import services
 from accounts.models import AccountTypeChange, AlpacaAccount, BalanceSnapshot
 from accounts.selectors import account_type_distribution, accounts_with_last_balance
-from opitios.admin_export import ExportMixin, ReadOnlyAdminMixin
+from audit.admin_export import AuditedExportMixin
+from opitios.admin_export import ReadOnlyAdminMixin
 from opitios.admin_filters import DateRangeFilter
 
 # Exported and shown fields; the encrypted credentials are never among them.
@@ -51,7 +52,7 @@ def _age(seconds: float) -> str:
 
 
 @admin.register(AlpacaAccount)
-class AlpacaAccountAdmin(ExportMixin, admin.ModelAdmin):
+class AlpacaAccountAdmin(AuditedExportMixin, admin.ModelAdmin):
     form = AlpacaAccountForm
     export_fields = ACCOUNT_FIELDS
     list_display = (
@@ -125,7 +126,7 @@ class AlpacaAccountAdmin(ExportMixin, admin.ModelAdmin):
 
 
 @admin.register(BalanceSnapshot)
-class BalanceSnapshotAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class BalanceSnapshotAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("account", "cash", "buying_power", "equity", "fetched_at")
     list_filter = ("account__account_type", ("account", admin.RelatedOnlyFieldListFilter), ("fetched_at", DateRangeFilter))
     search_fields = ("account__account_id",)
@@ -136,7 +137,7 @@ class BalanceSnapshotAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AccountTypeChange)
-class AccountTypeChangeAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class AccountTypeChangeAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("account", "old_type", "new_type", "old_account_number", "new_account_number", "changed_at")
     list_filter = ("new_type", ("account", admin.RelatedOnlyFieldListFilter), ("changed_at", DateRangeFilter))
     search_fields = ("account__account_id", "old_account_number", "new_account_number")

@@ -7,7 +7,4 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit and compliance"
 
     def ready(self) -> None:
-        from audit import (
-            health,  # noqa: F401  (registers the audit_chain section of /health/detailed)
-            receivers,  # noqa: F401  (records admin exports)
-        )
+        from audit import health  # noqa: F401  (registers the audit_chain section of /health/detailed)

@@ -3,10 +3,11 @@
 ``ExportMixin`` adds "Export CSV" and "Export JSONL" to a changelist. The export holds exactly the
 rows the changelist shows (its filters, search and ordering), read with ``values_list`` over a
 chunked iterator (a server-side cursor on PostgreSQL), so a million rows never sit in memory.
-Each export sends ``exported`` before it streams; the audit app records it as ``admin.exported``.
+Every export is recorded before it streams: ``record_export`` has no default, and the audit app's
+``AuditedExportMixin`` records it as ``admin.exported``.
 
     @admin.register(OrderRecord)
-    class OrderRecordAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    class OrderRecordAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         export_fields = ("id", "received_at", ("account", "account__account_id"), "outcome", "total_ms")
 """
 from __future__ import annotations
@@ -19,17 +20,12 @@ from decimal import Decimal
 
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.dispatch import Signal
 from django.http import Http404, HttpResponseBadRequest, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-# Sent with ``model_admin``, ``request`` and ``fmt`` before an export streams. A receiver that raises stops
-# the export: an export that cannot be audited is not served.
-exported = Signal()
 
 
 class ReadOnlyAdminMixin:
@@ -81,13 +77,18 @@ class ExportMixin:
         columns = self.get_export_columns()
         rows = changelist.queryset.values_list(*(field for _, field in columns)).iterator(chunk_size=self.export_chunk_size)
         headers = [header for header, _ in columns]
-        exported.send(sender=type(self), model_admin=self, request=request, fmt=fmt)
+        self.record_export(request, fmt)
         body = _csv_lines(headers, rows) if fmt == "csv" else _jsonl_lines(headers, rows)
         response = StreamingHttpResponse(body, content_type=EXPORT_FORMATS[fmt])
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response["Content-Disposition"] = f'attachment; filename="{self.opts.model_name}-{stamp}.{fmt}"'
         response["Cache-Control"] = "no-store"
         return response
+
+    def record_export(self, request, fmt: str) -> None:
+        """Record the export before it streams; an exception here stops it. No default: an export that
+        is not recorded is not served."""
+        raise NotImplementedError(f"{type(self).__name__} must record its exports (audit.admin_export.AuditedExportMixin)")
 
 
 class _Echo:
