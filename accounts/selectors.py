@@ -1,4 +1,4 @@
-"""Account reads: pool statistics (SPEC §4) and the accounts health section (SPEC §9)."""
+"""Account reads: pool statistics and the accounts health section (docs/operations.md, "Health")."""
 from __future__ import annotations
 
 from django.db.models import Count, Max, OuterRef, Q, Subquery

@@ -1,4 +1,4 @@
-"""Account writes: sync from secrets.yml, paper/live detection, balance refresh, admin edits (SPEC §3, §4)."""
+"""Account writes: sync from secrets.yml, paper/live detection, balance refresh, admin edits."""
 from __future__ import annotations
 
 import logging
@@ -225,7 +225,7 @@ def account_probe_type(*, account: AlpacaAccount) -> Detection:
 
 
 def account_apply_detection(*, account: AlpacaAccount, detection: Detection, actor_type: str = "system", actor_id: str = "detection") -> None:
-    """Store a detection outcome with its log line, audit events and type-change record (SPEC §4)."""
+    """Store a detection outcome with its log line, audit events and type-change record."""
     now = timezone.now()
     configured = _label(account.paper_trading)
     who = {"actor_type": actor_type, "actor_id": actor_id, "account": account}

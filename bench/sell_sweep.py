@@ -1,4 +1,4 @@
-"""A full sell sweep over many accounts (SPEC §11): 1000 accounts x 5 managed positions, one Celery worker
+"""A full sell sweep over many accounts: 1000 accounts x 5 managed positions, one Celery worker
 with its production pool (2 prefork processes, niced; OPITIOS_WORKER_CONCURRENCY / OPITIOS_WORKER_NICE),
 and API p95 during the sweep against idle, in one run.
 

@@ -14,7 +14,7 @@ app.autodiscover_tasks()
 
 @setup_logging.connect
 def _use_django_logging(**kwargs):
-    """Workers and beat use the logging that Django settings configured (SPEC §8)."""
+    """Workers and beat use the logging that Django settings configured (docs/operations.md, "Logs")."""
     from django.conf import settings
 
     settings.LOGGING  # noqa: B018 - importing settings applies opitios.logging.configure

@@ -1,4 +1,4 @@
-"""The secrets.yml loader (SPEC §3).
+"""The secrets.yml loader (docs/configuration.md).
 
 ``load_config()`` reads the file named by ``OPITIOS_SECRETS`` (default ``./secrets.yml``).
 Without one, it reads ``secrets.example.yml`` in demo mode (against alpacasim).

@@ -1,4 +1,4 @@
-"""Health endpoints (SPEC §9).
+"""Health endpoints (docs/operations.md, "Health").
 
 ``/health`` and ``/live`` are cheap; ``/ready`` checks what serving needs; ``/health/detailed``
 (admin) runs every registered section. Apps add sections with ``register_section``; the

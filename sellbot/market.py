@@ -1,7 +1,7 @@
 """The market snapshot a sweep hands to its account checks: the broker clock and the latest option
 quotes of the symbols each account manages, fetched once per sweep instead of once per account.
 
-Quotes are market data any account may serve (SPEC §4), so one batched call per 100 symbols replaces
+Quotes are market data any account may serve, so one batched call per 100 symbols replaces
 a call per account. A check uses the snapshot only while it is at most ``max_age`` seconds old (one
 check interval, capped at ``MAX_AGE_SECONDS``): a check that starts later (a long queue, a redelivered
 message) fetches its own clock and quotes, so a decision never rests on older prices than the bot's

@@ -1,4 +1,4 @@
-"""Reads of the sell bot: its state, which accounts a sweep visits, and the status report (SPEC §6)."""
+"""Reads of the sell bot: its state, which accounts a sweep visits, and the status report."""
 from __future__ import annotations
 
 import time
@@ -46,7 +46,7 @@ def bot_state() -> SellBotState:
 
 
 def stall_after(config: SellModuleConfig) -> timedelta:
-    """No finished sweep within 3 x check_interval means stalled (SPEC §6 Restart)."""
+    """No finished sweep within 3 x check_interval means stalled."""
     return timedelta(seconds=3 * config.check_interval)
 
 
@@ -107,7 +107,7 @@ def accounts_to_sweep(*, config: SellModuleConfig) -> list[int]:
     """Tradable accounts with managed positions, open bot orders, pending opted-in buys or unfinished
     cancellations; every enabled account when ``manage_all_option_positions`` is on."""
     # Not mismatched or unverified accounts: every order there is refused, so a sweep would only
-    # pile up refused decisions (SPEC §5 step 3).
+    # pile up refused decisions.
     enabled = tradable_accounts()
     if config.manage_all_option_positions:
         return list(enabled.values_list("pk", flat=True).order_by("pk"))

@@ -1,4 +1,4 @@
-"""Sell-bot Celery tasks (SPEC §6). Thin: they take ids, call a service, and handle retries.
+"""Sell-bot Celery tasks. Thin: they take ids, call a service, and handle retries.
 
 Beat sends ``sellbot.sweep`` every ``check_interval`` and ``sellbot.watchdog`` alongside it
 (CELERY_BEAT_SCHEDULE in opitios/settings/base.py).

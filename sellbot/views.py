@@ -1,4 +1,4 @@
-"""Sell-bot control and status API (SPEC §6 "Control and status"), admin only."""
+"""Sell-bot control and status API (docs/api.md, "Sell bot"), admin only."""
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response

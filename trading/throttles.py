@@ -1,4 +1,4 @@
-"""Scoped rate limits (SPEC §5 "Throttling") on the shared counters (Redis when configured).
+"""Scoped rate limits (docs/configuration.md, "rate_limits") on the shared counters (Redis when configured).
 
 Per user (the token's ``user_id``) or per IP when anonymous, per scope; rates from ``rate_limits``
 in secrets.yml, re-read on change. Responses carry ``X-RateLimit-*``; a 429 also ``Retry-After``.

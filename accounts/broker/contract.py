@@ -196,7 +196,7 @@ class AccountBroker(Protocol):
 
 class MarketData(Protocol):
     """Market data over any enabled account's credentials, routed by ``trading.routing_strategy``
-    (docs/architecture.md, "Market-data routing")."""
+    (docs/architecture.md, "The broker seam")."""
 
     def stock_quotes(self, symbols: list[str], *, account_id: str | None = None, routing_key: str | None = None) -> dict[str, Quote]: ...
     def stock_bars(self, symbol: str, *, timeframe: str, start: datetime | None, end: datetime | None, limit: int, account_id: str | None = None, routing_key: str | None = None) -> list[Bar]: ...

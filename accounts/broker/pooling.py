@@ -6,7 +6,6 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Count, Max
@@ -14,10 +13,8 @@ from django.db.models import Count, Max
 from accounts import crypto
 from accounts.broker.adapter import AlpacaAccountBroker, ClientSpec
 from accounts.broker.contract import AccountBroker, AccountInfo
+from accounts.models import AlpacaAccount
 from opitios.logging import register_secrets
-
-if TYPE_CHECKING:
-    from accounts.models import AlpacaAccount
 
 logger = logging.getLogger("opitios.broker")
 
@@ -81,9 +78,6 @@ class BrokerPool:
         now = time.monotonic()
         if not force and now - self._checked_at < settings.ACCOUNTS_POOL_REFRESH_SECONDS:
             return
-        # Not at module level: the broker package is imported while Django's app registry is still loading.
-        from accounts.models import AlpacaAccount
-
         with self._lock:
             if not force and now - self._checked_at < settings.ACCOUNTS_POOL_REFRESH_SECONDS:
                 return

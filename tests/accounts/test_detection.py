@@ -1,4 +1,4 @@
-"""Paper/live detection over real HTTP against alpacasim (SPEC §4)."""
+"""Paper/live detection over real HTTP against alpacasim."""
 import logging
 
 import pytest

@@ -1,5 +1,4 @@
-"""No credential, plaintext or ciphertext, in any log file, API response, admin page or compliance export
-(SPEC §4, §12)."""
+"""No credential, plaintext or ciphertext, in any log file, API response, admin page or compliance export."""
 import logging
 from pathlib import Path
 

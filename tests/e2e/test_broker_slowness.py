@@ -1,4 +1,4 @@
-"""Alpaca slow on orders (SPEC §12): 5 s of latency on order submission. The order bulkhead
+"""Alpaca slow on orders: 5 s of latency on order submission. The order bulkhead
 (trading/bulkhead.py) keeps request threads free for market data; orders end 504 broker_timeout or
 503 broker_busy, each with its OrderRecord, and a retry with the same client_order_id leaves exactly
 one order at the broker."""

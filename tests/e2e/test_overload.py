@@ -1,4 +1,4 @@
-"""Past capacity with wrk (SPEC §12): the API sheds load with 429 and Retry-After, never a 5xx, /health
+"""Past capacity with wrk: the API sheds load with 429 and Retry-After, never a 5xx, /health
 stays responsive during the flood, and the service answers normally once the load stops. The
 saturation figures themselves are measured by bench/saturation.py (`make bench`), not asserted here."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every error has one shape: {"error": {"code", "message", "details"}} (SPEC §5)."""
+"""Every error has one shape: {"error": {"code", "message", "details"}}."""
 import logging
 
 import pytest

@@ -1,4 +1,4 @@
-"""Health endpoints (SPEC §9) and the API docs."""
+"""Health endpoints (docs/operations.md, "Health") and the API docs."""
 import pytest
 from django.core.management import call_command
 
@@ -9,7 +9,7 @@ from tests.accounts.factories import AlpacaAccountFactory
 
 @pytest.fixture
 def enabled_account(db):
-    """/ready needs at least one enabled account (SPEC §9)."""
+    """/ready needs at least one enabled account (docs/operations.md, "Health")."""
     return AlpacaAccountFactory(enabled=True)
 
 

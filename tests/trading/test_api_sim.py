@@ -287,7 +287,7 @@ def test_enabling_an_account_or_replacing_its_keys_detects_it(live):
 
 
 def test_live_account_in_safe_mode_is_refused_paper_one_trades(live):
-    """SPEC §4's safe mode labels a failed detection paper. A live-configured account's orders would
+    """Safe mode labels a failed detection paper. A live-configured account's orders would
     still go to the live endpoint labelled paper, so it is refused; a paper-configured one trades."""
     live.set_fault("account", status=500)
     accounts_detect_types(accounts=AlpacaAccount.objects.filter(account_id__in=["account_001", "account_004"]))

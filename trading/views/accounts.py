@@ -1,4 +1,4 @@
-"""Account data: the account and its positions (SPEC §5), for the token's own account unless admin."""
+"""Account data: the account and its positions, for the token's own account unless admin."""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema

@@ -1,4 +1,4 @@
-"""Market data: quotes, bars, option chains (SPEC §5). Served by any enabled account (§4 routing)."""
+"""Market data: quotes, bars, option chains. Served by any enabled account (§4 routing)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

@@ -1,4 +1,4 @@
-"""Orders: stock, option, quick, list, detail, cancel and bulk (SPEC §5). Every placement goes
+"""Orders: stock, option, quick, list, detail, cancel and bulk. Every placement goes
 through ``services.order_place``."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`manage.py detect_account_types [ACCOUNT_ID ...]`: paper/live detection now (SPEC §4)."""
+"""`manage.py detect_account_types [ACCOUNT_ID ...]`: paper/live detection now."""
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 

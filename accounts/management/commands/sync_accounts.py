@@ -1,4 +1,4 @@
-"""`manage.py sync_accounts [--file PATH] [--no-detect]`: secrets.yml into the database (SPEC §3)."""
+"""`manage.py sync_accounts [--file PATH] [--no-detect]`: secrets.yml into the database (docs/configuration.md)."""
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
