@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts import services
+from accounts import detection, services
 from accounts.models import AccountTypeChange, AlpacaAccount, BalanceSnapshot
 from accounts.selectors import account_type_distribution, accounts_with_last_balance
 from audit.admin_export import AuditedExportMixin
@@ -115,7 +115,7 @@ class AlpacaAccountAdmin(AuditedExportMixin, admin.ModelAdmin):
     @admin.action(description="Detect account type", permissions=["change"])
     def detect_account_type(self, request, queryset):
         accounts = list(AlpacaAccount.objects.filter(pk__in=queryset.values("pk")))
-        summary = services.accounts_detect_types(accounts=accounts, actor_type="admin", actor_id=request.user.get_username())
+        summary = detection.accounts_detect_types(accounts=accounts, actor_type="admin", actor_id=request.user.get_username())
         level = messages.WARNING if summary.mismatch or summary.failed else messages.SUCCESS
         self.message_user(
             request,

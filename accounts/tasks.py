@@ -9,7 +9,7 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
 from django.db import connection
 
-from accounts import services
+from accounts import detection, services
 from accounts.broker import BrokerTimeout, BrokerUnavailable, pool_accounts
 from accounts.models import AlpacaAccount
 from opitios.config import current_config
@@ -25,7 +25,7 @@ logger = logging.getLogger("opitios.accounts")
 @shared_task(name="accounts.detect_types", bind=True, ignore_result=True, max_retries=6)
 def detect_types(self, retry_while_unreachable: bool = False) -> dict:
     accounts = AlpacaAccount.objects.filter(enabled=True)
-    summary = services.accounts_detect_types(accounts=accounts, actor_id="accounts.detect_types")
+    summary = detection.accounts_detect_types(accounts=accounts, actor_id="accounts.detect_types")
     if retry_while_unreachable and summary.failed and not (summary.paper or summary.live):
         # At start-up the broker (alpacasim in demo mode) may still be starting.
         raise self.retry(countdown=5, kwargs={"retry_while_unreachable": True})

@@ -6,8 +6,9 @@ import pytest
 from django.conf import settings
 
 from accounts.broker import BrokerError, broker_for
+from accounts.detection import accounts_detect_types
 from accounts.models import AlpacaAccount
-from accounts.services import account_sync, accounts_detect_types
+from accounts.services import account_sync
 from opitios.auth import issue_token
 from opitios.config import parse_config
 from tests.accounts.factories import DEMO, demo_config_dict

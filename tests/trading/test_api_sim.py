@@ -13,8 +13,9 @@ import yaml
 from django.utils import timezone
 
 from accounts import broker as broker_seam
+from accounts.detection import accounts_detect_types
 from accounts.models import AlpacaAccount, BalanceSnapshot
-from accounts.services import account_sync, account_update, accounts_detect_types
+from accounts.services import account_sync, account_update
 from audit.models import AuditEvent
 from opitios.config import current_config
 from tests.helpers.sim import sim, sim_server  # noqa: F401 - fixtures

@@ -2,8 +2,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from accounts.detection import accounts_detect_types
 from accounts.models import AlpacaAccount
-from accounts.services import accounts_detect_types
 
 
 class Command(BaseCommand):

@@ -4,8 +4,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from accounts.detection import accounts_detect_types
 from accounts.models import AlpacaAccount
-from accounts.services import account_sync, accounts_detect_types
+from accounts.services import account_sync
 from opitios.config import ConfigError, current_config, parse_config, read_yaml
 
 
