@@ -1,4 +1,4 @@
-"""Operators' admin for accounts (SPEC §4): type, mismatch and balance at a glance; thresholds
+"""Operators' admin for accounts: type, mismatch and balance at a glance; thresholds
 editable (applied to the next order); credentials write-only; "Detect account type" action."""
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from accounts import services
+from accounts import detection, services
 from accounts.models import AccountTypeChange, AlpacaAccount, BalanceSnapshot
-from accounts.selectors import accounts_with_last_balance
-from audit.admin_export import ExportMixin, ReadOnlyAdminMixin
-from audit.admin_filters import DateRangeFilter
-from audit.selectors import account_type_distribution
+from accounts.selectors import account_type_distribution, accounts_with_last_balance
+from audit.admin_export import AuditedExportMixin
+from opitios.admin_export import ReadOnlyAdminMixin
+from opitios.admin_filters import DateRangeFilter
 
 # Exported and shown fields; the encrypted credentials are never among them.
 ACCOUNT_FIELDS = (
@@ -70,7 +70,7 @@ def _age(seconds: float) -> str:
 
 
 @admin.register(AlpacaAccount)
-class AlpacaAccountAdmin(ExportMixin, admin.ModelAdmin):
+class AlpacaAccountAdmin(AuditedExportMixin, admin.ModelAdmin):
     form = AlpacaAccountForm
     export_fields = ACCOUNT_FIELDS
     list_display = (
@@ -143,7 +143,7 @@ class AlpacaAccountAdmin(ExportMixin, admin.ModelAdmin):
     @admin.action(description="Detect account type", permissions=["change"])
     def detect_account_type(self, request, queryset):
         accounts = list(AlpacaAccount.objects.filter(pk__in=queryset.values("pk")))
-        summary = services.accounts_detect_types(accounts=accounts, actor_type="admin", actor_id=request.user.get_username())
+        summary = detection.accounts_detect_types(accounts=accounts, actor_type="admin", actor_id=request.user.get_username())
         level = messages.WARNING if summary.mismatch or summary.failed else messages.SUCCESS
         self.message_user(
             request,
@@ -154,7 +154,7 @@ class AlpacaAccountAdmin(ExportMixin, admin.ModelAdmin):
 
 
 @admin.register(BalanceSnapshot)
-class BalanceSnapshotAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class BalanceSnapshotAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("account", "cash", "buying_power", "equity", "fetched_at")
     list_filter = ("account__account_type", ("account", admin.RelatedOnlyFieldListFilter), ("fetched_at", DateRangeFilter))
     search_fields = ("account__account_id",)
@@ -165,7 +165,7 @@ class BalanceSnapshotAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AccountTypeChange)
-class AccountTypeChangeAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class AccountTypeChangeAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("account", "old_type", "new_type", "old_account_number", "new_account_number", "changed_at")
     list_filter = ("new_type", ("account", admin.RelatedOnlyFieldListFilter), ("changed_at", DateRangeFilter))
     search_fields = ("account__account_id", "old_account_number", "new_account_number")

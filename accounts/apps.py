@@ -6,8 +6,8 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self) -> None:
-        from accounts import selectors
+        from accounts import health, selectors
         from opitios.health import register_readiness, register_section
 
         register_section("accounts", selectors.accounts_health)
-        register_readiness("accounts", selectors.accounts_readiness)
+        register_readiness("accounts", health.accounts_readiness)

@@ -1,4 +1,4 @@
-"""The accounts app's bridge to the audit trail (SPEC §7): one call shape for its services."""
+"""The accounts app's bridge to the audit trail: one call shape for its services."""
 from __future__ import annotations
 
 from typing import Any

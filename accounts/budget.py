@@ -1,4 +1,4 @@
-"""Per-account upstream budget and statistics, shared by every process through the cache (SPEC §4).
+"""Per-account upstream budget and statistics, shared by every process through the cache.
 
 Counters live in fixed windows (one minute for the budget); the budget and "requests in the last
 minute" use the sliding-window estimate ``current + previous × (1 − elapsed/window)``, so a burst

@@ -1,4 +1,4 @@
-"""Credential encryption (SPEC §4): MultiFernet over ``OPITIOS_FERNET_KEYS``.
+"""Credential encryption: MultiFernet over ``OPITIOS_FERNET_KEYS``.
 
 ``OPITIOS_FERNET_KEYS`` is a comma-separated list, newest first: the first key encrypts, all keys
 decrypt. Embedded environments (no variable set) generate one key and keep it in

@@ -1,4 +1,4 @@
-"""Alpaca accounts, their balance snapshots and their type changes (SPEC §4)."""
+"""Alpaca accounts, their balance snapshots and their type changes."""
 from django.db import models
 
 from opitios.limits import RANGES

@@ -1,4 +1,4 @@
-"""Market-data routing orders (SPEC §4): which enabled account serves a request, best first.
+"""Market-data routing orders: which enabled account serves a request, best first.
 
 Pure functions over account ids; ``accounts.broker`` tries them in order and skips the ones whose
 budget is exhausted, so every strategy routes around an exhausted account.

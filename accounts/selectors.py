@@ -1,4 +1,4 @@
-"""Account reads: pool statistics (SPEC §4) and the accounts health section (SPEC §9)."""
+"""Account reads: pool statistics and the accounts health section (docs/operations.md, "Health")."""
 from __future__ import annotations
 
 from django.db.models import Count, Max, OuterRef, Q, Subquery
@@ -132,13 +132,26 @@ def accounts_health() -> dict:
     }
 
 
-def accounts_readiness() -> str | None:
-    """/ready: at least one enabled account, and this process's broker pool built."""
-    from accounts.broker import pool_accounts
+def account_type_distribution() -> dict[str, int]:
+    """Paper and live as detected, fallback (detection failed: treated as paper), not yet detected."""
+    rows = AlpacaAccount.objects.values("account_type", "type_source").annotate(n=Count("id"))
+    result = {"paper": 0, "live": 0, "fallback": 0, "undetected": 0}
+    for row in rows:
+        if row["type_source"] == TypeSource.FALLBACK:
+            result["fallback"] += row["n"]
+        elif row["type_source"] == TypeSource.UNKNOWN:
+            result["undetected"] += row["n"]
+        else:
+            result[row["account_type"]] = result.get(row["account_type"], 0) + row["n"]
+    return result
 
-    if not pool_accounts():
-        return "no enabled account (run manage.py sync_accounts)"
-    return None
+
+def mismatched_accounts():
+    return AlpacaAccount.objects.filter(type_mismatch=True).only("id", "account_id", "name", "account_type", "paper_trading", "detected_at")
+
+
+def detection_failures():
+    return AlpacaAccount.objects.filter(type_source=TypeSource.FALLBACK).only("id", "account_id", "name", "detection_error", "detected_at")
 
 
 def config_problems() -> dict:

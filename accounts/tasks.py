@@ -1,15 +1,18 @@
-"""Celery tasks: ids in, a service call, retries (SPEC §1)."""
+"""Celery tasks: ids in, a service call, retries; and the worker hooks of the accounts app."""
 from __future__ import annotations
 
 import logging
 import os
+import threading
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready
+from django.db import connection
 
-from accounts import services
-from accounts.broker import BrokerTimeout, BrokerUnavailable
+from accounts import detection, services
+from accounts.broker import BrokerTimeout, BrokerUnavailable, pool_accounts
 from accounts.models import AlpacaAccount
+from opitios.config import current_config
 
 logger = logging.getLogger("opitios.accounts")
 
@@ -22,7 +25,7 @@ logger = logging.getLogger("opitios.accounts")
 @shared_task(name="accounts.detect_types", bind=True, ignore_result=True, max_retries=6)
 def detect_types(self, retry_while_unreachable: bool = False) -> dict:
     accounts = AlpacaAccount.objects.filter(enabled=True)
-    summary = services.accounts_detect_types(accounts=accounts, actor_id="accounts.detect_types")
+    summary = detection.accounts_detect_types(accounts=accounts, actor_id="accounts.detect_types")
     if retry_while_unreachable and summary.failed and not (summary.paper or summary.live):
         # At start-up the broker (alpacasim in demo mode) may still be starting.
         raise self.retry(countdown=5, kwargs={"retry_while_unreachable": True})
@@ -53,3 +56,21 @@ def _detect_at_worker_start(sender=None, **kwargs) -> None:
     """``make run`` sets OPITIOS_DETECT_AT_START: the worker detects types once the broker is up."""
     if os.environ.get("OPITIOS_DETECT_AT_START") == "1":
         detect_types.apply_async(kwargs={"retry_while_unreachable": True}, countdown=2)
+
+
+@worker_process_init.connect
+def _warm_broker_pool(**kwargs) -> None:
+    """Build this pool process's Alpaca clients now, off the first tasks' path (a sweep's checks
+    otherwise built one per account). In a thread: a pool process must report ready within
+    billiard's few seconds, and a task that needs the pool meanwhile waits on its lock."""
+
+    def warm():
+        try:
+            current_config()  # parsing secrets.yml for 1000 accounts takes a third of a second
+            pool_accounts()
+        except Exception as exc:  # the first task builds it then, and reports its own error
+            logger.warning("broker pool warm-up failed: %s", exc.__class__.__name__)
+        finally:
+            connection.close()
+
+    threading.Thread(target=warm, name="broker-pool-warm-up", daemon=True).start()

@@ -4,7 +4,7 @@ from rest_framework.views import APIView
 
 from accounts.selectors import pool_statistics
 from accounts.serializers import ErrorSerializer, PoolSerializer
-from trading.permissions import IsAdmin
+from opitios.permissions import IsAdmin
 
 
 class PoolView(APIView):

@@ -4,13 +4,14 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
-from audit.admin_export import ExportMixin, ReadOnlyAdminMixin
-from audit.admin_filters import DateRangeFilter
+from audit.admin_export import AuditedExportMixin
 from audit.models import AuditChainCheck, AuditEvent
+from opitios.admin_export import ReadOnlyAdminMixin
+from opitios.admin_filters import DateRangeFilter
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("seq", "at", "actor_type", "actor_id", "action", "account", "account_type", "object_type", "object_id", "short_hash")
     list_display_links = ("seq", "action")
     list_filter = (
@@ -46,7 +47,7 @@ class AuditEventAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AuditChainCheck)
-class AuditChainCheckAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditChainCheckAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("ran_at", "ok", "count", "last_seq", "first_broken_seq", "reason", "since_seq", "source", "duration_ms")
     list_filter = ("ok", "source", ("ran_at", DateRangeFilter))
     date_hierarchy = "ran_at"

@@ -1,4 +1,4 @@
-"""The append-only, hash-chained audit trail (SPEC §7) and the record of its verification."""
+"""The append-only, hash-chained audit trail and the record of its verification."""
 from django.db import models
 
 

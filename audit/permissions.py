@@ -1,4 +1,4 @@
-"""The "Compliance officers" group and the view permissions it holds (SPEC §7).
+"""The "Compliance officers" group and the view permissions it holds.
 
 Migrations that add a model compliance officers must see call ``grant_compliance_view``:
 

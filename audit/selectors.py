@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections import defaultdict
 
 from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
-from accounts.models import AlpacaAccount, TypeSource
 from audit.models import AuditChainCheck, AuditChainHead
+from opitios.stats import percentile_cont
 
 PERCENTILES = (0.5, 0.95, 0.99)
 
@@ -26,28 +25,6 @@ def chain_status() -> dict:
             "source": check.source, "duration_ms": check.duration_ms,
         }
     return {"head_seq": head or 0, "last_check": last}
-
-
-def account_type_distribution() -> dict[str, int]:
-    """Paper and live as detected, fallback (detection failed: treated as paper), not yet detected."""
-    rows = AlpacaAccount.objects.values("account_type", "type_source").annotate(n=Count("id"))
-    result = {"paper": 0, "live": 0, "fallback": 0, "undetected": 0}
-    for row in rows:
-        if row["type_source"] == TypeSource.FALLBACK:
-            result["fallback"] += row["n"]
-        elif row["type_source"] == TypeSource.UNKNOWN:
-            result["undetected"] += row["n"]
-        else:
-            result[row["account_type"]] = result.get(row["account_type"], 0) + row["n"]
-    return result
-
-
-def mismatched_accounts():
-    return AlpacaAccount.objects.filter(type_mismatch=True).only("id", "account_id", "name", "account_type", "paper_trading", "detected_at")
-
-
-def detection_failures():
-    return AlpacaAccount.objects.filter(type_source=TypeSource.FALLBACK).only("id", "account_id", "name", "detection_error", "detected_at")
 
 
 def orders_today_by_outcome(model, *, now: dt.datetime | None = None) -> dict[str, int]:
@@ -68,16 +45,6 @@ def order_latency_daily(model, *, days: int = 7, now: dt.datetime | None = None)
         result.append({"day": day, "count": entry[0] if entry else 0,
                        **{f"p{round(q * 100)}": (entry[1][i] if entry else None) for i, q in enumerate(PERCENTILES)}})
     return result
-
-
-def percentile_cont(sorted_values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont."""
-    if not sorted_values:
-        raise ValueError("no values")
-    position = q * (len(sorted_values) - 1)
-    low, high = math.floor(position), math.ceil(position)
-    fraction = position - low
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
 
 
 def _day_start(moment: dt.datetime) -> dt.datetime:

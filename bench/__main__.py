@@ -1,4 +1,4 @@
-"""`make bench`: run every benchmark script under bench/ and write one report (SPEC §11).
+"""`make bench`: run every benchmark script under bench/ and write one report.
 
     python -m bench                  # full run, writes bench/results/latest.{json,md} and the PNG charts
     python -m bench --smoke          # a handful of requests per script, report under bench/results/smoke/

@@ -1,4 +1,4 @@
-"""Accounts at scale (SPEC §11): ``sync_accounts`` plus type detection for N accounts (target ≤ 10 s
+"""Accounts at scale: ``sync_accounts`` plus type detection for N accounts (target ≤ 10 s
 for 1000), and a web worker ready to serve them (target ≤ 3 s), with that worker's RSS.
 
     python bench/accounts_scale.py            # 1000 accounts

@@ -1,5 +1,5 @@
 """Time one order's ledger write: the outcome of a pending ``trading.OrderRecord`` and its
-``AuditEvent``, committed together by ``trading.services.order_outcome_write`` (SPEC §11: ≤ 1 ms median).
+``AuditEvent``, committed together by ``trading.services.order_outcome_write`` (target: ≤ 1 ms median).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/opitios python -m bench.audit_write [--n 2000] [--smoke]
 

@@ -1,4 +1,4 @@
-"""The benchmark scripts the runner knows and the figures it reads from their JSON (SPEC §11 targets).
+"""The benchmark scripts the runner knows and the figures it reads from their JSON.
 
 A figure names its script, the path of keys to its value in the script's JSON, and its target (or none: an
 informative figure). A script that is missing, fails, or lacks a key makes its figures "error".

@@ -68,9 +68,9 @@ def main() -> int:
     import requests
 
     from bench.accounts_scale import write_secrets
+    from opitios.auth import issue_token
     from tests.helpers.sim import SimServer
     from tests.helpers.stack import Stack
-    from trading.auth import issue_token
 
     with tempfile.TemporaryDirectory(prefix="opitios-bench-mem-") as tmp, SimServer(config=None, accounts=n, rate_limit=False, seed=1) as sim:
         tmp = Path(tmp)

@@ -1,10 +1,10 @@
-"""Gateway overhead of a stock order (SPEC §11): POST /api/v1/stocks/order through gunicorn (JWT,
+"""Gateway overhead of a stock order: POST /api/v1/stocks/order through gunicorn (JWT,
 throttle with raised limits, balance check with default settings, OrderRecord, audit, log) versus
 the same order sent by alpaca-py straight to alpacasim, in one run, alternating the two.
 
 Method: a sequential Python loop (requests / alpaca-py on keep-alive sessions) timing each request
 with perf_counter; percentiles over the measured requests after a warm-up. The overhead is the
-difference of the two percentiles (the SPEC's definition); ``paired_overhead_ms`` also gives the
+difference of the two percentiles (the target's definition); ``paired_overhead_ms`` also gives the
 percentiles of the per-pair differences. The gateway runs with the production settings and
 ``opitios/gunicorn.conf.py`` (see bench/gateway.py); embedded or PostgreSQL + Redis follows the
 environment (DATABASE_URL, REDIS_URL).

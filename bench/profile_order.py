@@ -1,4 +1,4 @@
-"""Profile the stock-order path inside one process (a diagnosis tool, not a SPEC §11 figure).
+"""Profile the stock-order path inside one process (a diagnosis tool, not a target figure).
 
 Starts the bench gateway (bench/gateway.py, for alpacasim, the database and the accounts), then
 runs POST /api/v1/stocks/order through Django's test client in this process with the same

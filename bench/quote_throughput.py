@@ -1,4 +1,4 @@
-"""Market-data throughput (SPEC §11): GET /api/v1/stocks/AAPL/quote through gunicorn at concurrency
+"""Market-data throughput: GET /api/v1/stocks/AAPL/quote through gunicorn at concurrency
 32, as a ratio of alpacasim's own throughput on the same route (/v2/stocks/quotes/latest?symbols=AAPL)
 measured in the same run on the same machine. Target: ratio ≥ 0.5.
 

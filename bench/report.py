@@ -16,7 +16,7 @@ ORDER_CHART = "order_latency.png"
 SWEEP_CHART = "sweep_p95.png"
 
 HOW_TO_READ = """\
-**How to read this.** Each row is one SPEC §11 target, measured in this run on this machine. *pass* means the
+**How to read this.** Each row is one performance target, measured in this run on this machine. *pass* means the
 measured figure meets the target, *miss* that it does not, *info* rows have no target and give context, and
 *error* means the script did not produce the figure (missing, failed or timed out: see "Errors" below). Latencies
 are percentiles of per-request timings, never averages; throughput figures are compared with alpacasim's own on

@@ -1,4 +1,4 @@
-"""Saturation point of the gateway (SPEC §12 "Overload"): wrk at rising concurrency against the
+"""Saturation point of the gateway: wrk at rising concurrency against the
 market-data route (throttles raised, so the API's own capacity is measured) and against /health.
 
 The saturation point is the highest throughput reached before p99 passes 1 s or any request fails.

@@ -1,4 +1,4 @@
-"""A full sell sweep over many accounts (SPEC §11): 1000 accounts x 5 managed positions, one Celery worker
+"""A full sell sweep over many accounts: 1000 accounts x 5 managed positions, one Celery worker
 with its production pool (2 prefork processes, niced; OPITIOS_WORKER_CONCURRENCY / OPITIOS_WORKER_NICE),
 and API p95 during the sweep against idle, in one run.
 
@@ -46,9 +46,9 @@ from django.conf import settings  # noqa: E402
 
 from alpacasim.accounts import generated_credentials  # noqa: E402
 from bench.gateway import pct  # noqa: E402
+from opitios.auth import issue_token  # noqa: E402
 from tests.helpers.sim import SimServer  # noqa: E402
 from tests.helpers.stack import Stack  # noqa: E402
-from trading.auth import issue_token  # noqa: E402
 
 SYMBOLS = ["AAPL270115C00200000", "MSFT270115C00400000", "SPY270115C00600000", "QQQ270115C00500000", "TSLA270115C00300000",
            "NVDA270115C00150000", "AMZN270115C00200000", "META270115C00600000"]

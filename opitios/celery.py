@@ -1,8 +1,6 @@
 """The Celery app. Tasks live in each app's ``tasks.py``; beat entries in settings ``CELERY_BEAT_SCHEDULE``."""
-import logging
 import os
 import signal
-import threading
 
 from celery import Celery
 from celery.signals import setup_logging, task_prerun, worker_init, worker_process_init
@@ -16,7 +14,7 @@ app.autodiscover_tasks()
 
 @setup_logging.connect
 def _use_django_logging(**kwargs):
-    """Workers and beat use the logging that Django settings configured (SPEC §8)."""
+    """Workers and beat use the logging that Django settings configured (docs/operations.md, "Logs")."""
     from django.conf import settings
 
     settings.LOGGING  # noqa: B018 - importing settings applies opitios.logging.configure
@@ -42,29 +40,6 @@ def _database_like_a_request(sender=None, **kwargs):
     from django.db import close_old_connections
 
     close_old_connections()
-
-
-@worker_process_init.connect
-def _warm_broker_pool(**kwargs):
-    """Build this pool process's Alpaca clients now, off the first tasks' path (a sweep's checks
-    otherwise built one per account). In a thread: a pool process must report ready within
-    billiard's few seconds, and a task that needs the pool meanwhile waits on its lock."""
-
-    def warm():
-        from django.db import connection
-
-        from accounts.broker import pool_accounts
-        from opitios.config import current_config
-
-        try:
-            current_config()  # parsing secrets.yml for 1000 accounts takes a third of a second
-            pool_accounts()
-        except Exception as exc:  # the first task builds it then, and reports its own error
-            logging.getLogger("opitios.accounts").warning("broker pool warm-up failed: %s", exc.__class__.__name__)
-        finally:
-            connection.close()
-
-    threading.Thread(target=warm, name="broker-pool-warm-up", daemon=True).start()
 
 
 @worker_process_init.connect

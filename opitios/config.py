@@ -1,4 +1,4 @@
-"""The secrets.yml loader (SPEC §3).
+"""The secrets.yml loader (docs/configuration.md).
 
 ``load_config()`` reads the file named by ``OPITIOS_SECRETS`` (default ``./secrets.yml``).
 Without one, it reads ``secrets.example.yml`` in demo mode (against alpacasim).
@@ -99,7 +99,7 @@ class JwtConfig:
             "USER_ID_FIELD": "id",
             "TOKEN_TYPE_CLAIM": None,
             "JTI_CLAIM": None,
-            "AUTH_TOKEN_CLASSES": ("trading.auth.ClaimsToken",),
+            "AUTH_TOKEN_CLASSES": ("opitios.auth.ClaimsToken",),
             "TOKEN_USER_CLASS": "rest_framework_simplejwt.models.TokenUser",
         }
 

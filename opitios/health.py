@@ -1,4 +1,4 @@
-"""Health endpoints (SPEC §9).
+"""Health endpoints (docs/operations.md, "Health").
 
 ``/health`` and ``/live`` are cheap; ``/ready`` checks what serving needs; ``/health/detailed``
 (admin) runs every registered section. Apps add sections with ``register_section``; the
@@ -20,7 +20,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from trading.permissions import IsAdmin
+from opitios.permissions import IsAdmin
 
 logger = logging.getLogger("opitios.health")
 

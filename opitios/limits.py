@@ -1,4 +1,4 @@
-"""The allowed range of every numeric setting (SPEC §3): one table, read by the secrets.yml loader
+"""The allowed range of every numeric setting: one table, read by the secrets.yml loader
 and, as validators, by the model fields the admin forms edit.
 
 A range is sane for the setting's meaning and fits its column: ``MONEY`` is what

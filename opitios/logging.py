@@ -1,4 +1,4 @@
-"""Logging (SPEC §8): one configuration for web, workers and beat.
+"""Logging (docs/operations.md, "Logs"): one configuration for web, workers and beat.
 
 - ``logs/app/opitios.log`` (INFO+) and ``logs/errors/errors.log`` (ERROR+), rotated daily
   and gzipped, kept 30 and 90 days by default;

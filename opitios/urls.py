@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from audit.views import compliance_dashboard
 from opitios import health
 from opitios.errors import api_not_found
 
@@ -16,7 +15,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("admin/compliance/", admin.site.admin_view(compliance_dashboard), name="compliance-dashboard"),
+    path("admin/compliance/", include("trading.compliance")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/v1/", include("accounts.urls")),

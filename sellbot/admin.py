@@ -1,9 +1,10 @@
 """Admin for the sell bot: managed positions (opt in/out through the service), decisions and
-cancellations read-only for compliance (SPEC §6, §7)."""
+cancellations read-only for compliance."""
 from django.contrib import admin, messages
 
-from audit.admin_export import ExportMixin, ReadOnlyAdminMixin
-from audit.admin_filters import DateRangeFilter
+from audit.admin_export import AuditedExportMixin
+from opitios.admin_export import ReadOnlyAdminMixin
+from opitios.admin_filters import DateRangeFilter
 
 from . import services
 from .models import AutoSellFill, ManagedPosition, SellBotState, SellCancellation, SellDecision
@@ -41,7 +42,7 @@ class ManagedPositionAdmin(admin.ModelAdmin):
 
 
 @admin.register(SellDecision)
-class SellDecisionAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SellDecisionAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("decided_at", "account", "symbol", "reason", "price", "entry_price", "pl_pct", "qty", "attempt", "order_type",
                     "limit_price", "client_order_id", "outcome")
     list_filter = ("account__account_type", ("account", admin.RelatedOnlyFieldListFilter), "reason", "outcome", "order_type",
@@ -55,7 +56,7 @@ class SellDecisionAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(SellCancellation)
-class SellCancellationAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SellCancellationAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("created_at", "account", "symbol", "order_type", "side", "order_id", "age_seconds", "limit_minutes", "attempts",
                     "outcome", "error", "total_ms")
     list_filter = ("account__account_type", ("account", admin.RelatedOnlyFieldListFilter), "outcome", "order_type", "side",

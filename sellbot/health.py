@@ -1,4 +1,4 @@
-"""The sell-bot section of /health/detailed (SPEC §9)."""
+"""The sell-bot section of /health/detailed (docs/operations.md, "Health")."""
 from django.utils import timezone
 
 from opitios.health import DEGRADED, OK

@@ -1,7 +1,7 @@
 """The market snapshot a sweep hands to its account checks: the broker clock and the latest option
 quotes of the symbols each account manages, fetched once per sweep instead of once per account.
 
-Quotes are market data any account may serve (SPEC §4), so one batched call per 100 symbols replaces
+Quotes are market data any account may serve, so one batched call per 100 symbols replaces
 a call per account. A check uses the snapshot only while it is at most ``max_age`` seconds old (one
 check interval, capped at ``MAX_AGE_SECONDS``): a check that starts later (a long queue, a redelivered
 message) fetches its own clock and quotes, so a decision never rests on older prices than the bot's
@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from accounts.broker import Clock, Quote
+from opitios.formats import iso, num
 
 MAX_AGE_SECONDS = 10.0
 QUOTE_BATCH = 100  # symbols per latest-quotes request (Alpaca's limit)
@@ -56,10 +57,6 @@ def max_age(check_interval: float) -> float:
     return min(max(check_interval, 0.5), MAX_AGE_SECONDS)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -68,14 +65,10 @@ def _dec(value: str | None) -> Decimal | None:
     return Decimal(value) if value is not None else None
 
 
-def _str(value) -> str | None:
-    return None if value is None else str(value)
-
-
 def _clock_out(c: Clock | None) -> dict | None:
     if c is None:
         return None
-    return {"timestamp": _iso(c.timestamp), "is_open": c.is_open, "next_open": _iso(c.next_open), "next_close": _iso(c.next_close)}
+    return {"timestamp": iso(c.timestamp), "is_open": c.is_open, "next_open": iso(c.next_open), "next_close": iso(c.next_close)}
 
 
 def _clock_in(d: dict | None) -> Clock | None:
@@ -87,7 +80,7 @@ def _clock_in(d: dict | None) -> Clock | None:
 def _quote_out(q: Quote | None) -> dict | None:
     if q is None:
         return None
-    return {"bid": _str(q.bid), "ask": _str(q.ask), "bid_size": _str(q.bid_size), "ask_size": _str(q.ask_size), "timestamp": _iso(q.timestamp)}
+    return {"bid": num(q.bid), "ask": num(q.ask), "bid_size": num(q.bid_size), "ask_size": num(q.ask_size), "timestamp": iso(q.timestamp)}
 
 
 def _quote_in(symbol: str, d: dict | None) -> Quote | None:

@@ -1,4 +1,4 @@
-"""Sell-bot state, managed positions, decisions and cancellations (SPEC §6)."""
+"""Sell-bot state, managed positions, decisions and cancellations."""
 from django.db import models
 from django.db.models import Q
 

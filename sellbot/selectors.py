@@ -1,19 +1,18 @@
-"""Reads of the sell bot: its state, which accounts a sweep visits, and the status report (SPEC §6)."""
+"""Reads of the sell bot: its state, which accounts a sweep visits, and the status report."""
 from __future__ import annotations
 
-import os
-import socket
 import time
 from datetime import datetime, timedelta
 
-from django.core.cache import cache
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.selectors import tradable_accounts
 from opitios.config import SellModuleConfig, current_config
+from trading.models import OrderRecord
 
 from .models import (
+    AutoSellFill,
     BotStatus,
     CancelOutcome,
     ManagedPosition,
@@ -47,7 +46,7 @@ def bot_state() -> SellBotState:
 
 
 def stall_after(config: SellModuleConfig) -> timedelta:
-    """No finished sweep within 3 x check_interval means stalled (SPEC §6 Restart)."""
+    """No finished sweep within 3 x check_interval means stalled."""
     return timedelta(seconds=3 * config.check_interval)
 
 
@@ -73,10 +72,6 @@ def heartbeat_fresh(state: SellBotState, now: datetime) -> bool:
 def auto_sell_buys(*, account_pk: int | None = None, now: datetime | None = None):
     """Accepted option buys placed with ``auto_sell_enabled`` whose fills the sweep has not finished
     absorbing into a ManagedPosition."""
-    from trading.models import OrderRecord
-
-    from .models import AutoSellFill
-
     now = now or timezone.now()
     finished = AutoSellFill.objects.filter(account_id=OuterRef("account_id"), client_order_id=OuterRef("client_order_id"), final=True)
     qs = OrderRecord.objects.filter(
@@ -92,10 +87,6 @@ def account_auto_sell_buys(*, account_pk: int, now: datetime | None = None) -> l
     """``auto_sell_buys`` of one account, as two plain indexed queries (the second only when there are
     candidates): each account check runs this, and building the correlated ``Exists`` per check cost
     more than the queries. The same rows as ``auto_sell_buys(account_pk=...)``."""
-    from trading.models import OrderRecord
-
-    from .models import AutoSellFill
-
     now = now or timezone.now()
     records = list(
         OrderRecord.objects.filter(
@@ -116,7 +107,7 @@ def accounts_to_sweep(*, config: SellModuleConfig) -> list[int]:
     """Tradable accounts with managed positions, open bot orders, pending opted-in buys or unfinished
     cancellations; every enabled account when ``manage_all_option_positions`` is on."""
     # Not mismatched or unverified accounts: every order there is refused, so a sweep would only
-    # pile up refused decisions (SPEC §5 step 3).
+    # pile up refused decisions.
     enabled = tradable_accounts()
     if config.manage_all_option_positions:
         return list(enabled.values_list("pk", flat=True).order_by("pk"))
@@ -137,29 +128,6 @@ def managed_symbols(*, account_pks: list[int]) -> dict[int, list[str]]:
     return out
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def live_workers(*, timeout: float = 0.5) -> list[str]:
-    """Workers answering a broadcast ping, cached for a few seconds so the status API stays cheap."""
-    cached = cache.get("sellbot:live_workers")
-    if cached is not None:
-        return cached
-    from opitios.celery import app
-
-    try:
-        replies = app.control.ping(timeout=timeout) or []
-        names = sorted(name for reply in replies for name in reply)
-    except Exception:
-        names = []
-    try:
-        cache.set("sellbot:live_workers", names, 5)
-    except Exception:
-        pass
-    return names
-
-
 def _rates(model, time_field: str, ok: Q, done: Q, now: datetime) -> dict:
     out = {}
     for label, window in (("last_hour", timedelta(hours=1)), ("last_24h", timedelta(hours=24))):
@@ -170,8 +138,8 @@ def _rates(model, time_field: str, ok: Q, done: Q, now: datetime) -> dict:
     return out
 
 
-def bot_report(*, include_workers: bool = True) -> dict:
-    """Everything GET /sell reports (SPEC §6 Control and status)."""
+def bot_report(*, workers: list[str] | None = None) -> dict:
+    """Everything GET /sell reports (docs/api.md, "Sell bot"); ``workers`` are the live workers, when the caller asked them."""
     started = time.perf_counter()
     now = timezone.now()
     state = bot_state()
@@ -223,7 +191,7 @@ def bot_report(*, include_workers: bool = True) -> dict:
             "orders": _rates(SellDecision, "decided_at", placed_ok, placed_done, now),
             "cancellations": _rates(SellCancellation, "created_at", cancel_ok, cancel_done, now),
         },
-        "workers": live_workers() if include_workers else None,
+        "workers": workers,
     }
     report["report_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return report

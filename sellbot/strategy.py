@@ -1,4 +1,4 @@
-"""The sell strategy as pure functions (SPEC §6, "A sweep", step 2).
+"""The sell strategy as pure functions (docs/architecture.md, "Sell bot").
 
 ``evaluate(position, quote, clock, config, now)`` returns a ``Decision``. No database, no broker, no
 clock reads: everything it needs is passed in, so each rule is tested at its boundaries.
@@ -90,7 +90,7 @@ def is_zero_dte(symbol: str, now: datetime) -> bool:
 
 
 def evaluate(position: PositionView, quote: Quote | None, clock: Clock | None, config: SellModuleConfig, now: datetime) -> Decision:
-    """Apply the rules in SPEC order; the first that fires decides."""
+    """Apply the rules in order; the first that fires decides."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     price = exit_price(quote, position.current_price)

@@ -1,4 +1,4 @@
-"""Sell-bot Celery tasks (SPEC §6). Thin: they take ids, call a service, and handle retries.
+"""Sell-bot Celery tasks. Thin: they take ids, call a service, and handle retries.
 
 Beat sends ``sellbot.sweep`` every ``check_interval`` and ``sellbot.watchdog`` alongside it
 (CELERY_BEAT_SCHEDULE in opitios/settings/base.py).
@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from . import selectors, services
+from . import selectors, services, workers
 from .market import MarketSnapshot
 
 logger = logging.getLogger("opitios.sellbot")
@@ -29,7 +29,7 @@ def _queued_key(account_pk: int) -> str:
 def sweep() -> dict:
     """Fan out ``sellbot.check_account`` to every account with something to do."""
     sweep_id = uuid.uuid4().hex[:12]
-    worker = selectors.worker_name()
+    worker = workers.worker_name()
     started = timezone.now()
     if services.sweep_begin(sweep_id=sweep_id, worker=worker) is None:
         return {"skipped": "stopped"}
@@ -64,7 +64,7 @@ def sweep() -> dict:
 @shared_task(name="sellbot.check_account", acks_late=True, ignore_result=True, soft_time_limit=40, time_limit=50)
 def check_account(account_pk: int, market: dict | None = None) -> dict:
     cache.delete(_queued_key(account_pk))
-    result = services.account_check(account_pk=account_pk, worker=selectors.worker_name(), market=MarketSnapshot.from_message(market))
+    result = services.account_check(account_pk=account_pk, worker=workers.worker_name(), market=MarketSnapshot.from_message(market))
     for pk in result.cancellations:
         cancel_order.delay(pk)
     return {"account_pk": account_pk, "skipped": result.skipped, **result.counts}
@@ -85,7 +85,7 @@ def cancel_order(self, cancellation_pk: int) -> str:
     delay = services.retry_delay(retries=self.request.retries, base=settings.SELLBOT_CANCEL_RETRY_BASE_SECONDS, cap=settings.SELLBOT_CANCEL_RETRY_MAX_SECONDS)
     attempt = services.cancellation_attempt(
         cancellation_pk=cancellation_pk, retries=self.request.retries, max_retries=self.max_retries, next_delay=delay,
-        worker=selectors.worker_name(),
+        worker=workers.worker_name(),
     )
     if attempt.retry:
         raise self.retry(exc=attempt.error, countdown=delay)
@@ -95,7 +95,7 @@ def cancel_order(self, cancellation_pk: int) -> str:
 # Not acks_late: beat runs it again within one interval.
 @shared_task(name="sellbot.watchdog", ignore_result=True, soft_time_limit=10, time_limit=15)
 def watchdog() -> str:
-    if services.bot_watchdog(worker=selectors.worker_name()):
+    if services.bot_watchdog(worker=workers.worker_name()):
         sweep.apply_async(expires=max(selectors.sell_config().check_interval, 1.0))
         return "stalled: sweep re-dispatched"
     return "ok"

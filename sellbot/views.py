@@ -1,14 +1,14 @@
-"""Sell-bot control and status API (SPEC §6 "Control and status"), admin only."""
+"""Sell-bot control and status API (docs/api.md, "Sell bot"), admin only."""
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from opitios.auth import token_claims
 from opitios.errors import ApplicationError
-from trading.auth import token_claims
-from trading.permissions import IsAdmin
+from opitios.permissions import IsAdmin
 
-from . import selectors, services
+from . import selectors, services, workers
 
 _ERRORS = {
     400: OpenApiResponse(description="Malformed input (`malformed_request`, `validation_error`)."),
@@ -64,7 +64,7 @@ class SellStatusView(APIView):
 
     @extend_schema(responses={200: StatusOut, **_ERRORS}, tags=["sell bot"], summary="Sell-bot state, last sweep and metrics (admin)")
     def get(self, request):
-        return Response(StatusOut(selectors.bot_report()).data)
+        return Response(StatusOut(selectors.bot_report(workers=workers.live_workers())).data)
 
 
 class SellControlView(APIView):
@@ -78,7 +78,7 @@ class SellControlView(APIView):
             raise ApplicationError("validation_error", "action must be one of start, stop, restart.", details=body.errors)
         actor = str(token_claims(request).get("user_id") or "admin")
         services.bot_control(action=body.validated_data["action"], actor_id=actor)
-        return Response(StatusOut(selectors.bot_report(include_workers=False)).data)
+        return Response(StatusOut(selectors.bot_report()).data)
 
 
 class SellHealthView(APIView):

@@ -1,4 +1,4 @@
-"""The read-only compliance view of ``OrderRecord`` (SPEC §7): filters, search, CSV/JSONL export
+"""The read-only compliance view of ``OrderRecord``: filters, search, CSV/JSONL export
 and daily p50/p95/p99 latency above the list."""
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from datetime import timedelta
 from django.contrib import admin
 from django.utils import timezone
 
-from audit.admin_export import ExportMixin, ReadOnlyAdminMixin
-from audit.admin_filters import DateRangeFilter
+from audit.admin_export import AuditedExportMixin
+from opitios.admin_export import ReadOnlyAdminMixin
+from opitios.admin_filters import DateRangeFilter
 
 from .models import OrderRecord
 from .selectors import order_latency_daily
 
 
 @admin.register(OrderRecord)
-class OrderRecordAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class OrderRecordAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     change_list_template = "admin/trading/orderrecord/change_list.html"
     list_display = ("received_at", "account", "account_type", "source", "side", "symbol", "qty", "notional", "order_type",
                     "outcome", "error_code", "http_status", "total_ms", "broker_ms", "overhead_ms")

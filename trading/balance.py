@@ -1,4 +1,4 @@
-"""The minimum-balance pre-trade check (SPEC §5 "Balance validation").
+"""The minimum-balance pre-trade check (docs/api.md, "Orders"; settings in docs/configuration.md, "trading").
 
 Pure decision plus the two reads it may need from the broker (a live ``get_account`` when the
 snapshot is stale, and the position when a sell might only reduce it). The order service
@@ -24,6 +24,7 @@ INSUFFICIENT = "insufficient"
 REDUCING_SELL = "reducing_sell"
 UNVERIFIED = "unverified"
 DISABLED = "disabled"
+STATUSES = (PASSED, INSUFFICIENT, REDUCING_SELL, UNVERIFIED, DISABLED)
 
 
 @dataclass
@@ -123,7 +124,7 @@ def balance_check(*, account: AlpacaAccount, broker: AccountBroker, intent: Orde
     check = _cash(account=account, broker=broker, settings=settings, now=now)
     if check.cash is None:
         check.status = UNVERIFIED
-        # Fail-closed must still never trap an account in a losing position (SPEC §5 scope).
+        # Fail-closed must still never trap an account in a losing position.
         if settings.fail_closed and not settings.block_reducing_sells:
             check.reducing_sell = _reduces_position(broker=broker, intent=intent)
         check.refused = settings.fail_closed and not check.reducing_sell

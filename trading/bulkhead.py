@@ -1,4 +1,4 @@
-"""A bulkhead between order traffic and everything else in one web process (SPEC §12).
+"""A bulkhead between order traffic and everything else in one web process.
 
 gunicorn's gthread worker has a fixed number of request threads. When Alpaca is slow on orders,
 every order request holds its thread for up to the broker timeout; without a bound, a burst of

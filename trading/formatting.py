@@ -1,20 +1,12 @@
 """JSON shapes of the broker contract's dataclasses in API responses."""
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
 from accounts.broker import AccountInfo, Bar, OptionContractQuote, Position, Quote
+from opitios.formats import iso, num
 
 from .intents import OPTION, OPTION_MULTIPLIER, occ_parse
-
-
-def num(value: Decimal | int | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def iso(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.isoformat().replace("+00:00", "Z")
 
 
 def quote_json(q: Quote) -> dict:
@@ -41,6 +33,11 @@ def contract_json(c: OptionContractQuote) -> dict | None:
         "implied_volatility": num(c.implied_volatility),
         "greeks": {k: str(v) for k, v in c.greeks.items() if v is not None} if c.greeks else None,
     }
+
+
+def account_ref_json(account) -> dict:
+    """The account an answer is about, as every account-scoped response names it."""
+    return {"id": account.account_id, "type": account.account_type}
 
 
 def account_json(account, info: AccountInfo) -> dict:

@@ -1,5 +1,5 @@
 """``OrderIntent``: an order as a client asked for it, and the rules every path validates it by
-(SPEC §5 "Order bodies"). The API serializers, bulk and the sell bot all build one."""
+(docs/api.md, "Orders"). The API serializers, bulk and the sell bot all build one."""
 from __future__ import annotations
 
 import hashlib
@@ -9,10 +9,10 @@ from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
+from opitios.config import ORDER_TYPES
 from opitios.errors import ApplicationError
 
 SIDES = ("buy", "sell")
-ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
 STOCK_TIME_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
 OPTION_TIME_IN_FORCE = ("day",)
 STOCK = "us_equity"
@@ -52,7 +52,7 @@ class OrderIntent:
         return OPTION_MULTIPLIER if self.asset_class == OPTION else Decimal(1)
 
 
-# What makes two requests with one client_order_id "the same order" (SPEC §5 idempotency).
+# What makes two requests with one client_order_id "the same order" (docs/api.md, "Orders").
 FINGERPRINT_FIELDS = ("symbol", "side", "type", "time_in_force", "qty", "notional", "limit_price", "stop_price",
                       "asset_class", "extended_hours")
 

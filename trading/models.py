@@ -1,4 +1,4 @@
-"""``OrderRecord``: the compliance timing ledger, one row per order attempt (SPEC §5)."""
+"""``OrderRecord``: the compliance timing ledger, one row per order attempt."""
 from django.db import models
 from django.db.models import Q
 
@@ -19,9 +19,6 @@ class Outcome(models.TextChoices):
     FAILED = "failed", "failed (broker fault; outcome unknown upstream)"
 
 
-# A retry with the same client_order_id may only resubmit after asking the broker when the
-# earlier attempt ended in one of these (the order may or may not exist upstream).
-UNCERTAIN_OUTCOMES = (Outcome.FAILED,)
 FINAL_OUTCOMES = (Outcome.ACCEPTED, Outcome.REFUSED, Outcome.REJECTED)
 
 
@@ -51,7 +48,7 @@ class OrderRecord(models.Model):
     limit_price = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
     stop_price = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
     extended_hours = models.BooleanField(default=False)
-    # Option buys opted in to the sell bot (SPEC §6): it opens a ManagedPosition when the order fills.
+    # Option buys opted in to the sell bot: it opens a ManagedPosition when the order fills.
     auto_sell_enabled = models.BooleanField(default=False)
 
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)

@@ -3,7 +3,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ClaimsJWTScheme(OpenApiAuthenticationExtension):
-    target_class = "trading.auth.ClaimsJWTAuthentication"
+    target_class = "opitios.auth.ClaimsJWTAuthentication"
     name = "jwtAuth"
 
     def get_security_definition(self, auto_schema):

@@ -7,15 +7,15 @@ from datetime import datetime
 from decimal import Decimal
 
 from accounts.models import AlpacaAccount, BalanceSnapshot
-from audit.selectors import percentile_cont
 from opitios.config import ACCOUNT_ID_RE, TradingConfig, current_config
 from opitios.errors import ApplicationError
+from opitios.stats import percentile_cont
 
 from .models import OrderRecord
 
 
 def account_resolve(*, requested_id: str | None, token_account_id: str | None, is_admin: bool) -> AlpacaAccount:
-    """The account a trading or account-data request addresses (SPEC §4 routing, §5 access).
+    """The account a trading or account-data request addresses.
 
     ``account_id`` from the request, else the token's ``account_id`` claim; never auto-routed.
     - neither given: 400 ``account_required``;

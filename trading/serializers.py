@@ -1,12 +1,13 @@
 """Request and response serializers of the trading API (inputs validate; outputs document the schema)."""
 from __future__ import annotations
 
-from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from accounts.broker import TIMEFRAMES
+
+from . import balance
 from .intents import OPTION, ORDER_TYPES, SIDES, STOCK, STOCK_TIME_IN_FORCE, OrderIntent, client_intent_errors
 
-ACCOUNT_ID = {"max_length": 64, "validators": [RegexValidator(r"^[A-Za-z0-9_.-]{1,64}$", "Not an account id.")]}
 MONEY = {"max_digits": 20, "decimal_places": 6, "coerce_to_string": True}
 QTY = {"max_digits": 20, "decimal_places": 9, "coerce_to_string": True}
 
@@ -35,9 +36,6 @@ class _OrderInputBase(serializers.Serializer):
     client_order_id = serializers.CharField(required=False, allow_null=True, max_length=48, min_length=1,
                                             help_text="Your idempotency key (≤ 48 characters). Generated when absent.")
     account_id = serializers.CharField(required=False, max_length=64, help_text="The account; defaults to the token's account_id claim.")
-
-    def to_intent(self) -> OrderIntent:
-        raise NotImplementedError
 
     def validate(self, attrs):
         self._intent = self.to_intent_from(attrs)
@@ -107,7 +105,7 @@ class QuickOrderQuerySerializer(serializers.Serializer):
 
 
 class BalanceCheckSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["passed", "insufficient", "reducing_sell", "unverified", "disabled"])
+    status = serializers.ChoiceField(choices=balance.STATUSES)
     cash = serializers.CharField(allow_null=True)
     minimum_balance = serializers.CharField(allow_null=True)
     source = serializers.ChoiceField(choices=["snapshot", "live"], allow_null=True)
@@ -273,11 +271,8 @@ class MarketRoutingQuerySerializer(serializers.Serializer):
     routing_key = serializers.CharField(required=False, max_length=128, help_text="Stable account choice by rendezvous hash.")
 
 
-TIMEFRAMES = ("1Min", "5Min", "15Min", "1Hour", "1Day")
-
-
 class BarsQuerySerializer(MarketRoutingQuerySerializer):
-    timeframe = serializers.ChoiceField(choices=TIMEFRAMES, default="1Day")
+    timeframe = serializers.ChoiceField(choices=tuple(TIMEFRAMES), default="1Day")
     start = serializers.DateTimeField(required=False)
     end = serializers.DateTimeField(required=False)
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)

@@ -1,4 +1,4 @@
-"""Scoped rate limits (SPEC §5 "Throttling") on the shared counters (Redis when configured).
+"""Scoped rate limits (docs/configuration.md, "rate_limits") on the shared counters (Redis when configured).
 
 Per user (the token's ``user_id``) or per IP when anonymous, per scope; rates from ``rate_limits``
 in secrets.yml, re-read on change. Responses carry ``X-RateLimit-*``; a 429 also ``Retry-After``.
@@ -19,10 +19,9 @@ import time
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts import budget
+from opitios.auth import token_user_id
 from opitios.config import current_config
 from opitios.health import DEGRADED, OK, register_section
-
-from .auth import token_user_id
 
 logger = logging.getLogger("opitios.trading.throttles")
 

@@ -139,7 +139,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     # Verify the whole audit hash chain once a day, off-hours; the result shows in the admin and /health/detailed.
     "audit.verify_chain": {"task": "audit.verify_chain", "schedule": crontab(hour=3, minute=17)},
-    # SPEC §4: paper/live re-detection every 10 minutes; balances every trading.balance_refresh_seconds.
+    # Paper/live re-detection every 10 minutes; balances every trading.balance_refresh_seconds.
     "accounts.detect_types": {"task": "accounts.detect_types", "schedule": env.float("ACCOUNTS_DETECT_SECONDS", default=600.0)},
     "accounts.refresh_balances": {
         "task": "accounts.refresh_balances",
@@ -148,12 +148,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 
-# --- Sell bot (SPEC §6) --------------------------------------------------------------
+# --- Sell bot --------------------------------------------------------------
 # Beat reads check_interval at start; each sweep message expires after one interval.
 _sell_interval = OPITIOS.sell_module.check_interval
 CELERY_BEAT_SCHEDULE["sellbot.sweep"] = {"task": "sellbot.sweep", "schedule": _sell_interval, "options": {"expires": _sell_interval}}
 CELERY_BEAT_SCHEDULE["sellbot.watchdog"] = {"task": "sellbot.watchdog", "schedule": _sell_interval, "options": {"expires": _sell_interval}}
-# Backoff of sellbot.cancel_order retries: base x 2^n seconds with jitter, capped (SPEC: 60 s cap).
+# Backoff of sellbot.cancel_order retries: base x 2^n seconds with jitter, capped.
 SELLBOT_CANCEL_RETRY_BASE_SECONDS = env.float("SELLBOT_CANCEL_RETRY_BASE_SECONDS", default=1.0)
 SELLBOT_CANCEL_RETRY_MAX_SECONDS = env.float("SELLBOT_CANCEL_RETRY_MAX_SECONDS", default=60.0)
 # Whole-stack tests set OPITIOS_BEAT_TEST_INTERVAL (seconds) to prove beat fires: it adds a
@@ -188,7 +188,7 @@ OPITIOS_FERNET_KEYS = env.list("OPITIOS_FERNET_KEYS", default=[])
 
 # --- DRF, JWT, OpenAPI ------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["trading.auth.ClaimsJWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["opitios.auth.ClaimsJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -234,7 +234,7 @@ CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Pool processes of one worker (SPEC §11 measures the sell sweep with 2). Prefork, not threads: only
+# Pool processes of one worker (the sell-sweep benchmark measures 2). Prefork, not threads: only
 # prefork enforces the hard time limits the sell bot's lock TTL is sized against (sellbot/services.py).
 CELERY_WORKER_CONCURRENCY = env.int("OPITIOS_WORKER_CONCURRENCY", default=2)
 # Workers run at this CPU niceness (opitios/celery.py), so on a shared host the API's request threads

@@ -20,7 +20,8 @@ def admin_client(client, django_user_model):
 
 
 def test_changelist_shows_type_mismatch_and_balance(admin_client, alpaca):
-    from accounts.services import accounts_detect_types, accounts_refresh_balances
+    from accounts.detection import accounts_detect_types
+    from accounts.services import accounts_refresh_balances
 
     demo_accounts()
     AlpacaAccount.objects.filter(account_id="account_002").update(paper_trading=False)

@@ -1,11 +1,11 @@
-"""Paper/live detection over real HTTP against alpacasim (SPEC §4)."""
+"""Paper/live detection over real HTTP against alpacasim."""
 import logging
 
 import pytest
 from django.core.management import call_command
 
+from accounts.detection import account_detect_type, accounts_detect_types
 from accounts.models import AccountTypeChange, AlpacaAccount
-from accounts.services import account_detect_type, accounts_detect_types
 from audit.models import AuditEvent
 from tests.accounts.factories import demo_account, demo_accounts
 

@@ -2,8 +2,8 @@ import pytest
 
 from accounts.models import AlpacaAccount, BalanceSnapshot
 from accounts.tasks import refresh_balance, refresh_balances
+from opitios.auth import issue_token
 from tests.accounts.factories import demo_account, demo_accounts
-from trading.auth import issue_token
 
 pytestmark = pytest.mark.django_db
 

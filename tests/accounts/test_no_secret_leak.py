@@ -1,5 +1,4 @@
-"""No credential, plaintext or ciphertext, in any log file, API response, admin page or compliance export
-(SPEC §4, §12)."""
+"""No credential, plaintext or ciphertext, in any log file, API response, admin page or compliance export."""
 import logging
 from pathlib import Path
 
@@ -7,11 +6,12 @@ import pytest
 from django.conf import settings
 
 from accounts.broker import BrokerError, broker_for
+from accounts.detection import accounts_detect_types
 from accounts.models import AlpacaAccount
-from accounts.services import account_sync, accounts_detect_types
+from accounts.services import account_sync
+from opitios.auth import issue_token
 from opitios.config import parse_config
 from tests.accounts.factories import DEMO, demo_config_dict
-from trading.auth import issue_token
 
 pytestmark = pytest.mark.django_db
 

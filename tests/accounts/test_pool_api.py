@@ -1,10 +1,11 @@
 import pytest
 
 from accounts.broker import broker_for
+from accounts.detection import accounts_detect_types
 from accounts.models import AlpacaAccount
-from accounts.services import accounts_detect_types, accounts_refresh_balances
+from accounts.services import accounts_refresh_balances
+from opitios.auth import issue_token
 from tests.accounts.factories import demo_account, demo_accounts
-from trading.auth import issue_token
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Market-data routing and the per-account upstream budget, over real HTTP (SPEC §4)."""
+"""Market-data routing and the per-account upstream budget, over real HTTP."""
 import time
 from collections import Counter
 

@@ -1,4 +1,4 @@
-"""sync_accounts: create, update, disable, idempotent, broken entries skipped (SPEC §3)."""
+"""sync_accounts: create, update, disable, idempotent, broken entries skipped (docs/configuration.md)."""
 import logging
 from decimal import Decimal
 

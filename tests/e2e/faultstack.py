@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from trading.auth import issue_token
+from opitios.auth import issue_token
 
 ACCOUNTS = {
     "account_001": {"api_key": "PKDEMO0000000000001", "secret_key": "demo-secret-0000000001", "paper_trading": True,

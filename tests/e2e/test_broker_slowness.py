@@ -1,4 +1,4 @@
-"""Alpaca slow on orders (SPEC §12): 10 s of latency on order submission, against a 5 s read timeout. The order bulkhead
+"""Alpaca slow on orders: 10 s of latency on order submission, against a 5 s read timeout. The order bulkhead
 (trading/bulkhead.py) keeps request threads free for market data; orders end 504 broker_timeout or
 503 broker_busy, each with its OrderRecord, and a retry with the same client_order_id leaves exactly
 one order at the broker."""

@@ -1,4 +1,4 @@
-"""SIGTERM mid-order (SPEC §12): gunicorn finishes the request in flight within graceful_timeout, and
+"""SIGTERM mid-order: gunicorn finishes the request in flight within graceful_timeout, and
 the Celery worker finishes the sell-bot exit in flight within its stop bound; each OrderRecord is
 written and no order is lost or sent twice."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""PostgreSQL restarts under light load (SPEC §12): requests in the gap get 503 database_unavailable
+"""PostgreSQL restarts under light load: requests in the gap get 503 database_unavailable
 quickly, never a hang or a 500; the same processes serve again afterwards; the order ledger and the
 audit chain verify. The stack runs on a PostgreSQL cluster of the test's own."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Redis goes away under traffic and comes back (SPEC §12): the API keeps serving, says degraded, and
+"""Redis goes away under traffic and comes back: the API keeps serving, says degraded, and
 recovers with no restart. The stack runs on a Redis and a PostgreSQL of the test's own, so the
 outage never touches the machine's shared servers."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Past capacity with wrk (SPEC §12): the API sheds load with 429 and Retry-After, never a 5xx, /health
+"""Past capacity with wrk: the API sheds load with 429 and Retry-After, never a 5xx, /health
 stays responsive during the flood, and the service answers normally once the load stops. The
 saturation figures themselves are measured by bench/saturation.py (`make bench`), not asserted here."""
 from __future__ import annotations
@@ -11,10 +11,10 @@ import time
 
 import pytest
 
+from opitios.auth import issue_token
 from tests.e2e.faultstack import quote, secrets_file, stack_env
 from tests.helpers.services import OwnPostgres, OwnRedis
 from tests.helpers.sim import sim, sim_server  # noqa: F401 - fixtures
-from trading.auth import issue_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

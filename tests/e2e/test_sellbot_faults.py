@@ -1,4 +1,4 @@
-"""The sell bot when its schedulers misbehave, and when the host clock is not Eastern (SPEC §12):
+"""The sell bot when its schedulers misbehave, and when the host clock is not Eastern:
 two beats started by mistake and a beat killed and restarted never sell a position twice; with the
 processes' TZ set to Asia/Tokyo every time the bot computes (record times, cancellation ages, the
 market-close window) is aware UTC. A worker killed mid-sweep is covered in test_sellbot_worker.py."""

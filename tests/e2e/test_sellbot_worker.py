@@ -56,7 +56,7 @@ def test_take_profit_and_stop_loss_on_a_real_worker(bot_stack, sim):  # noqa: F8
     buy(stack, "account_002", PUT, 1)
     buy(stack, "account_002", OTHER, 3, auto_sell=False)  # never opted in
     stack.wait_for(lambda: query(stack, "SELECT COUNT(*) FROM sellbot_managedposition")[0][0] == 2, "the fills to become managed positions")
-    # every accepted order enqueues its account's balance refresh (SPEC §5), run by the real worker
+    # every accepted order enqueues its account's balance refresh, run by the real worker
     stack.wait_for(lambda: len(stack.tasks_done("accounts.refresh_balance", since=0)) >= 3, "the balance refresh of each accepted buy")
     fresh = query(stack, "SELECT COUNT(*) FROM accounts_balancesnapshot s JOIN accounts_alpacaaccount a ON a.id = s.account_id "
                          "JOIN trading_orderrecord r ON r.account_id = a.id WHERE a.account_id = 'account_001' AND s.fetched_at > r.responded_at")
@@ -168,7 +168,7 @@ def test_control_and_health_across_the_worker(bot_stack, sim):  # noqa: F811
 
 @pytest.mark.slow
 def test_worker_killed_mid_sweep_then_restarted_sells_once_and_still_cancels_stale_orders(bot_stack, sim):  # noqa: F811
-    """SPEC §12: SIGKILL the worker (and its pool) while a sweep is placing exits over many accounts, then
+    """SIGKILL the worker (and its pool) while a sweep is placing exits over many accounts, then
     restart it. Every exit order in alpacasim is one the bot recorded, no position ever has two working
     exits, and the orders that were resting when the worker died are cancelled as stale afterwards."""
     from alpacasim.accounts import generated_credentials

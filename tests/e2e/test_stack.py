@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from trading.auth import issue_token
+from opitios.auth import issue_token
 
 pytestmark = pytest.mark.e2e
 

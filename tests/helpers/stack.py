@@ -9,7 +9,7 @@ Isolation: its own OPITIOS_VAR_DIR and OPITIOS_LOG_DIR under the tmp dir (so its
 file, filesystem broker, file cache and generated secrets), and with DATABASE_URL set, a fresh
 PostgreSQL database ``<base>_e2e_<random>`` dropped at stop. REDIS_URL passes through.
 Processes run with the settings `make run` uses (opitios.settings.local) and the test
-process's JWT key, so ``trading.auth.issue_token`` mints tokens the stack accepts.
+process's JWT key, so ``opitios.auth.issue_token`` mints tokens the stack accepts.
 
 Each process runs in its own session; its output goes to ``<tmp>/out/<name>.log``, shown by
 ``diagnostics()`` in assertion messages. ``stop()`` sends SIGTERM to every main process,

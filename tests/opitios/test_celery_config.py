@@ -1,4 +1,4 @@
-"""The Celery app's contract (SPEC §1): JSON only, task time limits, events on for Flower, Django's
+"""The Celery app's contract: JSON only, task time limits, events on for Flower, Django's
 logging kept, one message prefetched per process. The real worker runs in tests/e2e/test_stack.py."""
 from opitios.celery import app
 

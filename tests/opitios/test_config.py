@@ -1,4 +1,4 @@
-"""The secrets.yml loader (SPEC §3): every validation rule."""
+"""The secrets.yml loader (docs/configuration.md): every validation rule."""
 import logging
 import os
 from decimal import Decimal

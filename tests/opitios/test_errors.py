@@ -1,11 +1,11 @@
-"""Every error has one shape: {"error": {"code", "message", "details"}} (SPEC §5)."""
+"""Every error has one shape: {"error": {"code", "message", "details"}}."""
 import logging
 
 import pytest
 from django.test import Client
 
+from opitios.auth import issue_token
 from tests.opitios.urls import LEAKY
-from trading.auth import issue_token
 
 pytestmark = pytest.mark.urls("tests.opitios.urls")
 

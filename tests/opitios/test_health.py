@@ -1,15 +1,15 @@
-"""Health endpoints (SPEC §9) and the API docs."""
+"""Health endpoints (docs/operations.md, "Health") and the API docs."""
 import pytest
 from django.core.management import call_command
 
 from opitios import health
+from opitios.auth import issue_token
 from tests.accounts.factories import AlpacaAccountFactory
-from trading.auth import issue_token
 
 
 @pytest.fixture
 def enabled_account(db):
-    """/ready needs at least one enabled account (SPEC §9)."""
+    """/ready needs at least one enabled account (docs/operations.md, "Health")."""
     return AlpacaAccountFactory(enabled=True)
 
 

@@ -1,4 +1,4 @@
-"""Logging (SPEC §8): secret masking, the two files, daily gzip rotation with retention."""
+"""Logging (docs/operations.md, "Logs"): secret masking, the two files, daily gzip rotation with retention."""
 import gzip
 import logging
 import os

@@ -1,4 +1,4 @@
-"""Production settings generate no secret (SPEC §2): without the Django secret key, a JWT key or a
+"""Production settings generate no secret: without the Django secret key, a JWT key or a
 Fernet key the process refuses to start and says which one is missing; with all three it starts."""
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""The cancel task's retry contract (SPEC §6): 5 retries, exponential backoff with jitter, 60 s cap, and
+"""The cancel task's retry contract: 5 retries, exponential backoff with jitter, 60 s cap, and
 delays that never shrink. The retries themselves run on a real worker in tests/e2e/test_sellbot_worker.py."""
 from sellbot import services
 from sellbot.tasks import cancel_order

@@ -1,4 +1,4 @@
-"""The sell-bot API through DRF (SPEC §6 "Control and status"): control audited, status metrics, health
+"""The sell-bot API through DRF (docs/api.md, "Sell bot"): control audited, status metrics, health
 200/503, admin only. The bot's state lives in the database, so these need no worker."""
 from datetime import timedelta
 

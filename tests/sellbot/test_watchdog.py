@@ -1,4 +1,4 @@
-"""The watchdog service (SPEC §6): an enabled bot with no finished sweep is flagged stalled once, audited
+"""The watchdog service: an enabled bot with no finished sweep is flagged stalled once, audited
 once, re-dispatched every time it looks, and cleared by the next finished sweep. The task itself runs on
 the real worker in tests/e2e/test_sellbot_worker.py."""
 from datetime import timedelta

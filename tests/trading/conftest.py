@@ -11,7 +11,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.models import AlpacaAccount
-from trading.auth import issue_token
+from opitios.auth import issue_token
 
 from .fakes import FakeWorld
 

@@ -1,4 +1,4 @@
-"""The compliance view of OrderRecord in the Django admin (SPEC §7): read-only, filters, search and the
+"""The compliance view of OrderRecord in the Django admin: read-only, filters, search and the
 daily p50/p95/p99 latency table. The records come from real placements through the API."""
 import pytest
 from django.urls import reverse

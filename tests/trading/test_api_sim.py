@@ -12,8 +12,9 @@ import yaml
 from django.utils import timezone
 
 from accounts import broker as broker_seam
+from accounts.detection import accounts_detect_types
 from accounts.models import AlpacaAccount, BalanceSnapshot
-from accounts.services import account_sync, account_update, accounts_detect_types
+from accounts.services import account_sync, account_update
 from audit.models import AuditEvent
 from opitios.config import current_config
 from tests.helpers.sim import sim, sim_server  # noqa: F401 - fixtures
@@ -286,7 +287,7 @@ def test_enabling_an_account_or_replacing_its_keys_detects_it(live):
 
 
 def test_live_account_in_safe_mode_is_refused_paper_one_trades(live):
-    """SPEC §4's safe mode labels a failed detection paper. A live-configured account's orders would
+    """Safe mode labels a failed detection paper. A live-configured account's orders would
     still go to the live endpoint labelled paper, so it is refused; a paper-configured one trades."""
     live.set_fault("account", status=500)
     accounts_detect_types(accounts=AlpacaAccount.objects.filter(account_id__in=["account_001", "account_004"]))

@@ -1,4 +1,4 @@
-"""JWT attacks (SPEC §5): each gives 401 invalid_token with WWW-Authenticate; and issue_token."""
+"""JWT attacks: each gives 401 invalid_token with WWW-Authenticate; and issue_token."""
 import base64
 import json
 import time

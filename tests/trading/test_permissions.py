@@ -1,4 +1,4 @@
-"""The SPEC §5 access table: every endpoint as anonymous, owner, another account's owner, a token
+"""The access table (docs/api.md, "Access"): every endpoint as anonymous, owner, another account's owner, a token
 with the wrong permission, and admin."""
 import pytest
 

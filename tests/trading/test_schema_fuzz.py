@@ -1,4 +1,4 @@
-"""Schemathesis against our own /api/v1/schema (SPEC §12): zero 5xx and zero schema violations in a
+"""Schemathesis against our own /api/v1/schema: zero 5xx and zero schema violations in a
 bounded run, with an admin token (own account account_001) and alpacasim behind the API."""
 import pytest
 import schemathesis

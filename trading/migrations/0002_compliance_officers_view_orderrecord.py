@@ -1,4 +1,4 @@
-"""Compliance officers may view order records (SPEC §7); the group comes from the audit app."""
+"""Compliance officers may view order records; the group comes from the audit app."""
 from django.db import migrations
 
 from audit.permissions import grant_compliance_view, revoke_compliance_view

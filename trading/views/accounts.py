@@ -1,4 +1,4 @@
-"""Account data: the account and its positions (SPEC §5), for the token's own account unless admin."""
+"""Account data: the account and its positions, for the token's own account unless admin."""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from accounts import broker as broker_seam
 
-from ..formatting import account_json, position_json
+from ..formatting import account_json, account_ref_json, position_json
 from ..permissions import HasAccountAccess
 from ..selectors import account_readable
 from ..serializers import AccountQuerySerializer, AccountSerializer, PositionListSerializer
@@ -37,5 +37,5 @@ class PositionsView(TradingAPIView):
         q.is_valid(raise_exception=True)
         account = account_readable(self.resolve_account(request, q.validated_data.get("account_id")))
         positions = broker_seam.broker_for(account).get_positions()
-        return Response({"account": {"id": account.account_id, "type": account.account_type},
+        return Response({"account": account_ref_json(account),
                          "positions": [position_json(p) for p in positions]})

@@ -7,10 +7,10 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework.views import APIView
 
 from accounts.broker import BrokerError
+from opitios.auth import token_account_id
 from opitios.errors import ApplicationError
+from opitios.permissions import is_admin
 
-from ..auth import token_account_id
-from ..permissions import is_admin
 from ..selectors import account_resolve
 from ..serializers import ErrorResponseSerializer
 from ..throttles import ConfiguredScopeThrottle

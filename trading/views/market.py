@@ -1,4 +1,4 @@
-"""Market data: quotes, bars, option chains (SPEC §5). Served by any enabled account (§4 routing)."""
+"""Market data: quotes, bars, option chains. Served by any enabled account (§4 routing)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from accounts import broker as broker_seam
-from accounts.broker import BrokerError, BrokerRejected
+from accounts.broker import TIMEFRAMES, BrokerError, BrokerRejected
 from opitios.errors import ApplicationError
 
 from ..formatting import bar_json, contract_json, quote_json
@@ -75,14 +75,10 @@ def _check_batch_size(n: int) -> None:
                                details={"max_symbols_per_request": limit})
 
 
-TIMEFRAME_SPAN = {"1Min": timedelta(minutes=1), "5Min": timedelta(minutes=5), "15Min": timedelta(minutes=15),
-                  "1Hour": timedelta(hours=1), "1Day": timedelta(days=1)}
-
-
 def _default_start(timeframe: str, limit: int, end: datetime | None) -> datetime:
     """Without ``start``, look back far enough for ``limit`` bars across nights and weekends
     (Alpaca itself would start at today's midnight, which is empty before the open)."""
-    return (end or datetime.now(UTC)) - TIMEFRAME_SPAN[timeframe] * limit * 3 - timedelta(days=4)
+    return (end or datetime.now(UTC)) - TIMEFRAMES[timeframe] * limit * 3 - timedelta(days=4)
 
 
 class StockQuoteView(TradingAPIView):

@@ -1,4 +1,4 @@
-"""Orders: stock, option, quick, list, detail, cancel and bulk (SPEC §5). Every placement goes
+"""Orders: stock, option, quick, list, detail, cancel and bulk. Every placement goes
 through ``services.order_place``."""
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from rest_framework.response import Response
 
 from accounts import broker as broker_seam
 from accounts.models import AlpacaAccount
+from opitios.auth import token_user_id
 from opitios.errors import ApplicationError
 
-from ..auth import token_user_id
+from ..formatting import account_ref_json
 from ..intents import STOCK, OrderIntent, client_intent_errors
 from ..models import Source
 from ..permissions import HasAccountAccess, HasBulkTrading, HasTrading
@@ -120,7 +121,7 @@ class OrdersView(TradingAPIView):
         d = q.validated_data
         account = account_readable(self.resolve_account(request, d.get("account_id")))
         orders = broker_seam.broker_for(account).list_orders(status=d["status"], limit=d["limit"])
-        return Response({"account": {"id": account.account_id, "type": account.account_type},
+        return Response({"account": account_ref_json(account),
                          "orders": [broker_order_json(o) for o in orders]})
 
 

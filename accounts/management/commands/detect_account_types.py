@@ -1,9 +1,9 @@
-"""`manage.py detect_account_types [ACCOUNT_ID ...]`: paper/live detection now (SPEC §4)."""
+"""`manage.py detect_account_types [ACCOUNT_ID ...]`: paper/live detection now."""
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from accounts.detection import accounts_detect_types
 from accounts.models import AlpacaAccount
-from accounts.services import accounts_detect_types
 
 
 class Command(BaseCommand):

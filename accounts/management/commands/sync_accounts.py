@@ -1,11 +1,12 @@
-"""`manage.py sync_accounts [--file PATH] [--no-detect]`: secrets.yml into the database (SPEC §3)."""
+"""`manage.py sync_accounts [--file PATH] [--no-detect]`: secrets.yml into the database (docs/configuration.md)."""
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from accounts.detection import accounts_detect_types
 from accounts.models import AlpacaAccount
-from accounts.services import account_sync, accounts_detect_types
+from accounts.services import account_sync
 from opitios.config import ConfigError, current_config, log_config_errors, parse_config, read_yaml
 
 

@@ -2,7 +2,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import AlpacaAccount
-from trading.auth import PERMISSIONS, issue_token, unknown_permissions
+from opitios.auth import PERMISSIONS, issue_token, unknown_permissions
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""Stateless JWT auth over claims issued by an external provider (SPEC §5).
+"""Stateless JWT auth over claims issued by an external provider.
 
 Tokens carry ``user_id``, optional ``account_id``, ``permissions`` and ``exp``. No user table:
 ``request.user`` is simplejwt's ``TokenUser`` and ``request.auth`` the verified token.

@@ -1,0 +1,204 @@
+"""The broker contract: what the rest of the project may rely on when it talks to Alpaca.
+
+Errors: every failure talking to Alpaca is one of these. ``code`` and ``http_status`` go straight
+into the API's error body (docs/api.md, "Errors"):
+
+- ``BrokerError``          502 ``broker_error``          (unexpected upstream answer)
+- ``BrokerUnavailable``    503 ``broker_unavailable``    (500/502/503 upstream, connection refused)
+- ``BrokerTimeout``        504 ``broker_timeout``        (connect/read timeout, upstream 504)
+- ``UpstreamRateLimited``  429 ``upstream_rate_limited`` (Alpaca's 429 or our per-account budget), ``retry_after``
+- ``BrokerRejected``       422 ``broker_rejected``       (Alpaca refused the request: 403 buying power, 422 invalid,
+                                                           duplicate client_order_id, not cancelable; ``upstream_code``)
+- ``BrokerNotFound``       404 ``not_found``
+
+Values are frozen dataclasses in Decimal and aware UTC datetimes; ``AccountBroker`` and ``MarketData``
+are the two interfaces, implemented over alpaca-py in ``adapter`` and ``market``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+# The bar timeframes the API accepts, and the span of one bar.
+TIMEFRAMES: dict[str, timedelta] = {
+    "1Min": timedelta(minutes=1),
+    "5Min": timedelta(minutes=5),
+    "15Min": timedelta(minutes=15),
+    "1Hour": timedelta(hours=1),
+    "1Day": timedelta(days=1),
+}
+
+
+class BrokerError(Exception):
+    code = "broker_error"
+    http_status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        upstream_code: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.upstream_status = upstream_status
+        self.upstream_code = upstream_code
+        self.retry_after = retry_after
+
+
+class BrokerUnavailable(BrokerError):
+    code = "broker_unavailable"
+    http_status = 503
+
+
+class BrokerTimeout(BrokerError):
+    code = "broker_timeout"
+    http_status = 504
+
+
+class UpstreamRateLimited(BrokerError):
+    code = "upstream_rate_limited"
+    http_status = 429
+
+
+class BrokerRejected(BrokerError):
+    code = "broker_rejected"
+    http_status = 422
+
+
+class BrokerNotFound(BrokerError):
+    code = "not_found"
+    http_status = 404
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    account_number: str
+    status: str
+    cash: Decimal
+    buying_power: Decimal
+    equity: Decimal
+    currency: str = "USD"
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    symbol: str
+    side: str  # buy | sell
+    type: str  # market | limit | stop | stop_limit
+    time_in_force: str  # sent as given
+    client_order_id: str
+    asset_class: str = "us_equity"  # us_equity | us_option
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    extended_hours: bool = False
+
+
+@dataclass(frozen=True)
+class BrokerOrder:
+    id: str
+    client_order_id: str
+    symbol: str
+    asset_class: str
+    side: str
+    type: str
+    time_in_force: str
+    status: str
+    qty: Decimal | None
+    notional: Decimal | None
+    filled_qty: Decimal
+    filled_avg_price: Decimal | None
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    created_at: datetime | None  # aware UTC
+    submitted_at: datetime | None  # aware UTC
+    filled_at: datetime | None
+    canceled_at: datetime | None
+    extended_hours: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    asset_class: str
+    side: str  # long | short
+    qty: Decimal  # signed: negative for short
+    qty_available: Decimal
+    avg_entry_price: Decimal
+    current_price: Decimal | None
+    market_value: Decimal | None
+    cost_basis: Decimal
+    unrealized_pl: Decimal | None
+    unrealized_plpc: Decimal | None
+
+
+@dataclass(frozen=True)
+class Quote:
+    symbol: str
+    bid: Decimal | None
+    ask: Decimal | None
+    bid_size: Decimal | None
+    ask_size: Decimal | None
+    timestamp: datetime | None
+
+
+@dataclass(frozen=True)
+class Bar:
+    timestamp: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    trade_count: int | None
+    vwap: Decimal | None
+
+
+@dataclass(frozen=True)
+class OptionContractQuote:
+    symbol: str
+    quote: Quote | None
+    implied_volatility: Decimal | None
+    greeks: dict[str, Decimal] | None  # delta, gamma, theta, vega, rho
+
+
+@dataclass(frozen=True)
+class Clock:
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+
+
+class AccountBroker(Protocol):
+    """Trading calls on one account."""
+
+    account_id: str
+    paper: bool
+
+    def get_account(self, *, timeout: float | None = None) -> AccountInfo: ...
+    def get_positions(self) -> list[Position]: ...
+    def get_position(self, symbol: str) -> Position | None: ...
+    def submit_order(self, order: OrderRequest) -> BrokerOrder: ...
+    def get_order(self, order_id: str) -> BrokerOrder: ...
+    def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None: ...
+    def list_orders(self, *, status: str = "open", limit: int = 100, symbols: list[str] | None = None) -> list[BrokerOrder]: ...
+    def cancel_order(self, order_id: str) -> None: ...
+    def get_clock(self) -> Clock: ...
+
+
+class MarketData(Protocol):
+    """Market data over any enabled account's credentials, routed by ``trading.routing_strategy``
+    (docs/architecture.md, "The broker seam")."""
+
+    def stock_quotes(self, symbols: list[str], *, account_id: str | None = None, routing_key: str | None = None) -> dict[str, Quote]: ...
+    def stock_bars(self, symbol: str, *, timeframe: str, start: datetime | None, end: datetime | None, limit: int, account_id: str | None = None, routing_key: str | None = None) -> list[Bar]: ...
+    def option_chain(self, underlying: str, *, expiration_date=None, option_type: str | None = None, account_id: str | None = None, routing_key: str | None = None) -> list[OptionContractQuote]: ...
+    def option_quotes(self, symbols: list[str], *, account_id: str | None = None, routing_key: str | None = None) -> dict[str, Quote]: ...
