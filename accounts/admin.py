@@ -13,6 +13,7 @@ from accounts.selectors import accounts_with_last_balance
 from audit.admin_export import ExportMixin, ReadOnlyAdminMixin
 from audit.admin_filters import DateRangeFilter
 from audit.selectors import account_type_distribution
+from opitios.admin_format import ConsoleFormatMixin, money
 
 # Exported and shown fields; the encrypted credentials are never among them.
 ACCOUNT_FIELDS = (
@@ -52,7 +53,7 @@ def _age(seconds: float) -> str:
 
 
 @admin.register(AlpacaAccount)
-class AlpacaAccountAdmin(ExportMixin, admin.ModelAdmin):
+class AlpacaAccountAdmin(ConsoleFormatMixin, ExportMixin, admin.ModelAdmin):
     form = AlpacaAccountForm
     export_fields = ACCOUNT_FIELDS
     list_display = (
@@ -101,7 +102,7 @@ class AlpacaAccountAdmin(ExportMixin, admin.ModelAdmin):
         if obj.last_fetched_at is None:
             return "—"
         age = (timezone.now() - obj.last_fetched_at).total_seconds()
-        return format_html("${} <small>({} ago)</small>", f"{obj.last_cash:,.2f}", _age(age))
+        return format_html("{} <small>({} ago)</small>", money(obj.last_cash), _age(age))
 
     def save_model(self, request, obj, form, change):
         services.account_update(
@@ -126,7 +127,7 @@ class AlpacaAccountAdmin(ExportMixin, admin.ModelAdmin):
 
 
 @admin.register(BalanceSnapshot)
-class BalanceSnapshotAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class BalanceSnapshotAdmin(ConsoleFormatMixin, ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("account", "cash", "buying_power", "equity", "fetched_at")
     list_filter = ("account__account_type", ("account", admin.RelatedOnlyFieldListFilter), ("fetched_at", DateRangeFilter))
     search_fields = ("account__account_id",)
@@ -137,7 +138,7 @@ class BalanceSnapshotAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AccountTypeChange)
-class AccountTypeChangeAdmin(ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class AccountTypeChangeAdmin(ConsoleFormatMixin, ExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("account", "old_type", "new_type", "old_account_number", "new_account_number", "changed_at")
     list_filter = ("new_type", ("account", admin.RelatedOnlyFieldListFilter), ("changed_at", DateRangeFilter))
     search_fields = ("account__account_id", "old_account_number", "new_account_number")
