@@ -1,6 +1,8 @@
 """Account reads: pool statistics (SPEC §4) and the accounts health section (SPEC §9)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db.models import Count, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -89,6 +91,23 @@ def pool_statistics() -> dict:
     }
 
 
+def balance_stale_after_seconds(trading) -> float:
+    """A balance older than three missed refreshes (at least a minute) is stale."""
+    return max(3 * trading.balance_refresh_seconds, 60)
+
+
+def stale_balances(*, limit: int = 50) -> dict:
+    """Enabled accounts whose newest balance snapshot is stale or missing (only while balance checks are on)."""
+    trading = current_config().trading
+    after = balance_stale_after_seconds(trading)
+    if not trading.balance_check_enabled:
+        return {"checked": False, "after_seconds": after, "count": 0, "accounts": []}
+    cutoff = timezone.now() - timedelta(seconds=after)
+    stale = (accounts_with_last_balance().filter(enabled=True)
+             .filter(Q(last_fetched_at__isnull=True) | Q(last_fetched_at__lt=cutoff)).order_by("account_id"))
+    return {"checked": True, "after_seconds": after, "count": stale.count(), "accounts": list(stale[:limit])}
+
+
 def accounts_health() -> dict:
     """The accounts section of /health/detailed."""
     totals = type_totals()
@@ -99,7 +118,7 @@ def accounts_health() -> dict:
     failed = list(
         AlpacaAccount.objects.filter(enabled=True, type_source=TypeSource.FALLBACK).values("account_id", "detection_error")[:50]
     )
-    stale = trading.balance_check_enabled and (age is None or age > max(3 * trading.balance_refresh_seconds, 60))
+    stale = trading.balance_check_enabled and (age is None or age > balance_stale_after_seconds(trading))
     status = "ok"
     if mismatched or failed or stale or budget.counters.degraded:
         status = "degraded"

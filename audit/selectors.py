@@ -28,6 +28,22 @@ def chain_status() -> dict:
     return {"head_seq": head or 0, "last_check": last}
 
 
+def compliance_status() -> dict:
+    """What needs a compliance officer's eye, for the admin index and /admin/compliance/."""
+    from accounts.selectors import stale_balances
+    from opitios.health import check_config
+
+    config = check_config()
+    return {
+        "config_errors": config["config_errors"],
+        "skipped_accounts": sorted(config["account_errors"].items()),
+        "mismatches": list(mismatched_accounts()),
+        "failures": list(detection_failures()),
+        "stale": stale_balances(),
+        "chain": chain_status(),
+    }
+
+
 def account_type_distribution() -> dict[str, int]:
     """Paper and live as detected, fallback (detection failed: treated as paper), not yet detected."""
     rows = AlpacaAccount.objects.values("account_type", "type_source").annotate(n=Count("id"))

@@ -2,9 +2,13 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from audit.views import compliance_dashboard
+from audit.views import chain_verify_now, compliance_dashboard
 from opitios import health
 from opitios.errors import api_not_found
+
+admin.site.site_header = "Opitios compliance console"
+admin.site.site_title = "Opitios console"
+admin.site.index_title = "Console"
 
 api_v1 = [
     path("health", health.HealthView.as_view(), name="health"),
@@ -17,6 +21,7 @@ api_v1 = [
 
 urlpatterns = [
     path("admin/compliance/", admin.site.admin_view(compliance_dashboard), name="compliance-dashboard"),
+    path("admin/compliance/verify-chain/", admin.site.admin_view(chain_verify_now), name="compliance-verify-chain"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/v1/", include("accounts.urls")),

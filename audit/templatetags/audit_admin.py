@@ -1,10 +1,10 @@
 from django import template
 
-from audit.selectors import chain_status
+from audit.selectors import compliance_status
 
 register = template.Library()
 
 
 @register.simple_tag
-def audit_chain_status() -> dict:
-    return chain_status()
+def audit_compliance_status() -> dict:
+    return compliance_status()
