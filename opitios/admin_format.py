@@ -36,6 +36,10 @@ LABELS = {
 }
 
 
+# Booleans where False is the alarm (a broken chain): these keep Django's ✓/✗ icons.
+ICON_BOOLEANS = frozenset({"ok"})
+
+
 def utc_ms(value: dt.datetime | None) -> str:
     """``2026-11-29 06:56:12.345 UTC``"""
     if value is None:
@@ -95,6 +99,11 @@ def percent(value) -> str:
     return EMPTY if amount is None else f"{amount:+.2f} %"
 
 
+def yes_no(value) -> str:
+    """Booleans as words: Django's red ✗ for False reads as an alarm on fields where False is normal."""
+    return EMPTY if value is None else ("yes" if value else "no")
+
+
 def millis(value, places: int = 1) -> str:
     """A latency in ms: ``12.3``."""
     if value is None:
@@ -126,6 +135,8 @@ def formatter_for(field: models.Field, *, precise: bool = False):
     name = field.name
     if isinstance(field, models.DateTimeField):
         return utc_us if precise else utc_ms
+    if isinstance(field, models.BooleanField):
+        return None if name in ICON_BOOLEANS else yes_no
     if isinstance(field, models.DecimalField):
         if "qty" in name:
             return quantity
@@ -162,13 +173,12 @@ class ConsoleFormatMixin:
         show = formatter_for(field, precise=precise)
         if show is None and name not in LABELS:
             return name
-        boolean = isinstance(field, models.BooleanField)
 
         def column(obj):
             value = getattr(obj, name)
             if show is not None:
                 return show(value)
-            if boolean:
+            if column.boolean:
                 return value
             if value is None or value == "":
                 return EMPTY
@@ -177,7 +187,7 @@ class ConsoleFormatMixin:
         column.__name__ = f"{name}_console"
         column.short_description = label(name, field)
         column.admin_order_field = name
-        column.boolean = boolean
+        column.boolean = show is None and isinstance(field, models.BooleanField)
         return column
 
     def get_list_display(self, request):

@@ -46,3 +46,7 @@ def test_durations_between_steps():
 
 def test_labels_replace_the_generated_ones():
     assert fmt.label("pl_pct") == "P&L %" and fmt.label("http_status") == "HTTP status"
+
+
+def test_booleans_are_words_not_alarm_icons():
+    assert (fmt.yes_no(True), fmt.yes_no(False), fmt.yes_no(None)) == ("yes", "no", "—")
