@@ -190,6 +190,11 @@ def test_officer_reads_the_order_ledger_at_1440_px(browser, live_server, ledger)
     from trading.models import OrderRecord
 
     _login(browser, live_server)
+    browser.get(f"{live_server.url}/admin/compliance/")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.latency-chart circle")) == 3  # one day of data: p50, p95, p99 drawn
+    assert browser.find_element(By.ID, "orders-today").text.split() == ["ACCEPTED", "3"]
+    _snap(browser, "compliance-landing-with-orders.png")
+
     browser.get(f"{live_server.url}/admin/trading/orderrecord/")
     headers = [th.text.strip() for th in browser.find_elements(By.CSS_SELECTOR, "#result_list thead th") if th.text.strip()]
     assert headers[:9] == ["RECEIVED (UTC)", "ACCOUNT", "ACCOUNT TYPE", "ORDER TYPE", "SYMBOL", "SIDE", "QTY", "OUTCOME", "TOTAL MS"]
