@@ -14,6 +14,7 @@ from accounts.selectors import account_type_distribution, accounts_with_last_bal
 from audit.admin_export import AuditedExportMixin
 from opitios.admin_export import ReadOnlyAdminMixin
 from opitios.admin_filters import DateRangeFilter
+from opitios.admin_format import ConsoleFormatMixin, money
 
 # Exported and shown fields; the encrypted credentials are never among them.
 ACCOUNT_FIELDS = (
@@ -70,7 +71,7 @@ def _age(seconds: float) -> str:
 
 
 @admin.register(AlpacaAccount)
-class AlpacaAccountAdmin(AuditedExportMixin, admin.ModelAdmin):
+class AlpacaAccountAdmin(ConsoleFormatMixin, AuditedExportMixin, admin.ModelAdmin):
     form = AlpacaAccountForm
     export_fields = ACCOUNT_FIELDS
     list_display = (
@@ -129,7 +130,7 @@ class AlpacaAccountAdmin(AuditedExportMixin, admin.ModelAdmin):
         if obj.last_fetched_at is None:
             return "—"
         age = (timezone.now() - obj.last_fetched_at).total_seconds()
-        return format_html("${} <small>({} ago)</small>", f"{obj.last_cash:,.2f}", _age(age))
+        return format_html("{} <small>({} ago)</small>", money(obj.last_cash), _age(age))
 
     def save_model(self, request, obj, form, change):
         services.account_update(
@@ -154,7 +155,7 @@ class AlpacaAccountAdmin(AuditedExportMixin, admin.ModelAdmin):
 
 
 @admin.register(BalanceSnapshot)
-class BalanceSnapshotAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class BalanceSnapshotAdmin(ConsoleFormatMixin, AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("account", "cash", "buying_power", "equity", "fetched_at")
     list_filter = ("account__account_type", ("account", admin.RelatedOnlyFieldListFilter), ("fetched_at", DateRangeFilter))
     search_fields = ("account__account_id",)
@@ -165,7 +166,7 @@ class BalanceSnapshotAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAd
 
 
 @admin.register(AccountTypeChange)
-class AccountTypeChangeAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class AccountTypeChangeAdmin(ConsoleFormatMixin, AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("account", "old_type", "new_type", "old_account_number", "new_account_number", "changed_at")
     list_filter = ("new_type", ("account", admin.RelatedOnlyFieldListFilter), ("changed_at", DateRangeFilter))
     search_fields = ("account__account_id", "old_account_number", "new_account_number")

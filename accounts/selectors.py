@@ -1,11 +1,14 @@
 """Account reads: pool statistics and the accounts health section (docs/operations.md, "Health")."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db.models import Count, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from accounts import budget
 from accounts.models import AccountType, AlpacaAccount, BalanceSnapshot, TypeSource
+from audit.selectors import chain_status
 from opitios.config import current_config
 
 
@@ -91,6 +94,23 @@ def pool_statistics() -> dict:
     }
 
 
+def balance_stale_after_seconds(trading) -> float:
+    """A balance older than three missed refreshes (at least a minute) is stale."""
+    return max(3 * trading.balance_refresh_seconds, 60)
+
+
+def stale_balances(*, limit: int = 50) -> dict:
+    """Enabled accounts whose newest balance snapshot is stale or missing (only while balance checks are on)."""
+    trading = current_config().trading
+    after = balance_stale_after_seconds(trading)
+    if not trading.balance_check_enabled:
+        return {"checked": False, "after_seconds": after, "count": 0, "accounts": []}
+    cutoff = timezone.now() - timedelta(seconds=after)
+    stale = (accounts_with_last_balance().filter(enabled=True)
+             .filter(Q(last_fetched_at__isnull=True) | Q(last_fetched_at__lt=cutoff)).order_by("account_id"))
+    return {"checked": True, "after_seconds": after, "count": stale.count(), "accounts": list(stale[:limit])}
+
+
 def accounts_health() -> dict:
     """The accounts section of /health/detailed."""
     totals = type_totals()
@@ -104,7 +124,7 @@ def accounts_health() -> dict:
     # Not tradable because their secrets.yml entry is invalid; flagged because settings were dropped.
     config_invalid = list(AlpacaAccount.objects.exclude(config_error="").values("account_id", "enabled", "config_error")[:50])
     config_flagged = list(AlpacaAccount.objects.exclude(config_warning="").values("account_id", "config_warning")[:50])
-    stale = trading.balance_check_enabled and (age is None or age > max(3 * trading.balance_refresh_seconds, 60))
+    stale = trading.balance_check_enabled and (age is None or age > balance_stale_after_seconds(trading))
     status = "ok"
     if mismatched or failed or stale or budget.counters.degraded or config_invalid or config_flagged:
         status = "degraded"
@@ -164,4 +184,17 @@ def config_problems() -> dict:
         "flagged_accounts": list(
             AlpacaAccount.objects.filter(config_error="").exclude(config_warning="").values("pk", "account_id", "config_warning")[:50]
         ),
+    }
+
+
+def compliance_status() -> dict:
+    """What needs a compliance officer's eye, for the admin index and /admin/compliance/: config errors,
+    accounts skipped or not tradable, type mismatches, detection failures, stale balances, the chain."""
+    return {
+        **config_problems(),
+        "skipped_accounts": sorted(current_config().account_errors.items()),
+        "mismatches": list(mismatched_accounts()),
+        "failures": list(detection_failures()),
+        "stale": stale_balances(),
+        "chain": chain_status(),
     }

@@ -1,17 +1,15 @@
 """Admin for the audit trail: read-only for everyone (append-only, enforced a third time here)."""
-import json
-
 from django.contrib import admin
-from django.utils.html import format_html
 
 from audit.admin_export import AuditedExportMixin
 from audit.models import AuditChainCheck, AuditEvent
 from opitios.admin_export import ReadOnlyAdminMixin
 from opitios.admin_filters import DateRangeFilter
+from opitios.admin_format import ConsoleFormatMixin, pretty_json
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(ConsoleFormatMixin, AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("seq", "at", "actor_type", "actor_id", "action", "account", "account_type", "object_type", "object_id", "short_hash")
     list_display_links = ("seq", "action")
     list_filter = (
@@ -43,11 +41,11 @@ class AuditEventAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="data")
     def data_pretty(self, event):
-        return format_html("<pre style='margin:0;white-space:pre-wrap'>{}</pre>", json.dumps(event.data, indent=2, sort_keys=True, ensure_ascii=False))
+        return pretty_json(event.data)
 
 
 @admin.register(AuditChainCheck)
-class AuditChainCheckAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditChainCheckAdmin(ConsoleFormatMixin, AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("ran_at", "ok", "count", "last_seq", "first_broken_seq", "reason", "since_seq", "source", "duration_ms")
     list_filter = ("ok", "source", ("ran_at", DateRangeFilter))
     date_hierarchy = "ran_at"

@@ -92,6 +92,7 @@ class AuditChainHead(models.Model):
 class CheckSource(models.TextChoices):
     BEAT = "beat", "daily beat task"
     COMMAND = "command", "verify_audit_chain"
+    ADMIN = "admin", "verify now (console)"
 
 
 class AuditChainCheck(models.Model):

@@ -5,6 +5,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from opitios import health
 from opitios.errors import api_not_found
 
+admin.site.site_header = "Opitios compliance console"
+admin.site.site_title = "Opitios console"
+admin.site.index_title = "Console"
+admin.site.enable_nav_sidebar = False  # the index lists every model; the lists need the width (1440 px)
+
 api_v1 = [
     path("health", health.HealthView.as_view(), name="health"),
     path("live", health.LiveView.as_view(), name="live"),

@@ -5,13 +5,14 @@ from django.contrib import admin, messages
 from audit.admin_export import AuditedExportMixin
 from opitios.admin_export import ReadOnlyAdminMixin
 from opitios.admin_filters import DateRangeFilter
+from opitios.admin_format import ConsoleFormatMixin
 
 from . import services
 from .models import AutoSellFill, ManagedPosition, SellBotState, SellCancellation, SellDecision
 
 
 @admin.register(ManagedPosition)
-class ManagedPositionAdmin(admin.ModelAdmin):
+class ManagedPositionAdmin(ConsoleFormatMixin, admin.ModelAdmin):
     list_display = ("account", "symbol", "qty", "entry_price", "high_water_mark", "status", "opted_in", "origin", "opened_at",
                     "exit_reason", "exit_attempts", "exit_cancellations")
     list_filter = ("status", "opted_in", "origin", "account__account_type")
@@ -42,7 +43,7 @@ class ManagedPositionAdmin(admin.ModelAdmin):
 
 
 @admin.register(SellDecision)
-class SellDecisionAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SellDecisionAdmin(ConsoleFormatMixin, AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("decided_at", "account", "symbol", "reason", "price", "entry_price", "pl_pct", "qty", "attempt", "order_type",
                     "limit_price", "client_order_id", "outcome")
     list_filter = ("account__account_type", ("account", admin.RelatedOnlyFieldListFilter), "reason", "outcome", "order_type",
@@ -56,7 +57,7 @@ class SellDecisionAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 
 
 @admin.register(SellCancellation)
-class SellCancellationAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SellCancellationAdmin(ConsoleFormatMixin, AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("created_at", "account", "symbol", "order_type", "side", "order_id", "age_seconds", "limit_minutes", "attempts",
                     "outcome", "error", "total_ms")
     list_filter = ("account__account_type", ("account", admin.RelatedOnlyFieldListFilter), "outcome", "order_type", "side",
@@ -70,12 +71,12 @@ class SellCancellationAdmin(AuditedExportMixin, ReadOnlyAdminMixin, admin.ModelA
 
 
 @admin.register(AutoSellFill)
-class AutoSellFillAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AutoSellFillAdmin(ConsoleFormatMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("account", "client_order_id", "symbol", "filled_qty", "filled_avg_price", "broker_status", "final", "position")
     search_fields = ("symbol", "client_order_id", "broker_order_id")
 
 
 @admin.register(SellBotState)
-class SellBotStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SellBotStateAdmin(ConsoleFormatMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("enabled", "status", "heartbeat_at", "last_sweep_started_at", "last_sweep_finished_at", "last_sweep_duration_ms",
                     "worker", "changed_by", "changed_at")

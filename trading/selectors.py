@@ -111,3 +111,22 @@ def order_latency_daily(queryset) -> list[dict]:
             **{f"overhead_p{p}": _percentile(overheads, p) for p in (50, 95, 99)},
         })
     return rows
+
+
+def order_timeline(record: OrderRecord) -> list[dict]:
+    """The steps of one order, oldest first, each with its time and the time since the previous step.
+
+    Checks (validation, balance) run between received and submitted and have no timestamp of their own.
+    Broker events (fills, cancels) join here once the order lifecycle is recorded."""
+    steps = [
+        ("received", record.received_at, ""),
+        ("checks", None, f"balance: {record.balance_status}" if record.balance_status else ""),
+        ("submitted", record.submitted_at, "recovered from the broker" if record.recovered else ""),
+        ("responded", record.responded_at, record.broker_status),
+        ("completed", record.completed_at, record.outcome),
+    ]
+    timeline, previous = [], None
+    for name, at, note in steps:
+        timeline.append({"step": name, "at": at, "previous": previous if at is not None else None, "note": note})
+        previous = at or previous
+    return timeline

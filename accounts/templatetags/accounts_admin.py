@@ -1,10 +1,10 @@
 from django import template
 
-from accounts.selectors import config_problems
+from accounts.selectors import compliance_status
 
 register = template.Library()
 
 
 @register.simple_tag
-def accounts_config_problems() -> dict:
-    return config_problems()
+def accounts_compliance_status() -> dict:
+    return compliance_status()

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from django.core.management import call_command
 from django.db import connection
-from trading.auth import issue_token
 
 from accounts.models import AlpacaAccount
+from opitios.auth import issue_token
 from opitios.config import DEFAULT_RATE_LIMITS, SellModuleConfig, TradingConfig, current_config
 from tests.accounts.factories import DEMO, demo_config_dict
 from tests.trading.conftest import client_for, token

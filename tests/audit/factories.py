@@ -24,8 +24,10 @@ class AlpacaAccountFactory(factory.django.DjangoModelFactory):
 
 
 def ensure_compliance_group():
-    """The group from the data migration; transactional tests' flush empties it, so re-apply the migration's function."""
+    """The group from the data migrations; transactional tests' flush empties it, so re-apply the migrations' functions."""
     from django.contrib.auth.models import Group
 
     importlib.import_module("audit.migrations.0003_compliance_officers").create_group(apps, None)
+    importlib.import_module("trading.migrations.0002_compliance_officers_view_orderrecord").grant(apps, None)
+    importlib.import_module("sellbot.migrations.0002_compliance_view").grant(apps, None)
     return Group.objects.get(name="Compliance officers")

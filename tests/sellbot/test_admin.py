@@ -1,8 +1,10 @@
 """The sell-bot admin: opt positions in and out through the service (audited); decisions and cancellations
 read-only, also for compliance officers; no secret on any page."""
 import json
+from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
 from audit.models import AuditEvent
 from sellbot.models import ManagedPosition
@@ -94,3 +96,31 @@ def test_officer_filters_and_exports_decisions_and_cancellations(officer_client)
         csv_export = officer_client.get(f"{url}export/csv/")
         assert len(b"".join(csv_export.streaming_content).decode().strip().splitlines()) == 3  # header + 2 rows
     assert AuditEvent.objects.filter(action="admin.exported").count() == 4
+
+
+def test_decisions_read_with_human_labels_money_and_plain_quantities(officer_client):
+    decision = SellDecisionFactory(qty=Decimal("2.000000000"), price=Decimal("0.412345"), entry_price=Decimal("184.947976"))
+    body = officer_client.get(reverse("admin:sellbot_selldecision_changelist")).content.decode()
+    thead = body.split('id="result_list"')[1].split("</thead>")[0]
+    assert "P&amp;L %" in thead and "Pl pct" not in thead and "Decided at (UTC)" in thead
+    rows = body.split('id="result_list"')[1].split("</table>")[0]
+    assert "$0.4123" in rows and "$184.95" in rows and "+15.00 %" in rows and "2.000000000" not in rows
+    moment = decision.decided_at
+    assert f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d} UTC" in rows
+    detail = officer_client.get(reverse("admin:sellbot_selldecision_change", args=[decision.pk])).content.decode()
+    assert f"{moment:%Y-%m-%d %H:%M:%S.%f} UTC" in detail
+
+
+def test_every_console_list_and_page_renders_for_the_superuser(admin_client):
+    from django.contrib import admin
+
+    decision = SellDecisionFactory()
+    SellCancellationFactory(account=decision.account)
+    for model, model_admin in admin.site._registry.items():
+        opts = model._meta
+        listing = admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        assert listing.status_code == 200, opts.label
+        first = model_admin.get_queryset(listing.wsgi_request).first()
+        if first is not None:
+            page = admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[first.pk]))
+            assert page.status_code == 200, opts.label

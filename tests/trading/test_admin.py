@@ -1,5 +1,8 @@
 """The compliance view of OrderRecord in the Django admin: read-only, filters, search and the
 daily p50/p95/p99 latency table. The records come from real placements through the API."""
+import re
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 
@@ -71,3 +74,42 @@ def test_the_ledger_cannot_be_added_to_changed_or_deleted(officer_client, admin_
         assert client.post(reverse("admin:trading_orderrecord_delete", args=[record.pk]), {"post": "yes"}).status_code == 403
     record.refresh_from_db()
     assert record.symbol == "AAPL"
+
+
+MS_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC")
+
+
+def _ms(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d} UTC"
+
+
+def test_the_list_shows_the_key_columns_with_millisecond_times_and_plain_quantities(officer_client, ledger):
+    response = officer_client.get(reverse("admin:trading_orderrecord_changelist"))
+    body = response.content.decode()
+    thead = body.split('id="result_list"')[1].split("</thead>")[0]
+    headers = [h.strip() for h in re.findall(r'<div class="text">\s*<(?:a|span)[^>]*>([^<]+)<', thead)]
+    assert headers[:9] == ["Received (UTC)", "Account", "Account type", "Order type", "Symbol", "Side", "Qty", "Outcome", "Total ms"]
+    for record in OrderRecord.objects.all():
+        assert _ms(record.received_at) in body
+    rows = body.split('id="result_list"')[1]
+    assert "1.000000000" not in rows and '<td class="field-qty_console">1</td>' in rows
+    assert len(MS_TIME.findall(rows)) == 3
+    ordered = officer_client.get(reverse("admin:trading_orderrecord_changelist"), {"o": "-8"})  # sort on total ms (column 8) still works
+    totals = [r.total_ms for r in ordered.context["cl"].result_list]
+    assert totals == sorted(totals, reverse=True)
+
+
+def test_a_record_shows_its_timeline_in_microseconds_and_its_response_as_json(officer_client, ledger):
+    record = OrderRecord.objects.get(client_order_id="adm-1")
+    body = officer_client.get(reverse("admin:trading_orderrecord_change", args=[record.pk])).content.decode()
+    timeline = body.split('id="order-timeline"')[1].split("</table>")[0]
+    steps = re.findall(r'<tr class="step-([\w-]+)">', timeline)
+    assert steps == ["received", "checks", "submitted", "responded", "completed", "broker-events"]
+    for moment in (record.received_at, record.submitted_at, record.responded_at, record.completed_at):
+        assert f"{moment:%Y-%m-%d %H:%M:%S.%f} UTC" in timeline
+    broker_us = (record.responded_at - record.submitted_at) // timedelta(microseconds=1)
+    expected = f"+{broker_us / 1000:,.3f} ms" if broker_us >= 1000 else f"+{broker_us} µs"
+    assert expected in timeline
+    assert "HTTP status" in body and "Http status" not in body
+    response_json = body.split('<pre class="console-json">')[1].split("</pre>")[0]
+    assert "\n  &quot;" in response_json and "&quot;client_order_id&quot;: &quot;adm-1&quot;" in response_json
