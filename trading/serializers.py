@@ -85,6 +85,7 @@ class BulkOrderInputSerializer(serializers.Serializer):
     option = OptionOrderInputSerializer(required=False, help_text="An option order (give exactly one of stock or option).")
     account_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False, allow_empty=False, max_length=1000,
                                         help_text="A subset of accounts; default: every enabled account.")
+    account_id = serializers.CharField(required=False, max_length=64, help_text="One account (query or body): the same as account_ids=[account_id].")
 
     def validate(self, attrs):
         if ("stock" in attrs) == ("option" in attrs):

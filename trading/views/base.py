@@ -11,7 +11,7 @@ from opitios.errors import ApplicationError
 
 from ..auth import token_account_id
 from ..permissions import is_admin
-from ..selectors import account_resolve
+from ..selectors import account_resolve, requested_account_id
 from ..serializers import ErrorResponseSerializer
 from ..throttles import ConfiguredScopeThrottle
 
@@ -46,8 +46,10 @@ class TradingAPIView(APIView):
                 response[name] = value
         return response
 
-    def resolve_account(self, request, requested_id: str | None):
-        return account_resolve(requested_id=requested_id, token_account_id=token_account_id(request), is_admin=is_admin(request))
+    def resolve_account(self, request):
+        """The account the request names (query or body, SPEC §4), checked against the token."""
+        return account_resolve(requested_id=requested_account_id(request), token_account_id=token_account_id(request),
+                               is_admin=is_admin(request))
 
 
 def _err(description: str) -> OpenApiResponse:
