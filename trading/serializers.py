@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from .fields import StrictDecimalField
 from .intents import OPTION, ORDER_TYPES, SIDES, STOCK, STOCK_TIME_IN_FORCE, OrderIntent, client_intent_errors
 
 ACCOUNT_ID = {"max_length": 64, "validators": [RegexValidator(r"^[A-Za-z0-9_.-]{1,64}$", "Not an account id.")]}
@@ -30,8 +31,8 @@ class ErrorResponseSerializer(serializers.Serializer):
 class _OrderInputBase(serializers.Serializer):
     side = serializers.ChoiceField(choices=SIDES)
     type = serializers.ChoiceField(choices=ORDER_TYPES)
-    limit_price = serializers.DecimalField(required=False, allow_null=True, min_value=0, **MONEY)
-    stop_price = serializers.DecimalField(required=False, allow_null=True, min_value=0, **MONEY)
+    limit_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY)
+    stop_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY)
     client_order_id = serializers.CharField(required=False, allow_null=True, max_length=48, min_length=1,
                                             help_text="Your idempotency key (≤ 48 characters). Generated when absent.")
     account_id = serializers.CharField(required=False, max_length=64, help_text="The account; defaults to the token's account_id claim.")
@@ -53,8 +54,8 @@ class _OrderInputBase(serializers.Serializer):
 
 class StockOrderInputSerializer(_OrderInputBase):
     symbol = serializers.CharField(max_length=16, help_text="Stock symbol, e.g. AAPL.")
-    qty = serializers.DecimalField(required=False, allow_null=True, min_value=0, **QTY)
-    notional = serializers.DecimalField(required=False, allow_null=True, min_value=0, max_digits=20, decimal_places=2, coerce_to_string=True)
+    qty = StrictDecimalField(required=False, allow_null=True, min_value=0, **QTY)
+    notional = StrictDecimalField(required=False, allow_null=True, min_value=0, max_digits=20, decimal_places=2, coerce_to_string=True)
     time_in_force = serializers.ChoiceField(choices=STOCK_TIME_IN_FORCE, help_text="Sent to Alpaca as given.")
     extended_hours = serializers.BooleanField(required=False, default=False)
 
@@ -68,7 +69,7 @@ class StockOrderInputSerializer(_OrderInputBase):
 
 class OptionOrderInputSerializer(_OrderInputBase):
     option_symbol = serializers.CharField(max_length=32, help_text="Compact OCC symbol, e.g. AAPL260116C00190000.")
-    qty = serializers.DecimalField(min_value=0, **QTY, help_text="Whole number of contracts.")
+    qty = StrictDecimalField(min_value=0, **QTY, help_text="Whole number of contracts.")
     time_in_force = serializers.ChoiceField(choices=STOCK_TIME_IN_FORCE, help_text="Options accept day only.")
     auto_sell_enabled = serializers.BooleanField(required=False, default=False, help_text="Let the sell bot manage the position (§6).")
 
@@ -99,7 +100,7 @@ class BulkOrderInputSerializer(serializers.Serializer):
 
 
 class QuickOrderQuerySerializer(serializers.Serializer):
-    qty = serializers.DecimalField(min_value=0, **QTY)
+    qty = StrictDecimalField(min_value=0, **QTY)
     account_id = serializers.CharField(required=False, max_length=64)
     client_order_id = serializers.CharField(required=False, max_length=48, min_length=1)
 
