@@ -1,6 +1,8 @@
 """Request and response serializers of the trading API (inputs validate; outputs document the schema)."""
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
@@ -276,6 +278,7 @@ class MarketRoutingQuerySerializer(serializers.Serializer):
 
 
 TIMEFRAMES = ("1Min", "5Min", "15Min", "1Hour", "1Day")
+BARS_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # before any market data Alpaca serves; checked before the broker is asked
 
 
 class BarsQuerySerializer(MarketRoutingQuerySerializer):
@@ -285,6 +288,10 @@ class BarsQuerySerializer(MarketRoutingQuerySerializer):
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 
     def validate(self, attrs):
+        earliest, latest = BARS_EARLIEST, datetime.now(UTC) + timedelta(days=1)
+        for name in ("start", "end"):
+            if attrs.get(name) and not earliest <= attrs[name] <= latest:
+                raise serializers.ValidationError({name: f"{name} must lie between {earliest:%Y-%m-%d} and tomorrow."})
         if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
             raise serializers.ValidationError({"start": "start must not be after end."})
         return attrs
