@@ -17,6 +17,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -166,7 +167,7 @@ _status = inline_serializer("HealthStatus", {"status": serializers.CharField(), 
 
 class HealthView(APIView):
     authentication_classes: list = []
-    permission_classes: list = []
+    permission_classes = [AllowAny]  # public: load balancers and orchestrators probe without a token
 
     @extend_schema(responses={200: _status}, tags=["health"], summary="Cheap liveness and time")
     def get(self, request):
