@@ -57,8 +57,10 @@ def _err(description: str) -> OpenApiResponse:
 
 
 COMMON_ERRORS = {
-    400: _err("Malformed input (code invalid_request, invalid_order, ...)."),
+    400: _err("Malformed input (invalid_request, invalid_order, malformed_request, ...), or account_id_conflict: "
+              "the query string and the body name different accounts."),
     401: _err("Missing, invalid or expired token (invalid_token, not_authenticated)."),
+    413: _err("The request body is larger than allowed (request_too_large)."),
     429: _err("Our rate limit (rate_limited) or Alpaca's (upstream_rate_limited); carries Retry-After."),
 }
 BROKER_ERRORS = {
