@@ -29,7 +29,11 @@ def requested_account_id(request) -> str | None:
     Both may be given only if they agree (else 400 ``account_id_conflict``): a request must never
     trade one account while naming another.
     """
-    query = _named_account_id(request.query_params.get("account_id"), "query string")
+    named_in_query = list(dict.fromkeys(request.query_params.getlist("account_id")))
+    if len(named_in_query) > 1:
+        raise ApplicationError("account_id_conflict", f"The query string names {len(named_in_query)} accounts; name one.", status_code=400,
+                               details={"query": named_in_query[:20]})
+    query = _named_account_id(named_in_query[0] if named_in_query else None, "query string")
     data = request.data
     body = _named_account_id(data.get("account_id"), "body") if isinstance(data, dict) else None
     if query is not None and body is not None and query != body:

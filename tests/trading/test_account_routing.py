@@ -133,3 +133,9 @@ def test_a_malformed_account_id_is_a_400(live, value):  # noqa: F811
     r = client_for(TOKENS["own"]()).post("/api/v1/stocks/order", {**STOCK, "account_id": value}, format="json")
     assert r.status_code == 400 and r.json()["error"]["code"] in ("invalid_request", "invalid_order"), r.json()
     assert sim_orders(live, KEYS[NAMED]) == []
+
+
+def test_two_accounts_in_the_query_string_are_a_conflict(live):  # noqa: F811
+    r = client_for(TOKENS["admin"]()).post(f"/api/v1/stocks/order?account_id={NAMED}&account_id={OTHER}", STOCK, format="json")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "account_id_conflict", r.json()
+    assert sim_orders(live, KEYS[NAMED]) == [] and sim_orders(live, KEYS[OTHER]) == []
