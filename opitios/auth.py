@@ -10,16 +10,20 @@ secrets.yml by ``JwtConfig.simple_jwt_settings``). Only the configured algorithm
 from __future__ import annotations
 
 import threading
+import unicodedata
 from datetime import timedelta
 
 from django.core.signals import setting_changed
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.backends import TokenBackend
+from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import aware_utcnow, datetime_to_epoch
 
 PERMISSIONS = ("market_data", "account_access", "trading", "bulk_trading", "admin")
+USER_ID_MAX_LENGTH = 128  # OrderRecord.user_id
+MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
 
 _backend_lock = threading.Lock()
 _backend: TokenBackend | None = None
@@ -49,9 +53,51 @@ def _reset_backend(*, setting, **kwargs) -> None:
 setting_changed.connect(_reset_backend)
 
 
+def _epoch_error(name: str, value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_EPOCH:
+        return f"{name} must be an integer number of seconds since 1970 (1 to {MAX_EPOCH})."
+    return None
+
+
+def claims_errors(payload: dict) -> list[str]:
+    """What is wrong with the types of the claims; the signature was verified already."""
+    from opitios.config import ACCOUNT_ID_RE
+
+    errors = []
+    if "exp" not in payload:
+        errors.append("exp is required.")
+    for name in ("exp", "iat", "nbf"):
+        if name in payload and (error := _epoch_error(name, payload[name])):
+            errors.append(error)
+    user_id = payload.get("user_id")
+    if (not isinstance(user_id, str) or not user_id or len(user_id) > USER_ID_MAX_LENGTH
+            or any(unicodedata.category(c).startswith("C") for c in user_id)):
+        errors.append(f"user_id must be a non-empty string of at most {USER_ID_MAX_LENGTH} printable characters.")
+    if "permissions" in payload:
+        perms = payload["permissions"]
+        if not isinstance(perms, list) or not all(isinstance(p, str) and p in PERMISSIONS for p in perms):
+            errors.append(f"permissions must be a list of: {', '.join(PERMISSIONS)}.")
+    account_id = payload.get("account_id")
+    if account_id is not None and not (isinstance(account_id, str) and ACCOUNT_ID_RE.fullmatch(account_id)):
+        errors.append("account_id must be an account id.")
+    return errors
+
+
 class ClaimsToken(Token):
     token_type = "access"
     lifetime = timedelta(hours=1)
+
+    def __init__(self, token=None, verify: bool = True) -> None:
+        try:
+            super().__init__(token, verify=verify)
+        except (TypeError, ValueError, OverflowError) as exc:  # PyJWT's int(exp) on a huge or odd value
+            raise TokenError("Token has malformed claims.") from exc
+
+    def verify(self) -> None:
+        errors = claims_errors(self.payload)
+        if errors:
+            raise TokenError(f"Token has malformed claims: {' '.join(errors)}")
+        super().verify()
 
     def get_token_backend(self) -> TokenBackend:
         return token_backend()
@@ -71,22 +117,15 @@ def token_claims(request) -> dict:
 
 
 def token_permissions(request) -> frozenset[str]:
-    perms = token_claims(request).get("permissions") or []
-    if isinstance(perms, str):
-        perms = [p.strip() for p in perms.split(",")]
-    if not isinstance(perms, (list, tuple)):
-        return frozenset()
-    return frozenset(p for p in perms if isinstance(p, str))
+    return frozenset(token_claims(request).get("permissions") or ())  # a list of known names (claims_errors)
 
 
 def token_user_id(request) -> str:
-    user_id = token_claims(request).get("user_id")
-    return "" if user_id is None else str(user_id)
+    return token_claims(request).get("user_id") or ""
 
 
 def token_account_id(request) -> str | None:
-    account_id = token_claims(request).get("account_id")
-    return str(account_id) if isinstance(account_id, (str, int)) and not isinstance(account_id, bool) and account_id != "" else None
+    return token_claims(request).get("account_id") or None
 
 
 def unknown_permissions(permissions: list[str]) -> list[str]:

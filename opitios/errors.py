@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import math
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
@@ -62,10 +64,24 @@ _DRF_CODES = {
 }
 
 
+def request_shape_error(exc: Exception) -> tuple[int, dict] | None:
+    """Django's refusals of a request's shape: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is 413, any
+    other SuspiciousOperation (too many fields, a bad multipart) is 400."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return 413, error_body("request_too_large", f"The request body is larger than the {limit} bytes allowed.", {"max_bytes": limit})
+    if isinstance(exc, SuspiciousOperation):
+        return 400, error_body("malformed_request", "The request is malformed.")
+    return None
+
+
 def exception_handler(exc: Exception, context: dict) -> Response:
     set_rollback()  # an ATOMIC_REQUESTS transaction must not commit half a failed request
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=exc.headers)
+    shape = request_shape_error(exc)
+    if shape is not None:
+        return Response(shape[1], status=shape[0])
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -111,6 +127,20 @@ def exception_handler(exc: Exception, context: dict) -> Response:
 
 def api_not_found(request, *args, **kwargs) -> JsonResponse:
     return JsonResponse(error_body("not_found", f"No API route matches {request.path}."), status=404)
+
+
+def bad_request(request, exception=None, *args, **kwargs):
+    """Django's 400 handler (a SuspiciousOperation outside DRF views, e.g. in middleware): JSON under /api/."""
+    if request.path.startswith("/api/"):
+        status, body = request_shape_error(exception) or (400, error_body("malformed_request", "The request is malformed."))
+        return JsonResponse(body, status=status)
+    return defaults.bad_request(request, exception, *args, **kwargs)
+
+
+def permission_denied(request, exception=None, *args, **kwargs):
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("permission_denied", "You do not have permission to perform this action."), status=403)
+    return defaults.permission_denied(request, exception, *args, **kwargs)
 
 
 def server_error(request, *args, **kwargs):

@@ -16,3 +16,9 @@ keepalive = 5
 accesslog = None
 errorlog = "-"
 loglevel = "warning"
+# Request-size limits, set on purpose rather than inherited (README, Operating). gunicorn refuses beyond
+# them with its own 414/431 before Django runs. No API URL comes near 8 KB (symbol lists go in POST
+# bodies), and a bearer token, even RS256 with every claim, is ~1 KB; larger is an attack or a bug.
+limit_request_line = 8190  # request line (method, URL, query); gunicorn's maximum
+limit_request_fields = 50  # header count; a browser or SDK sends < 20
+limit_request_field_size = 8190  # one header line, Authorization included

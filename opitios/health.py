@@ -15,12 +15,14 @@ from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from opitios.permissions import IsAdmin
+from opitios.serializers import ErrorResponseSerializer
 
 logger = logging.getLogger("opitios.health")
 
@@ -166,7 +168,7 @@ _status = inline_serializer("HealthStatus", {"status": serializers.CharField(), 
 
 class HealthView(APIView):
     authentication_classes: list = []
-    permission_classes: list = []
+    permission_classes = [AllowAny]  # public: load balancers and orchestrators probe without a token
 
     @extend_schema(responses={200: _status}, tags=["health"], summary="Cheap liveness and time")
     def get(self, request):
@@ -199,7 +201,11 @@ class DetailedHealthView(APIView):
     permission_classes = [IsAdmin]
 
     @extend_schema(
-        responses={200: inline_serializer("DetailedHealth", {"status": serializers.CharField(), "time": serializers.DateTimeField(), "checks": serializers.DictField()})},
+        responses={
+            200: inline_serializer("DetailedHealth", {"status": serializers.CharField(), "time": serializers.DateTimeField(), "checks": serializers.DictField()}),
+            401: OpenApiResponse(ErrorResponseSerializer, description="Missing or invalid token (not_authenticated, invalid_token)."),
+            403: OpenApiResponse(ErrorResponseSerializer, description="The token lacks the admin permission (permission_denied)."),
+        },
         tags=["health"],
         summary="Every subsystem's state (admin)",
     )

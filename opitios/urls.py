@@ -30,4 +30,6 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
 ]
 
+handler400 = "opitios.errors.bad_request"
+handler403 = "opitios.errors.permission_denied"
 handler500 = "opitios.errors.server_error"

@@ -14,6 +14,34 @@ from opitios.stats import percentile_cont
 from .models import OrderRecord
 
 
+def _named_account_id(value, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 64:
+        raise ApplicationError("invalid_request", "The request is invalid.", status_code=400,
+                               details={"fields": {"account_id": [f"The {where}'s account_id must be a non-empty string of at most 64 characters."]}})
+    return value
+
+
+def requested_account_id(request) -> str | None:
+    """The account a request names: ``account_id`` in the query string or in the JSON body.
+
+    Both may be given only if they agree (else 400 ``account_id_conflict``): a request must never
+    trade one account while naming another.
+    """
+    named_in_query = list(dict.fromkeys(request.query_params.getlist("account_id")))
+    if len(named_in_query) > 1:
+        raise ApplicationError("account_id_conflict", f"The query string names {len(named_in_query)} accounts; name one.", status_code=400,
+                               details={"query": named_in_query[:20]})
+    query = _named_account_id(named_in_query[0] if named_in_query else None, "query string")
+    data = request.data
+    body = _named_account_id(data.get("account_id"), "body") if isinstance(data, dict) else None
+    if query is not None and body is not None and query != body:
+        raise ApplicationError("account_id_conflict", f"The query string names account {query} and the body names {body}; name one account.",
+                               status_code=400, details={"query": query, "body": body})
+    return query or body
+
+
 def account_resolve(*, requested_id: str | None, token_account_id: str | None, is_admin: bool) -> AlpacaAccount:
     """The account a trading or account-data request addresses.
 

@@ -1,11 +1,15 @@
 """Request and response serializers of the trading API (inputs validate; outputs document the schema)."""
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from rest_framework import serializers
 
 from accounts.broker import TIMEFRAMES
+from opitios.serializers import ErrorDetailSerializer, ErrorResponseSerializer  # noqa: F401 - re-exported for the views
 
 from . import balance
+from .fields import StrictDecimalField
 from .intents import OPTION, ORDER_TYPES, SIDES, STOCK, STOCK_TIME_IN_FORCE, OrderIntent, client_intent_errors
 
 MONEY = {"max_digits": 20, "decimal_places": 6, "coerce_to_string": True}
@@ -15,15 +19,6 @@ QTY = {"max_digits": 20, "decimal_places": 9, "coerce_to_string": True}
 # --- errors -------------------------------------------------------------------------------------
 
 
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable machine-readable code, e.g. insufficient_balance.")
-    message = serializers.CharField(help_text="A human sentence.")
-    details = serializers.DictField(help_text="Structured context: fields in error, account, checks, timing.")
-
-
-class ErrorResponseSerializer(serializers.Serializer):
-    error = ErrorDetailSerializer()
-
 
 # --- order inputs -----------------------------------------------------------------------------
 
@@ -31,8 +26,8 @@ class ErrorResponseSerializer(serializers.Serializer):
 class _OrderInputBase(serializers.Serializer):
     side = serializers.ChoiceField(choices=SIDES)
     type = serializers.ChoiceField(choices=ORDER_TYPES)
-    limit_price = serializers.DecimalField(required=False, allow_null=True, min_value=0, **MONEY)
-    stop_price = serializers.DecimalField(required=False, allow_null=True, min_value=0, **MONEY)
+    limit_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY)
+    stop_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY)
     client_order_id = serializers.CharField(required=False, allow_null=True, max_length=48, min_length=1,
                                             help_text="Your idempotency key (≤ 48 characters). Generated when absent.")
     account_id = serializers.CharField(required=False, max_length=64, help_text="The account; defaults to the token's account_id claim.")
@@ -51,8 +46,8 @@ class _OrderInputBase(serializers.Serializer):
 
 class StockOrderInputSerializer(_OrderInputBase):
     symbol = serializers.CharField(max_length=16, help_text="Stock symbol, e.g. AAPL.")
-    qty = serializers.DecimalField(required=False, allow_null=True, min_value=0, **QTY)
-    notional = serializers.DecimalField(required=False, allow_null=True, min_value=0, max_digits=20, decimal_places=2, coerce_to_string=True)
+    qty = StrictDecimalField(required=False, allow_null=True, min_value=0, **QTY)
+    notional = StrictDecimalField(required=False, allow_null=True, min_value=0, max_digits=20, decimal_places=2, coerce_to_string=True)
     time_in_force = serializers.ChoiceField(choices=STOCK_TIME_IN_FORCE, help_text="Sent to Alpaca as given.")
     extended_hours = serializers.BooleanField(required=False, default=False)
 
@@ -66,7 +61,7 @@ class StockOrderInputSerializer(_OrderInputBase):
 
 class OptionOrderInputSerializer(_OrderInputBase):
     option_symbol = serializers.CharField(max_length=32, help_text="Compact OCC symbol, e.g. AAPL260116C00190000.")
-    qty = serializers.DecimalField(min_value=0, **QTY, help_text="Whole number of contracts.")
+    qty = StrictDecimalField(min_value=0, **QTY, help_text="Whole number of contracts.")
     time_in_force = serializers.ChoiceField(choices=STOCK_TIME_IN_FORCE, help_text="Options accept day only.")
     auto_sell_enabled = serializers.BooleanField(required=False, default=False, help_text="Let the sell bot manage the position (§6).")
 
@@ -83,6 +78,7 @@ class BulkOrderInputSerializer(serializers.Serializer):
     option = OptionOrderInputSerializer(required=False, help_text="An option order (give exactly one of stock or option).")
     account_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False, allow_empty=False, max_length=1000,
                                         help_text="A subset of accounts; default: every enabled account.")
+    account_id = serializers.CharField(required=False, max_length=64, help_text="One account (query or body): the same as account_ids=[account_id].")
 
     def validate(self, attrs):
         if ("stock" in attrs) == ("option" in attrs):
@@ -96,7 +92,7 @@ class BulkOrderInputSerializer(serializers.Serializer):
 
 
 class QuickOrderQuerySerializer(serializers.Serializer):
-    qty = serializers.DecimalField(min_value=0, **QTY)
+    qty = StrictDecimalField(min_value=0, **QTY)
     account_id = serializers.CharField(required=False, max_length=64)
     client_order_id = serializers.CharField(required=False, max_length=48, min_length=1)
 
@@ -271,6 +267,9 @@ class MarketRoutingQuerySerializer(serializers.Serializer):
     routing_key = serializers.CharField(required=False, max_length=128, help_text="Stable account choice by rendezvous hash.")
 
 
+BARS_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # before any market data Alpaca serves; checked before the broker is asked
+
+
 class BarsQuerySerializer(MarketRoutingQuerySerializer):
     timeframe = serializers.ChoiceField(choices=tuple(TIMEFRAMES), default="1Day")
     start = serializers.DateTimeField(required=False)
@@ -278,6 +277,10 @@ class BarsQuerySerializer(MarketRoutingQuerySerializer):
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 
     def validate(self, attrs):
+        earliest, latest = BARS_EARLIEST, datetime.now(UTC) + timedelta(days=1)
+        for name in ("start", "end"):
+            if attrs.get(name) and not earliest <= attrs[name] <= latest:
+                raise serializers.ValidationError({name: f"{name} must lie between {earliest:%Y-%m-%d} and tomorrow."})
         if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
             raise serializers.ValidationError({"start": "start must not be after end."})
         return attrs

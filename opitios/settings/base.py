@@ -189,9 +189,11 @@ OPITIOS_FERNET_KEYS = env.list("OPITIOS_FERNET_KEYS", default=[])
 # --- DRF, JWT, OpenAPI ------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["opitios.auth.ClaimsJWTAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": [],
+    # Deny by default: a view that forgets its permissions is closed, not public. Public views
+    # (health, live, ready, schema, docs, market data when configured) open themselves explicitly.
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["opitios.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "opitios.errors.exception_handler",
 }
@@ -205,6 +207,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Stocks and options trading over a pool of Alpaca accounts, with compliance controls in the order path.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],  # schema and docs are public, explicitly
     "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI served from our own static files: the docs work offline (demo mode has no network).
     "SWAGGER_UI_DIST": "SIDECAR",

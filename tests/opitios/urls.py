@@ -2,6 +2,7 @@
 from django.db import IntegrityError, OperationalError
 from django.urls import include, path
 from rest_framework import serializers
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
@@ -17,6 +18,7 @@ class EchoSerializer(serializers.Serializer):
 
 class Echo(APIView):
     authentication_classes: list = []
+    permission_classes = [AllowAny]  # the project denies by default
 
     def post(self, request):
         data = EchoSerializer(data=request.data)
@@ -34,6 +36,7 @@ class AlwaysThrottled(BaseThrottle):
 
 class Throttled(APIView):
     authentication_classes: list = []
+    permission_classes = [AllowAny]  # the project denies by default
     throttle_classes = [AlwaysThrottled]
 
     def get(self, request):
@@ -42,6 +45,7 @@ class Throttled(APIView):
 
 class Failing(APIView):
     authentication_classes: list = []
+    permission_classes = [AllowAny]  # the project denies by default
     failures = {
         "database": lambda: OperationalError("connection to server at 127.0.0.1 failed"),
         "integrity": lambda: IntegrityError("duplicate key"),
@@ -68,4 +72,6 @@ urlpatterns = [
     path("api/v1/test/fail/<str:kind>", Failing.as_view()),
     path("", include("opitios.urls")),
 ]
+handler400 = "opitios.errors.bad_request"
+handler403 = "opitios.errors.permission_denied"
 handler500 = "opitios.errors.server_error"

@@ -96,3 +96,49 @@ def test_issue_token_command(capsys, demo_accounts):
 def test_no_token_endpoint(client):
     for path in ("/api/v1/token", "/api/v1/auth/token", "/api/v1/token/obtain", "/api/v1/demo/token"):
         assert client.post(path).status_code == 404
+
+
+def _signed(claims: dict) -> str:
+    return jwt.encode(claims, api_settings.SIGNING_KEY, algorithm="HS256")
+
+
+def _raw_signed(payload_json: str) -> str:
+    """A token whose payload is written by hand (JSON that json.dumps would not produce, e.g. 1e400)."""
+    return jwt.api_jws.PyJWS().encode(payload_json.encode(), api_settings.SIGNING_KEY, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"exp": str(int(time.time()) + 600)}, {"exp": "soon"}, {"exp": 1e30}, {"exp": 1e308}, {"exp": 10**30}, {"exp": True},
+        {"exp": float(int(time.time()) + 600)}, {"exp": None}, {"exp": [1]}, {"iat": 1e308}, {"nbf": "0"},
+        {"user_id": None}, {"user_id": ""}, {"user_id": {}}, {"user_id": 7}, {"user_id": "a\x00b"}, {"user_id": "a\nb"},
+        {"user_id": "a\u200bb"}, {"user_id": "u" * 129},
+        {"permissions": "admin,trading"}, {"permissions": "admin"}, {"permissions": ["admin", "root"]}, {"permissions": [["admin"]]},
+        {"permissions": {"admin": True}}, {"permissions": None},
+        {"account_id": 1}, {"account_id": ["account_001"]}, {"account_id": "account 001"},
+    ],
+    ids=repr,
+)
+def test_mistyped_claims_are_a_401(trader, over):
+    _assert_401(client_for(_signed(_claims(**over))))
+
+
+@pytest.mark.parametrize("exp", ["1e400", "-1e400", "1" * 400])
+def test_an_exp_beyond_any_float_is_a_401(trader, exp):
+    _assert_401(client_for(_raw_signed(f'{{"user_id": "u1", "account_id": "account_001", "permissions": ["admin"], "exp": {exp}}}')))
+
+
+def test_a_comma_string_of_permissions_never_grants_admin(trader):
+    tok = _signed({**_claims(permissions="admin,trading"), "account_id": "account_002"})
+    r = client_for(tok).get("/api/v1/account?account_id=account_001")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
+
+
+def test_well_typed_claims_pass(trader):
+    ok = _claims(user_id="user-Ω_1", permissions=["account_access"], account_id="account_001")
+    r = client_for(_signed(ok)).get("/api/v1/account")
+    assert r.status_code == 200, r.json()
+    del ok["permissions"]  # no permissions claim: authenticated, allowed nothing
+    r = client_for(_signed(ok)).get("/api/v1/account")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "permission_denied"

@@ -23,7 +23,7 @@ class AccountView(TradingAPIView):
     def get(self, request):
         q = AccountQuerySerializer(data=request.query_params)
         q.is_valid(raise_exception=True)
-        account = account_readable(self.resolve_account(request, q.validated_data.get("account_id")))
+        account = account_readable(self.resolve_account(request))
         return Response(account_json(account, broker_seam.broker_for(account).get_account()))
 
 
@@ -35,7 +35,7 @@ class PositionsView(TradingAPIView):
     def get(self, request):
         q = AccountQuerySerializer(data=request.query_params)
         q.is_valid(raise_exception=True)
-        account = account_readable(self.resolve_account(request, q.validated_data.get("account_id")))
+        account = account_readable(self.resolve_account(request))
         positions = broker_seam.broker_for(account).get_positions()
         return Response({"account": account_ref_json(account),
                          "positions": [position_json(p) for p in positions]})

@@ -11,7 +11,7 @@ from opitios.auth import token_account_id
 from opitios.errors import ApplicationError
 from opitios.permissions import is_admin
 
-from ..selectors import account_resolve
+from ..selectors import account_resolve, requested_account_id
 from ..serializers import ErrorResponseSerializer
 from ..throttles import ConfiguredScopeThrottle
 
@@ -46,8 +46,10 @@ class TradingAPIView(APIView):
                 response[name] = value
         return response
 
-    def resolve_account(self, request, requested_id: str | None):
-        return account_resolve(requested_id=requested_id, token_account_id=token_account_id(request), is_admin=is_admin(request))
+    def resolve_account(self, request):
+        """The account the request names (query or body, SPEC §4), checked against the token."""
+        return account_resolve(requested_id=requested_account_id(request), token_account_id=token_account_id(request),
+                               is_admin=is_admin(request))
 
 
 def _err(description: str) -> OpenApiResponse:
@@ -55,8 +57,10 @@ def _err(description: str) -> OpenApiResponse:
 
 
 COMMON_ERRORS = {
-    400: _err("Malformed input (code invalid_request, invalid_order, ...)."),
+    400: _err("Malformed input (invalid_request, invalid_order, malformed_request, ...), or account_id_conflict: "
+              "the query string and the body name different accounts."),
     401: _err("Missing, invalid or expired token (invalid_token, not_authenticated)."),
+    413: _err("The request body is larger than allowed (request_too_large)."),
     429: _err("Our rate limit (rate_limited) or Alpaca's (upstream_rate_limited); carries Retry-After."),
 }
 BROKER_ERRORS = {

@@ -16,7 +16,7 @@ from ..formatting import account_ref_json
 from ..intents import STOCK, OrderIntent, client_intent_errors
 from ..models import Source
 from ..permissions import HasAccountAccess, HasBulkTrading, HasTrading
-from ..selectors import account_readable
+from ..selectors import account_readable, requested_account_id
 from ..serializers import (
     AccountQuerySerializer,
     BulkOrderInputSerializer,
@@ -47,7 +47,7 @@ class _PlaceOrderView(TradingAPIView):
     def post(self, request):
         s = self.input_serializer(data=request.data)
         s.is_valid(raise_exception=True)
-        account = self.resolve_account(request, s.validated_data.get("account_id"))
+        account = self.resolve_account(request)
         result = order_place(account=account, intent=s.intent, source=Source.API, user_id=token_user_id(request),
                              received_at=request.received_at)
         return _respond(result)
@@ -90,7 +90,7 @@ class QuickOrderView(TradingAPIView):
         errors = client_intent_errors(intent)
         if errors:
             raise ApplicationError("invalid_order", next(iter(errors.values())), status_code=400, details={"fields": errors})
-        account = self.resolve_account(request, d.get("account_id"))
+        account = self.resolve_account(request)
         return _respond(order_place(account=account, intent=intent, source=Source.API, user_id=token_user_id(request),
                                     received_at=request.received_at))
 
@@ -119,7 +119,7 @@ class OrdersView(TradingAPIView):
         q = OrdersQuerySerializer(data=request.query_params)
         q.is_valid(raise_exception=True)
         d = q.validated_data
-        account = account_readable(self.resolve_account(request, d.get("account_id")))
+        account = account_readable(self.resolve_account(request))
         orders = broker_seam.broker_for(account).list_orders(status=d["status"], limit=d["limit"])
         return Response({"account": account_ref_json(account),
                          "orders": [broker_order_json(o) for o in orders]})
@@ -135,7 +135,7 @@ class OrderDetailView(TradingAPIView):
         q = AccountQuerySerializer(data=request.query_params)
         q.is_valid(raise_exception=True)
         order_id = _order_id(order_id)
-        account = account_readable(self.resolve_account(request, q.validated_data.get("account_id")))
+        account = account_readable(self.resolve_account(request))
         return Response(broker_order_json(broker_seam.broker_for(account).get_order(order_id)))
 
     @extend_schema(tags=TAGS, summary="Cancel one order", parameters=[AccountQuerySerializer],
@@ -144,7 +144,7 @@ class OrderDetailView(TradingAPIView):
         q = AccountQuerySerializer(data=request.query_params)
         q.is_valid(raise_exception=True)
         order_id = _order_id(order_id)
-        account = account_readable(self.resolve_account(request, q.validated_data.get("account_id")))
+        account = account_readable(self.resolve_account(request))
         return Response(order_cancel(account=account, order_id=order_id, user_id=token_user_id(request)))
 
 
@@ -158,6 +158,13 @@ class BulkOrderView(TradingAPIView):
         s = BulkOrderInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         ids = s.validated_data.get("account_ids")
+        named = requested_account_id(request)
+        if named is not None:
+            # account_id (query or body) is shorthand for a one-account subset; it must agree with account_ids
+            if ids and set(ids) != {named}:
+                raise ApplicationError("account_id_conflict", f"account_id names {named} but account_ids lists {', '.join(ids[:20])}.",
+                                       status_code=400, details={"account_id": named, "account_ids": ids[:20]})
+            ids = [named]
         if ids:
             ids = list(dict.fromkeys(ids))
             accounts = list(AlpacaAccount.objects.filter(account_id__in=ids))
