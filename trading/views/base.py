@@ -47,7 +47,7 @@ class TradingAPIView(APIView):
         return response
 
     def resolve_account(self, request):
-        """The account the request names (query or body, SPEC §4), checked against the token."""
+        """The account the request names (query or body), checked against the token."""
         return account_resolve(requested_id=requested_account_id(request), token_account_id=token_account_id(request),
                                is_admin=is_admin(request))
 
