@@ -31,6 +31,24 @@ def _lower_cpu_priority(**kwargs):
         os.nice(settings.OPITIOS_WORKER_NICE)
 
 
+@worker_init.connect
+def _sellbot_watchdog_grace(**kwargs):
+    """Before the worker consumes anything (a watchdog queued while it was down included): an ordinary
+    restart restarts the watchdog's grace window, so it is not reported as a stall."""
+    from django.db import connection
+
+    from sellbot.services import worker_started
+
+    try:
+        worker_started()
+    except Exception as exc:  # noqa: BLE001 - the database may be down at start; the worker must not fail for it
+        logging.getLogger("opitios.sellbot").warning(
+            "could not record the worker start (%s); the watchdog counts from the last sweep", exc.__class__.__name__
+        )
+    finally:
+        connection.close()  # not into the pool's forks
+
+
 @task_prerun.connect
 def _database_like_a_request(sender=None, **kwargs):
     """What Django does at each request start: drop a connection that broke or outlived

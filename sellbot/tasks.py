@@ -9,7 +9,6 @@ import logging
 import uuid
 
 from celery import shared_task
-from celery.signals import worker_ready
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
@@ -101,14 +100,3 @@ def watchdog() -> str:
         return "stalled: sweep re-dispatched"
     return "ok"
 
-
-@worker_ready.connect
-def _watchdog_grace_after_worker_start(**kwargs) -> None:
-    from django.db import connection
-
-    try:
-        services.worker_started()
-    except Exception as exc:  # noqa: BLE001 - the database may be down at start; the worker must not fail for it
-        logger.warning("sellbot: could not record the worker start (%s); the watchdog counts from the last sweep", exc.__class__.__name__)
-    finally:
-        connection.close()

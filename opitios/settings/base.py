@@ -278,3 +278,12 @@ LOGGING = build_logging_config(
     app_retention_days=env.int("OPITIOS_LOG_RETENTION_DAYS", default=30),
     error_retention_days=env.int("OPITIOS_ERROR_LOG_RETENTION_DAYS", default=90),
 )
+# Routine periodic task lines count as DEBUG on the console (opitios/log_filters.py); the app log keeps them.
+OPITIOS_LOG_CONSOLE_LEVEL = env.str("OPITIOS_LOG_CONSOLE_LEVEL", default="INFO").upper()
+LOGGING["handlers"]["console"]["level"] = OPITIOS_LOG_CONSOLE_LEVEL
+LOGGING["filters"]["routine_tasks"] = {
+    "()": "opitios.log_filters.RoutineTaskFilter",
+    "tasks": sorted({entry["task"] for entry in CELERY_BEAT_SCHEDULE.values()} | {"sellbot.check_account"}),
+    "level": OPITIOS_LOG_CONSOLE_LEVEL,
+}
+LOGGING["handlers"]["console"]["filters"] = [*LOGGING["handlers"]["console"]["filters"], "routine_tasks"]

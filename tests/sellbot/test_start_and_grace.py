@@ -37,7 +37,7 @@ def test_a_restarted_worker_gets_a_grace_window_then_a_real_stall_is_reported(ad
     hour_ago = timezone.now() - timedelta(hours=1)
     SellBotState.objects.update_or_create(pk=1, defaults={"enabled": True, "status": "running", "changed_at": hour_ago,
                                                           "last_sweep_finished_at": hour_ago, "heartbeat_at": hour_ago})
-    services.worker_started()  # what the worker_ready signal does
+    services.worker_started()  # what the worker_init signal does (opitios/celery.py)
     assert services.bot_watchdog(worker="w1") is False
     assert admin.get("/api/v1/sell/health").status_code == 200
     assert "sellbot stalled" not in caplog.text and not AuditEvent.objects.filter(action="sellbot.stalled").exists()
