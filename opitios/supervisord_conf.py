@@ -9,7 +9,8 @@ On SIGINT/SIGTERM supervisord stops every child (SIGTERM to its process group, S
 """
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 import shlex
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def render(*, programs: dict[str, list[str]], base_dir: Path, run_dir: Path) -> 
         "[supervisord]",
         "nodaemon=true",
         # Run as whoever started `make run` (as root, naming root avoids supervisord's CRIT warning).
-        f"user={getpass.getuser()}",
+        f"user={pwd.getpwuid(os.getuid()).pw_name}",  # the real uid, not $USER: never a switch of user
         f"logfile={run_dir / 'supervisord.log'}",
         "logfile_maxbytes=10MB",
         "logfile_backups=3",
