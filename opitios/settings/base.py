@@ -123,7 +123,7 @@ else:
     (VAR_DIR / "celery" / "results").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://localhost//"  # the host is nominal; naming it avoids a warning per start
     # kombu's filesystem transport with a drain that stops consuming once a worker shuts down
-    # (see the module): a SIGTERMed worker stops in about a second, not after honcho's SIGKILL.
+    # (see the module): a SIGTERMed worker stops in about a second, not after the supervisor's SIGKILL.
     CELERY_BROKER_TRANSPORT = "opitios.filesystem_transport:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
