@@ -27,7 +27,7 @@ def _ts(dt: datetime | None) -> str | None:
     return iso_z(dt) if dt is not None else None
 
 
-def order_json(o: Order) -> dict:
+def order_json(o: Order, nested: bool = True) -> dict:
     return {
         "id": o.id,
         "client_order_id": o.client_order_id,
@@ -39,9 +39,9 @@ def order_json(o: Order) -> dict:
         "expires_at": None,
         "canceled_at": _ts(o.canceled_at),
         "failed_at": _ts(o.failed_at),
-        "replaced_at": None,
-        "replaced_by": None,
-        "replaces": None,
+        "replaced_at": _ts(o.replaced_at),
+        "replaced_by": o.replaced_by,
+        "replaces": o.replaces,
         "asset_id": o.asset_id,
         "symbol": o.symbol,
         "asset_class": o.asset_class,
@@ -49,7 +49,7 @@ def order_json(o: Order) -> dict:
         "qty": _s(o.qty),
         "filled_qty": _s(o.filled_qty),
         "filled_avg_price": _s(o.filled_avg_price),
-        "order_class": "simple",
+        "order_class": o.order_class,
         "order_type": o.type,
         "type": o.type,
         "side": o.side,
@@ -59,10 +59,10 @@ def order_json(o: Order) -> dict:
         "stop_price": _s(o.stop_price),
         "status": o.status,
         "extended_hours": o.extended_hours,
-        "legs": None,
-        "trail_percent": None,
-        "trail_price": None,
-        "hwm": None,
+        "legs": [order_json(leg) for leg in o.legs] if nested and o.legs else None,
+        "trail_percent": _s(o.trail_percent),
+        "trail_price": _s(o.trail_price),
+        "hwm": _s(o.hwm),
         "subtag": None,
         "source": None,
     }

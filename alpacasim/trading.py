@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from aiohttp import web
 
 from . import errors
+from .accounts import stable_uuid
 from .broker import ZERO
 from .market import NY, is_stock_symbol, parse_occ
 from .responses import SIM, json_response, read_json
@@ -20,11 +21,6 @@ from .serializers import (
     position_json,
     trading_days,
 )
-
-DEFAULT_ASSETS = (
-    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AMD", "NFLX", "INTC",
-    "SPY", "QQQ", "IWM", "JPM", "BAC", "XOM", "KO", "PFE", "DIS", "BA",
-)  # fmt: skip
 
 
 def _ctx(request: web.Request):
@@ -54,15 +50,9 @@ async def get_account_configurations(request: web.Request) -> web.Response:
 
 
 def _position_json(sim, acct, pos) -> dict:
-    pending = sum(
-        (
-            o.remaining()
-            for o in acct.open_orders.values()
-            if o.symbol == pos.symbol and o.side == "sell"
-        ),
-        ZERO,
+    available = (
+        max(ZERO, sim.broker.qty_available(acct, pos.symbol)) if pos.qty > 0 else pos.qty
     )
-    available = max(ZERO, pos.qty - pending) if pos.qty > 0 else pos.qty
     return position_json(pos, sim.market.quote(pos.symbol), available)
 
 
@@ -121,11 +111,23 @@ async def submit_order(request: web.Request) -> web.Response:
     return json_response(order_json(order))
 
 
+def _nested(request: web.Request) -> bool:
+    return request.query.get("nested", "").lower() == "true"
+
+
 async def list_orders(request: web.Request) -> web.Response:
     sim, acct = _ctx(request)
-    return json_response(
-        [order_json(o) for o in sim.broker.list_orders(acct, request.query)]
+    nested = _nested(request)
+    orders = sim.broker.list_orders(acct, request.query, nested)
+    return json_response([order_json(o, nested) for o in orders])
+
+
+async def replace_order(request: web.Request) -> web.Response:
+    sim, acct = _ctx(request)
+    order = sim.broker.replace(
+        acct, request.match_info["order_id"], await read_json(request)
     )
+    return json_response(order_json(order))
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -190,14 +192,19 @@ async def list_assets(request: web.Request) -> web.Response:
         "active",
     ):
         return json_response([])
-    symbols = sorted(set(DEFAULT_ASSETS) | set(request.app[SIM].config.base_prices))
+    symbols = sorted(request.app[SIM].broker.universe)
     return json_response([asset_json(s) for s in symbols])
 
 
 async def get_asset(request: web.Request) -> web.Response:
-    symbol = request.match_info["symbol"].upper()
-    if not is_stock_symbol(symbol):
-        raise errors.not_found(f"asset not found for {symbol}")
+    """By symbol or by asset id, within the configured universe."""
+    universe = request.app[SIM].broker.universe
+    key = request.match_info["symbol"]
+    symbol = key.upper()
+    if symbol not in universe:
+        symbol = next((s for s in universe if stable_uuid("asset", s) == key), "")
+    if not symbol:
+        raise errors.not_found(f"asset not found for {key}")
     return json_response(asset_json(symbol))
 
 
@@ -303,6 +310,7 @@ ROUTES = [
     ("DELETE", "/orders", cancel_all_orders, "cancel_all"),
     ("GET", "/orders:by_client_order_id", get_order_by_client_id, "order_by_client_id"),
     ("GET", "/orders/{order_id}", get_order, "order_get"),
+    ("PATCH", "/orders/{order_id}", replace_order, "order_replace"),
     ("DELETE", "/orders/{order_id}", cancel_order, "order_cancel"),
     ("GET", "/clock", get_clock, "clock"),
     ("GET", "/calendar", get_calendar, "calendar"),
