@@ -386,7 +386,7 @@ class Broker:
                     )
             intent = "sell_to_close" if held_qty > 0 else "sell_to_open"
         order_rules.check_wash_trade(
-            side, otype, limit_price, list(acct.open_orders.values()), exempt
+            symbol, side, otype, limit_price, list(acct.open_orders.values()), exempt
         )
 
         now = now_utc()

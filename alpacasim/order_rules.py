@@ -51,7 +51,8 @@ def _limit_of(order) -> Decimal | None:
 
 
 def check_wash_trade(
-    side: str, otype: str, limit_price: Decimal | None, resting: list, exempt: set[str]
+    symbol: str, side: str, otype: str, limit_price: Decimal | None, resting: list,
+    exempt: set[str],
 ) -> None:
     """A new market or limit order may not cross the account's own live opposite-side order."""
     if otype not in ("market", "limit"):
@@ -60,7 +61,10 @@ def check_wash_trade(
         Decimal("Infinity") if side == "buy" else Decimal(0)
     )
     for other in resting:
-        if other.side == side or other.status == "held" or other.id in exempt:
+        if (
+            other.symbol != symbol or other.side == side or other.status == "held"
+            or other.id in exempt
+        ):
             continue
         theirs = _limit_of(other)
         if theirs is None:
