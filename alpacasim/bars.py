@@ -6,15 +6,11 @@ import base64
 import re
 from datetime import datetime, time, timedelta
 
-from . import errors
+from . import errors, nyse
 from .market import NY, UTC, Market, _h64
 
 TIMEFRAME_RE = re.compile(r"^(\d+)(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
 _UNITS = {"T": "Min", "H": "Hour", "D": "Day", "W": "Week", "M": "Month"}
-SESSION_START = time(
-    4, 0
-)  # intraday bars cover the extended session, weekdays 04:00-20:00 ET
-SESSION_END = time(20, 0)
 
 
 def parse_timeframe(text: str) -> tuple[int, str]:
@@ -49,14 +45,15 @@ def _bar_starts(n: int, unit: str, start: datetime, end: datetime):
         t = int(-(-start.timestamp() // width) * width)
         end_ts = end.timestamp()
         while t <= end_ts:
+            # intraday bars cover the extended sessions of trading days (04:00-20:00 ET)
             ny = datetime.fromtimestamp(t, NY)
-            if ny.weekday() >= 5 or ny.time() >= SESSION_END:
-                nxt = datetime.combine(ny.date() + timedelta(days=1), SESSION_START, NY)
+            d = ny.date()
+            if not nyse.is_trading_day(d) or ny >= nyse.hours(d)[3]:
+                nxt = nyse.hours(nyse.next_trading_day(d))[0]
                 t = int(-(-nxt.timestamp() // width) * width)
                 continue
-            if ny.time() < SESSION_START:
-                nxt = datetime.combine(ny.date(), SESSION_START, NY)
-                t = int(-(-nxt.timestamp() // width) * width)
+            if ny < nyse.hours(d)[0]:
+                t = int(-(-nyse.hours(d)[0].timestamp() // width) * width)
                 continue
             yield datetime.fromtimestamp(t, UTC), width
             t += width
@@ -72,7 +69,7 @@ def _bar_starts(n: int, unit: str, start: datetime, end: datetime):
             return
         if unit == "Day":
             nxt = d + timedelta(days=1)
-            width = 16 * 3600  # the daily bar closes with the regular session
+            width = daily_width(d)
         else:
             if unit == "Week":
                 nxt = d + timedelta(days=7)
@@ -82,9 +79,14 @@ def _bar_starts(n: int, unit: str, start: datetime, end: datetime):
                     year=d.year + months // 12, month=months % 12 + 1, day=1
                 )
             width = int(datetime.combine(nxt, time(0), NY).timestamp() - t0.timestamp())
-        if t0 >= start and (unit != "Day" or d.weekday() < 5):
+        if t0 >= start and (unit != "Day" or nyse.is_trading_day(d)):
             yield t0.astimezone(UTC), width
         d = nxt
+
+
+def daily_width(d) -> int:
+    """A daily bar runs from midnight to the regular close (13:00 on early-close days)."""
+    return int(nyse.hours(d)[2].timestamp() - datetime.combine(d, time(0), NY).timestamp())
 
 
 def make_bar(market: Market, symbol: str, t0: datetime, width: int) -> dict:

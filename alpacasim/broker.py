@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
-from . import errors, order_rules
+from . import errors, nyse, order_rules
 from .accounts import Account, Position, stable_uuid
 from .market import Market, is_stock_symbol, parse_occ
 
@@ -106,6 +106,8 @@ class Order:
     replaces: str | None = None
     replaced_by: str | None = None
     replaced_at: datetime | None = None
+    expires_at: datetime | None = None  # a day order's close, on the calendar clock
+    auction_at: datetime | None = None  # when an opg/cls order meets its auction
     extra: dict = field(default_factory=dict)
 
     @property
@@ -288,6 +290,9 @@ class Broker:
             raise errors.invalid("trail_price and trail_percent are only allowed for trailing_stop orders")
         if extended and not (otype == "limit" and tif == "day"):
             raise errors.invalid("extended hours order must be DAY limit orders")
+        clock = self.market.clock
+        if tif == "opg" and clock.follows_calendar and clock.session() == "regular":
+            raise errors.invalid("opg orders are accepted only outside the regular session")
         order_rules.check_price_increment(limit_price, "limit_price")
         order_rules.check_price_increment(stop_price, "stop_price")
         order_rules.check_fractional(qty, notional, otype, tif, order_class)
@@ -413,12 +418,52 @@ class Broker:
             trail_price=trail_price,
             trail_percent=trail_percent,
         )
+        self._schedule(order)
         if otype == "trailing_stop":
             order.hwm = money(quote.last)
             order.stop_price = self._trail_stop(order)
         if order_class != "simple":
             order.legs = self._build_legs(order, take_profit, stop_loss, quote)
         return order
+
+    def _schedule(self, order: Order) -> None:
+        """On the calendar clock: day orders expire at the close, opg/cls wait for their auction, and
+        an order that cannot trade in the current session is only ``accepted``."""
+        clock = self.market.clock
+        if not clock.follows_calendar:
+            return
+        now = clock.now()
+        tif = order.time_in_force
+        if tif == "day":
+            order.expires_at = (
+                nyse.next_post_close(now) if order.extended_hours else nyse.next_close(now)
+            )
+        elif tif == "opg":
+            order.auction_at = nyse.next_open(now)
+        elif tif == "cls":
+            order.auction_at = nyse.next_close(now)
+        if not self._tradable_now(order):
+            order.status = "accepted"
+
+    def _tradable_now(self, order: Order) -> bool:
+        clock = self.market.clock
+        if order.auction_at is not None:
+            return clock.now() >= order.auction_at
+        session = clock.session()
+        return session == "regular" or (
+            order.extended_hours and session in ("pre_market", "after_hours")
+        )
+
+    def _auction(self, acct: Account, order: Order) -> None:
+        """An opg/cls order trades once, at the auction price (the walk at the auction instant)."""
+        ov = self.market.overrides.get(order.symbol)
+        price = money(ov.price if ov else self.market.price_at(order.symbol, order.auction_at.timestamp()))
+        if order.limit_price is not None and (
+            price > order.limit_price if order.side == "buy" else price < order.limit_price
+        ):
+            self._finish(order, "canceled")
+            return
+        self._apply_fill(acct, order, order.remaining(), price)
 
     def _build_legs(self, parent: Order, take_profit, stop_loss, quote) -> list[Order]:
         cls = parent.order_class
@@ -474,7 +519,7 @@ class Broker:
                 position_intent="sell_to_close" if leg_side == "sell" else "buy_to_close",
                 created_at=now, updated_at=now, submitted_at=now,
                 status="held" if held else "new", order_class=cls,
-                parent_id=parent.id, oco_secondary=secondary,
+                parent_id=parent.id, oco_secondary=secondary, expires_at=parent.expires_at,
             )
 
         if cls == "oco":
@@ -532,6 +577,16 @@ class Broker:
             not order.is_open or order.status == "held"
             or time.monotonic() < order.next_eval
         ):
+            return
+        if order.expires_at is not None and self.market.clock.now() >= order.expires_at:
+            self._finish(order, "expired")
+            return
+        if not self._tradable_now(order):
+            return
+        if order.status == "accepted":
+            order.status = "new"
+        if order.auction_at is not None:
+            self._auction(acct, order)
             return
         q = self.market.quote(order.symbol)
         buy = order.side == "buy"
@@ -633,6 +688,8 @@ class Broker:
         order.updated_at = now
         if status == "canceled":
             order.canceled_at = now
+        elif status == "expired":
+            order.expired_at = now
         order.extra["reserved"] = ZERO
         self.accounts[order.account_key].open_orders.pop(order.id, None)
         book = self.open_by_symbol.get(order.symbol)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 
 from aiohttp import web
 
-from . import errors
-from .bars import get_bars, make_bar
+from . import errors, nyse
+from .bars import daily_width, get_bars, make_bar
 from .market import NY, UTC, OptionSpec, is_stock_symbol, iso_z, parse_occ
 from .responses import SIM, json_response
 from .serializers import quote_json, trade_json
@@ -114,22 +114,15 @@ def _minute_bar(sim, symbol: str) -> dict:
 
 
 def _daily_bars(sim, symbol: str) -> tuple[dict, dict]:
+    """The current (or last) session's daily bar and the previous session's."""
     d = datetime.fromtimestamp(sim.clock.timestamp(), NY).date()
-    while d.weekday() >= 5:
-        d -= timedelta(days=1)
-    prev = d - timedelta(days=1)
-    while prev.weekday() >= 5:
-        prev -= timedelta(days=1)
-    day = make_bar(
-        sim.market, symbol, datetime.combine(d, time(0), NY).astimezone(UTC), 16 * 3600
+    if not nyse.is_trading_day(d):
+        d = nyse.previous_trading_day(d)
+    prev = nyse.previous_trading_day(d)
+    return tuple(
+        make_bar(sim.market, symbol, datetime.combine(x, time(0), NY).astimezone(UTC), daily_width(x))
+        for x in (d, prev)
     )
-    prev_day = make_bar(
-        sim.market,
-        symbol,
-        datetime.combine(prev, time(0), NY).astimezone(UTC),
-        16 * 3600,
-    )
-    return day, prev_day
 
 
 def _snapshot(sim, symbol: str) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from . import nyse
 from .accounts import Account, Position, stable_uuid
 from .broker import CENT, Order, money
 from .market import NY, Market, OptionSpec, Quote, iso_z
@@ -36,7 +37,7 @@ def order_json(o: Order, nested: bool = True) -> dict:
         "submitted_at": _ts(o.submitted_at),
         "filled_at": _ts(o.filled_at) if o.filled_qty > 0 else None,
         "expired_at": _ts(o.expired_at),
-        "expires_at": None,
+        "expires_at": _ts(o.expires_at),
         "canceled_at": _ts(o.canceled_at),
         "failed_at": _ts(o.failed_at),
         "replaced_at": _ts(o.replaced_at),
@@ -223,22 +224,12 @@ def trade_json(q: Quote, ts: str, option: bool = False, trade_id: int = 1) -> di
 
 
 def calendar_day(d: date) -> dict:
+    pre, open_, close, post = nyse.hours(d)
     return {
         "date": d.isoformat(),
-        "open": "09:30",
-        "close": "16:00",
-        "session_open": "0400",
-        "session_close": "2000",
-        "settlement_date": (
-            d + timedelta(days=1 if d.weekday() < 4 else 3)
-        ).isoformat(),
+        "open": f"{open_:%H:%M}",
+        "close": f"{close:%H:%M}",
+        "session_open": f"{pre:%H%M}",
+        "session_close": f"{post:%H%M}",
+        "settlement_date": nyse.next_trading_day(d).isoformat(),  # T+1
     }
-
-
-def trading_days(start: date, end: date) -> list[date]:
-    out, d = [], start
-    while d <= end:
-        if d.weekday() < 5:
-            out.append(d)
-        d += timedelta(days=1)
-    return out

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 from aiohttp import web
 
-from . import errors
+from . import errors, nyse
 from .accounts import stable_uuid
 from .broker import ZERO
 from .market import NY, is_stock_symbol, parse_occ
@@ -19,7 +19,6 @@ from .serializers import (
     option_contract_json,
     order_json,
     position_json,
-    trading_days,
 )
 
 
@@ -181,7 +180,7 @@ async def get_calendar(request: web.Request) -> web.Response:
     end = _date_param(request.query.get("end"), "end") or today + timedelta(days=30)
     if end < start or (end - start).days > 3660:
         raise errors.invalid("invalid date range")
-    return json_response([calendar_day(d) for d in trading_days(start, end)])
+    return json_response([calendar_day(d) for d in nyse.trading_days(start, end)])
 
 
 async def list_assets(request: web.Request) -> web.Response:

@@ -95,7 +95,7 @@ def test_data_accepts_any_valid_key_and_refuses_bad_ones(sim):
             timedelta(minutes=15),
         ),
         (TimeFrame.Hour, START + timedelta(hours=24), 16, timedelta(hours=1)),
-        (TimeFrame.Day, START + timedelta(days=14), 10, None),
+        (TimeFrame.Day, START + timedelta(days=14), 9, None),  # 2025-01-09 closed (mourning)
         (TimeFrame.Week, START + timedelta(days=28), 4, timedelta(days=7)),
         (TimeFrame.Month, START + timedelta(days=100), 3, None),
     ],
@@ -175,6 +175,6 @@ def test_single_symbol_routes(stocks):
     assert stocks.get("/stocks/AAPL/snapshot")["latestQuote"]["bp"] > 0
     one = stocks.get(
         "/stocks/AAPL/bars",
-        {"timeframe": "1Day", "start": "2025-01-06", "end": "2025-01-09"},
+        {"timeframe": "1Day", "start": "2025-01-06", "end": "2025-01-10"},
     )
     assert one["symbol"] == "AAPL" and len(one["bars"]) == 4
