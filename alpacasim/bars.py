@@ -38,25 +38,31 @@ def parse_ts(value: str | None, name: str) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+def session_times(width: float, start: datetime, end: datetime):
+    """Epoch seconds, multiples of width in [start, end], within the sessions of trading days
+    (04:00-20:00 ET, 17:00 on early closes): intraday bars and historical ticks."""
+    t = -(-start.timestamp() // width) * width
+    end_ts = end.timestamp()
+    while t <= end_ts:
+        ny = datetime.fromtimestamp(t, NY)
+        d = ny.date()
+        if not nyse.is_trading_day(d) or ny >= nyse.hours(d)[3]:
+            nxt = nyse.hours(nyse.next_trading_day(d))[0]
+            t = -(-nxt.timestamp() // width) * width
+            continue
+        if ny < nyse.hours(d)[0]:
+            t = -(-nyse.hours(d)[0].timestamp() // width) * width
+            continue
+        yield t
+        t += width
+
+
 def _bar_starts(n: int, unit: str, start: datetime, end: datetime):
     """Yield bar start times (UTC) in [start, end]."""
     if unit in ("Min", "Hour"):
         width = n * (60 if unit == "Min" else 3600)
-        t = int(-(-start.timestamp() // width) * width)
-        end_ts = end.timestamp()
-        while t <= end_ts:
-            # intraday bars cover the extended sessions of trading days (04:00-20:00 ET)
-            ny = datetime.fromtimestamp(t, NY)
-            d = ny.date()
-            if not nyse.is_trading_day(d) or ny >= nyse.hours(d)[3]:
-                nxt = nyse.hours(nyse.next_trading_day(d))[0]
-                t = int(-(-nxt.timestamp() // width) * width)
-                continue
-            if ny < nyse.hours(d)[0]:
-                t = int(-(-nyse.hours(d)[0].timestamp() // width) * width)
-                continue
+        for t in session_times(width, start, end):
             yield datetime.fromtimestamp(t, UTC), width
-            t += width
         return
     d = start.astimezone(NY).date()
     if unit == "Week":
@@ -111,6 +117,47 @@ def make_bar(market: Market, symbol: str, t0: datetime, width: int) -> dict:
         "n": trades,
         "vw": round((hi + lo + c) / 3, 4),
     }
+
+
+def get_ticks(
+    market: Market, symbols: list[str], query, page_max: int, render
+) -> tuple[dict[str, list[dict]], str | None]:
+    """Historical quotes or trades: one per price step of the walk in the sessions of trading days,
+    ``render(quote, iso_timestamp)`` shaping each; paginated like the bars."""
+    now = datetime.fromtimestamp(market.clock.timestamp(), UTC)
+    start = parse_ts(query.get("start"), "start") or datetime.combine(
+        now.astimezone(NY).date(), time(0), NY
+    ).astimezone(UTC)
+    end = min(parse_ts(query.get("end"), "end") or now, now)
+    try:
+        limit = int(query.get("limit") or 1000)
+    except ValueError:
+        raise errors.SimError(400, errors.MALFORMED, "invalid limit") from None
+    if not 1 <= limit <= 10000:
+        raise errors.SimError(400, errors.MALFORMED, "invalid limit: must be between 1 and 10000")
+    limit = min(limit, page_max)
+    sort = query.get("sort") or "asc"
+    if sort not in ("asc", "desc"):
+        raise errors.SimError(400, errors.MALFORMED, "invalid sort")
+    token = query.get("page_token")
+    from_symbol, from_t = decode_token(token) if token else (None, None)
+    out: dict[str, list[dict]] = {}
+    count = 0
+    for symbol in sorted(symbols):
+        if from_symbol and symbol < from_symbol:
+            continue
+        s_start = from_t if (from_symbol == symbol and from_t) else start
+        for t in session_times(max(1.0, market.step), s_start, end):
+            t0 = datetime.fromtimestamp(t, UTC)
+            if count >= limit:
+                return out, encode_token(symbol, t0)
+            ts = t0.strftime("%Y-%m-%dT%H:%M:%SZ")
+            out.setdefault(symbol, []).append(render(market.walk_quote(symbol, t), ts, int(t)))
+            count += 1
+    if sort == "desc":
+        for ticks in out.values():
+            ticks.reverse()
+    return out, None
 
 
 def encode_token(symbol: str, t: datetime) -> str:

@@ -401,7 +401,7 @@ class Broker:
             account_key=acct.api_key,
             symbol=symbol,
             asset_class=asset_class,
-            asset_id=stable_uuid("asset", symbol),
+            asset_id=stable_uuid("option" if spec else "asset", symbol),
             side=side,
             type=otype,
             time_in_force=tif,
@@ -636,27 +636,10 @@ class Broker:
         price: Decimal,
         notional_fill: bool = False,
     ) -> None:
-        mult = order.multiplier
         signed = qty if order.side == "buy" else -qty
-        acct.cash -= signed * price * mult
-        pos = acct.positions.get(order.symbol)
-        if pos is None:
-            pos = Position(order.symbol, order.asset_class, order.asset_id)
-            acct.positions[order.symbol] = pos
-        old = pos.qty
-        new = old + signed
-        if old == 0 or (old > 0) != (signed > 0):
-            if old != 0 and (new == 0 or (new > 0) == (old > 0)):
-                pass  # reducing: the average entry price is unchanged
-            else:
-                pos.avg_entry_price = price  # opening, or flipping through zero
-        else:
-            pos.avg_entry_price = (
-                (abs(old) * pos.avg_entry_price + qty * price) / abs(new)
-            ).quantize(Decimal("0.0001"))
-        pos.qty = new
-        if new == 0:
-            del acct.positions[order.symbol]
+        new = self._book(
+            acct, order.symbol, order.asset_class, order.asset_id, signed, price, order.multiplier
+        )
         prev = order.filled_qty
         total = prev + qty
         prev_avg = order.filled_avg_price or ZERO
@@ -669,6 +652,21 @@ class Broker:
         now = now_utc()
         order.updated_at = now
         order.filled_at = now
+        acct.activities.append(
+            {
+                "id": f"{now:%Y%m%d%H%M%S%f}::{uuid.uuid4()}",
+                "activity_type": "FILL",
+                "transaction_time": now,
+                "type": "fill" if notional_fill or total >= (order.qty or ZERO) else "partial_fill",
+                "price": price,
+                "qty": qty,
+                "side": order.side,
+                "symbol": order.symbol,
+                "leaves_qty": ZERO if notional_fill else (order.qty or ZERO) - total,
+                "order_id": order.id,
+                "cum_qty": total,
+            }
+        )
         if notional_fill or total >= (order.qty or ZERO):
             self._finish(order, "filled")
             event = "fill"
@@ -681,6 +679,64 @@ class Broker:
             execution_id=str(uuid.uuid4()), timestamp=now,
         )
         self._after_fill(acct, order)
+
+    @staticmethod
+    def _book(
+        acct: Account, symbol: str, asset_class: str, asset_id: str, signed: Decimal,
+        price: Decimal, mult: int,
+    ) -> Decimal:
+        """Move cash and the position by a signed quantity at price; return the new position quantity."""
+        acct.cash -= signed * price * mult
+        pos = acct.positions.get(symbol)
+        if pos is None:
+            pos = Position(symbol, asset_class, asset_id)
+            acct.positions[symbol] = pos
+        old = pos.qty
+        new = old + signed
+        if old == 0 or (old > 0) != (signed > 0):
+            if old != 0 and (new == 0 or (new > 0) == (old > 0)):
+                pass  # reducing: the average entry price is unchanged
+            else:
+                pos.avg_entry_price = price  # opening, or flipping through zero
+        else:
+            pos.avg_entry_price = (
+                (abs(old) * pos.avg_entry_price + abs(signed) * price) / abs(new)
+            ).quantize(Decimal("0.0001"))
+        pos.qty = new
+        if new == 0:
+            del acct.positions[symbol]
+        return new
+
+    def exercise(self, acct: Account, symbol_or_id: str) -> None:
+        """Exercise a whole long option position: shares of the root change hands at the strike."""
+        pos = self.position(acct, symbol_or_id)
+        spec = parse_occ(pos.symbol)
+        if spec is None:
+            raise errors.invalid(f"{pos.symbol} is not an option contract")
+        if pos.qty <= 0:
+            raise errors.forbidden("only long option positions can be exercised")
+        if self.market.years_to_expiry(spec) <= 0:
+            raise errors.invalid(f"option contract {pos.symbol} has expired")
+        if self.qty_available(acct, pos.symbol) < pos.qty:
+            raise errors.forbidden("option position is held by open orders; cancel them first")
+        shares = pos.qty * 100
+        strike = Decimal(str(spec.strike))
+        if spec.kind == "call" and shares * strike > self.valuation(acct)["buying_power"]:
+            raise errors.forbidden("insufficient buying power to exercise")
+        now = now_utc()
+        self._book(acct, pos.symbol, pos.asset_class, pos.asset_id, -pos.qty, ZERO, 100)
+        signed = shares if spec.kind == "call" else -shares
+        self._book(acct, spec.root, "us_equity", stable_uuid("asset", spec.root), signed, strike, 1)
+        acct.activities.append(
+            {
+                "id": f"{now:%Y%m%d%H%M%S%f}::{uuid.uuid4()}",
+                "activity_type": "OPEXC",
+                "date": now.date().isoformat(),
+                "symbol": spec.symbol,
+                "qty": -(shares // 100),
+                "description": f"Option exercise: {signed} {spec.root} at {strike}",
+            }
+        )
 
     def _finish(self, order: Order, status: str) -> None:
         now = now_utc()

@@ -7,7 +7,7 @@ from datetime import datetime, time
 from aiohttp import web
 
 from . import errors, nyse
-from .bars import daily_width, get_bars, make_bar
+from .bars import daily_width, get_bars, get_ticks, make_bar
 from .market import NY, UTC, OptionSpec, is_stock_symbol, iso_z, parse_occ
 from .responses import SIM, json_response
 from .serializers import quote_json, trade_json
@@ -156,6 +156,48 @@ async def latest_bars(request: web.Request) -> web.Response:
     )
 
 
+def _historical(kind: str):
+    render = (lambda q, ts, i: quote_json(q, ts)) if kind == "quotes" else (
+        lambda q, ts, i: trade_json(q, ts, trade_id=i)
+    )
+
+    async def handler(request: web.Request) -> web.Response:
+        sim = request.app[SIM]
+        single = "symbol" in request.match_info
+        symbols = [_single(request)] if single else _stock_symbols(request)
+        out, token = get_ticks(sim.market, symbols, request.query, sim.config.bars_page_max, render)
+        if single:
+            return json_response(
+                {"symbol": symbols[0], kind: out.get(symbols[0], []), "next_page_token": token}
+            )
+        return json_response({kind: out, "next_page_token": token})
+
+    return handler
+
+
+async def latest_bar(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    symbol = _single(request)
+    return json_response({"symbol": symbol, "bar": _minute_bar(sim, symbol)})
+
+
+# OPRA's participant codes, as /v1beta1/options/meta/exchanges lists them
+OPTION_EXCHANGES = {
+    "A": "AMEX - NYSE American", "B": "BOX - Boston Options Exchange",
+    "C": "CBOE - Cboe Options Exchange", "D": "EMLD - MIAX Emerald",
+    "E": "EDGO - Cboe EDGX Options", "H": "GMNI - Nasdaq GEMX", "I": "ISE - Nasdaq ISE",
+    "J": "MRCY - Nasdaq MRX", "M": "MIAX - Miami International Securities Exchange",
+    "N": "ARCO - NYSE Arca Options", "O": "OPRA - Options Price Reporting Authority",
+    "P": "MPRL - MIAX Pearl", "Q": "NASD - Nasdaq Options Market", "S": "SPHR - MIAX Sapphire",
+    "T": "BOSX - Nasdaq BX Options", "U": "MEMX - Members Exchange", "W": "C2 - Cboe C2",
+    "X": "PHLX - Nasdaq PHLX", "Z": "BATO - Cboe BZX Options",
+}  # fmt: skip
+
+
+async def option_exchanges(request: web.Request) -> web.Response:
+    return json_response(OPTION_EXCHANGES)
+
+
 async def bars(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     out, token = get_bars(
@@ -261,6 +303,12 @@ ROUTES = [
     ("GET", "/v2/stocks/{symbol}/quotes/latest", latest_quote, "data_quotes"),
     ("GET", "/v2/stocks/{symbol}/trades/latest", latest_trade, "data_trades"),
     ("GET", "/v2/stocks/{symbol}/bars", bars_single, "data_bars"),
+    ("GET", "/v2/stocks/{symbol}/bars/latest", latest_bar, "data_bars"),
+    ("GET", "/v2/stocks/quotes", _historical("quotes"), "data_quotes"),
+    ("GET", "/v2/stocks/trades", _historical("trades"), "data_trades"),
+    ("GET", "/v2/stocks/{symbol}/quotes", _historical("quotes"), "data_quotes"),
+    ("GET", "/v2/stocks/{symbol}/trades", _historical("trades"), "data_trades"),
+    ("GET", "/v1beta1/options/meta/exchanges", option_exchanges, "option_quotes"),
     ("GET", "/v2/stocks/{symbol}/snapshot", snapshot, "data_snapshots"),
     ("GET", "/v1beta1/options/quotes/latest", option_latest_quotes, "option_quotes"),
     ("GET", "/v1beta1/options/trades/latest", option_latest_trades, "option_trades"),

@@ -289,7 +289,12 @@ class Market:
             return Quote(
                 bid, ask, 0 if bid <= 0 else sizes * 100, sizes * 100, ov.price
             )
-        mid = self.price_at(symbol, self.clock.price_timestamp())
+        return self.walk_quote(symbol, self.clock.price_timestamp())
+
+    def walk_quote(self, symbol: str, ts: float) -> Quote:
+        """The quote the walk gives at epoch seconds ts (overrides ignored): also historical quotes."""
+        sizes = 1 + _h64(symbol) % 9
+        mid = self.price_at(symbol, ts)
         half = max(0.005, mid * 0.0002)
         bid, ask = floor_cent(mid - half), ceil_cent(mid + half)
         if symbol in self.illiquid:

@@ -69,6 +69,18 @@ def order_json(o: Order, nested: bool = True) -> dict:
     }
 
 
+def activity_json(a: dict) -> dict:
+    out = {}
+    for key, value in a.items():
+        if isinstance(value, datetime):
+            out[key] = _ts(value)
+        elif isinstance(value, Decimal):
+            out[key] = _s(value)
+        else:
+            out[key] = value
+    return out
+
+
 def account_json(acct: Account, v: dict[str, Decimal]) -> dict:
     cash = _m(acct.cash)
     bp = _m(v["buying_power"])

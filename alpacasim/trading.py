@@ -14,6 +14,7 @@ from .market import NY, is_stock_symbol, parse_occ
 from .responses import SIM, json_response, read_json
 from .serializers import (
     account_json,
+    activity_json,
     asset_json,
     calendar_day,
     option_contract_json,
@@ -33,19 +34,69 @@ async def get_account(request: web.Request) -> web.Response:
 
 
 async def get_account_configurations(request: web.Request) -> web.Response:
-    return json_response(
-        {
+    return json_response(_configurations(request["account"]))
+
+
+CONFIGURABLE = {
+    "dtbp_check": ("both", "entry", "exit"), "trade_confirm_email": ("all", "none"),
+    "suspend_trade": (True, False), "no_shorting": (True, False),
+    "fractional_trading": (True, False), "pdt_check": ("both", "entry", "exit"),
+    "ptp_no_exception_entry": (True, False),
+}  # fmt: skip
+
+
+async def patch_account_configurations(request: web.Request) -> web.Response:
+    """Stored and echoed; the order rules do not read them (yet)."""
+    acct = request["account"]
+    body = await read_json(request)
+    for key, value in body.items():
+        if key in CONFIGURABLE and value is not None:
+            if value not in CONFIGURABLE[key]:
+                raise errors.invalid(f"invalid {key}: {value!r}")
+            acct.configurations[key] = value
+    return json_response(_configurations(acct))
+
+
+def _configurations(acct) -> dict:
+    return {
             "dtbp_check": "entry",
             "trade_confirm_email": "all",
             "suspend_trade": False,
             "no_shorting": False,
             "fractional_trading": True,
             "max_margin_multiplier": "1",
-            "max_options_trading_level": request["account"].options_level,
-            "pdt_check": "entry",
-            "ptp_no_exception_entry": False,
-        }
-    )
+        "max_options_trading_level": acct.options_level,
+        "pdt_check": "entry",
+        "ptp_no_exception_entry": False,
+        **acct.configurations,
+    }
+
+
+async def list_activities(request: web.Request) -> web.Response:
+    """FILL and OPEXC activities, newest first unless direction=asc; page_token is the last id seen."""
+    _, acct = _ctx(request)
+    q = request.query
+    types = {t.strip().upper() for t in (q.get("activity_types") or "").split(",") if t.strip()}
+    if request.match_info.get("activity_type"):
+        types = {request.match_info["activity_type"].upper()}
+    direction = (q.get("direction") or "desc").lower()
+    if direction not in ("asc", "desc"):
+        raise errors.invalid("direction must be asc or desc")
+    try:
+        page_size = int(q.get("page_size") or 100)
+    except ValueError:
+        raise errors.invalid("invalid page_size") from None
+    if not 1 <= page_size <= 100:
+        raise errors.invalid("page_size must be between 1 and 100")
+    day = _date_param(q.get("date"), "date")
+    items = [a for a in acct.activities if not types or a["activity_type"] in types]
+    if day:
+        items = [a for a in items if a["id"][:8] == f"{day:%Y%m%d}"]
+    items.sort(key=lambda a: a["id"], reverse=direction == "desc")
+    token = q.get("page_token")
+    if token:
+        items = [a for a in items if (a["id"] < token if direction == "desc" else a["id"] > token)]
+    return json_response([activity_json(a) for a in items[:page_size]])
 
 
 def _position_json(sim, acct, pos) -> dict:
@@ -53,6 +104,12 @@ def _position_json(sim, acct, pos) -> dict:
         max(ZERO, sim.broker.qty_available(acct, pos.symbol)) if pos.qty > 0 else pos.qty
     )
     return position_json(pos, sim.market.quote(pos.symbol), available)
+
+
+async def exercise(request: web.Request) -> web.Response:
+    sim, acct = _ctx(request)
+    sim.broker.exercise(acct, request.match_info["symbol"])
+    return web.Response(status=204)
 
 
 async def list_positions(request: web.Request) -> web.Response:
@@ -290,8 +347,20 @@ async def list_option_contracts(request: web.Request) -> web.Response:
 
 
 async def get_option_contract(request: web.Request) -> web.Response:
+    """By OCC symbol, or by contract id among the listed chains of the universe."""
     sim = request.app[SIM]
-    spec = parse_occ(request.match_info["symbol"].upper())
+    key = request.match_info["symbol"]
+    spec = parse_occ(key.upper())
+    if spec is None:
+        spec = next(
+            (
+                s
+                for root in sorted(sim.broker.universe)
+                for s in sim.market.chain(root)
+                if stable_uuid("option", s.symbol) == key
+            ),
+            None,
+        )
     if spec is None:
         raise errors.not_found("option contract not found")
     return json_response(option_contract_json(spec, sim.market))
@@ -300,6 +369,10 @@ async def get_option_contract(request: web.Request) -> web.Response:
 ROUTES = [
     ("GET", "/account", get_account, "account"),
     ("GET", "/account/configurations", get_account_configurations, "account"),
+    ("PATCH", "/account/configurations", patch_account_configurations, "account"),
+    ("GET", "/account/activities", list_activities, "activities"),
+    ("GET", "/account/activities/{activity_type}", list_activities, "activities"),
+    ("POST", "/positions/{symbol}/exercise", exercise, "position_exercise"),
     ("GET", "/positions", list_positions, "positions"),
     ("DELETE", "/positions", close_all_positions, "positions_close_all"),
     ("GET", "/positions/{symbol}", get_position, "position_get"),
