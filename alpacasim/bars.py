@@ -95,14 +95,16 @@ def daily_width(d) -> int:
     return int(nyse.hours(d)[2].timestamp() - datetime.combine(d, time(0), NY).timestamp())
 
 
-def make_bar(market: Market, symbol: str, t0: datetime, width: int) -> dict:
+def make_bar(market: Market, symbol: str, t0: datetime, width: int, price_at=None) -> dict:
+    """OHLC from the walk (or from ``price_at(symbol, ts)``, e.g. the option model) over the bar."""
+    price_at = price_at or market.price_at
     start = t0.timestamp()
     step = market.step
-    o = market.price_at(symbol, start)
-    c = market.price_at(symbol, start + max(0.0, width - step))
+    o = price_at(symbol, start)
+    c = price_at(symbol, start + max(0.0, width - step))
     h_ = _h64(f"{market.seed}:{symbol}:{int(start)}:{width}")
-    mid_hi = market.price_at(symbol, start + width * 0.3)
-    mid_lo = market.price_at(symbol, start + width * 0.7)
+    mid_hi = price_at(symbol, start + width * 0.3)
+    mid_lo = price_at(symbol, start + width * 0.7)
     hi = round(max(o, c, mid_hi, mid_lo) * (1 + (h_ % 1000) / 400000), 2)
     lo = round(min(o, c, mid_hi, mid_lo) * (1 - ((h_ >> 10) % 1000) / 400000), 2)
     volume = 100 * (1 + (h_ >> 20) % 5000) * max(1, width // 60)
@@ -120,7 +122,7 @@ def make_bar(market: Market, symbol: str, t0: datetime, width: int) -> dict:
 
 
 def get_ticks(
-    market: Market, symbols: list[str], query, page_max: int, render
+    market: Market, symbols: list[str], query, page_max: int, render, quote_at=None
 ) -> tuple[dict[str, list[dict]], str | None]:
     """Historical quotes or trades: one per price step of the walk in the sessions of trading days,
     ``render(quote, iso_timestamp)`` shaping each; paginated like the bars."""
@@ -141,6 +143,7 @@ def get_ticks(
         raise errors.SimError(400, errors.MALFORMED, "invalid sort")
     token = query.get("page_token")
     from_symbol, from_t = decode_token(token) if token else (None, None)
+    quote_at = quote_at or market.walk_quote
     out: dict[str, list[dict]] = {}
     count = 0
     for symbol in sorted(symbols):
@@ -152,7 +155,7 @@ def get_ticks(
             if count >= limit:
                 return out, encode_token(symbol, t0)
             ts = t0.strftime("%Y-%m-%dT%H:%M:%SZ")
-            out.setdefault(symbol, []).append(render(market.walk_quote(symbol, t), ts, int(t)))
+            out.setdefault(symbol, []).append(render(quote_at(symbol, t), ts, int(t)))
             count += 1
     if sort == "desc":
         for ticks in out.values():
@@ -173,7 +176,7 @@ def decode_token(token: str) -> tuple[str, datetime]:
 
 
 def get_bars(
-    market: Market, symbols: list[str], query, page_max: int
+    market: Market, symbols: list[str], query, page_max: int, price_at=None
 ) -> tuple[dict[str, list[dict]], str | None]:
     n, unit = parse_timeframe(query.get("timeframe") or "")
     now = datetime.fromtimestamp(market.clock.timestamp(), UTC)
@@ -204,7 +207,7 @@ def get_bars(
         for t0, width in _bar_starts(n, unit, s_start, end):
             if count >= limit:
                 return out, encode_token(symbol, t0)
-            out.setdefault(symbol, []).append(make_bar(market, symbol, t0, width))
+            out.setdefault(symbol, []).append(make_bar(market, symbol, t0, width, price_at))
             count += 1
     if query.get("sort") == "desc":
         for bars in out.values():

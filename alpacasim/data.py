@@ -8,7 +8,7 @@ from aiohttp import web
 
 from . import errors, nyse
 from .bars import daily_width, get_bars, get_ticks, make_bar
-from .market import NY, UTC, OptionSpec, is_stock_symbol, iso_z, parse_occ
+from .market import NY, UTC, OptionSpec, Quote, is_stock_symbol, iso_z, parse_occ
 from .responses import SIM, json_response
 from .serializers import quote_json, trade_json
 from .trading import filter_contracts, paginate
@@ -175,6 +175,35 @@ def _historical(kind: str):
     return handler
 
 
+def _option_price_at(sim):
+    def price_at(symbol: str, ts: float) -> float:
+        return sim.market.option_price_at(parse_occ(symbol), ts)
+
+    return price_at
+
+
+async def option_bars(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    symbols = [s.symbol for s in _option_specs(request)]
+    out, token = get_bars(
+        sim.market, symbols, request.query, sim.config.bars_page_max, _option_price_at(sim)
+    )
+    return json_response({"bars": out, "next_page_token": token})
+
+
+async def option_trades(request: web.Request) -> web.Response:
+    """One trade per price step at the model price, like the stock trades."""
+    sim = request.app[SIM]
+    price_at = _option_price_at(sim)
+    symbols = [s.symbol for s in _option_specs(request)]
+    out, token = get_ticks(
+        sim.market, symbols, request.query, sim.config.bars_page_max,
+        lambda q, ts, i: trade_json(q, ts, option=True),
+        lambda symbol, t: Quote(0.0, 0.0, 0, 0, price_at(symbol, t)),
+    )
+    return json_response({"trades": out, "next_page_token": token})
+
+
 async def latest_bar(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     symbol = _single(request)
@@ -309,6 +338,8 @@ ROUTES = [
     ("GET", "/v2/stocks/{symbol}/quotes", _historical("quotes"), "data_quotes"),
     ("GET", "/v2/stocks/{symbol}/trades", _historical("trades"), "data_trades"),
     ("GET", "/v1beta1/options/meta/exchanges", option_exchanges, "option_quotes"),
+    ("GET", "/v1beta1/options/bars", option_bars, "option_bars"),
+    ("GET", "/v1beta1/options/trades", option_trades, "option_trades"),
     ("GET", "/v2/stocks/{symbol}/snapshot", snapshot, "data_snapshots"),
     ("GET", "/v1beta1/options/quotes/latest", option_latest_quotes, "option_quotes"),
     ("GET", "/v1beta1/options/trades/latest", option_latest_trades, "option_trades"),

@@ -320,6 +320,14 @@ class Market:
         out["iv"] = vol
         return out
 
+    def option_price_at(self, spec: OptionSpec, ts: float) -> float:
+        """The model price at epoch seconds ts from the walk of the root (overrides ignored)."""
+        spot = self.price_at(spec.root, ts)
+        expiry = datetime.combine(spec.expiration, time(16, 0), NY).timestamp()
+        years = max(0.0, (expiry - ts) / (365.0 * 86400))
+        vol = self.option_vol(spec, spot)
+        return round(black_scholes(spec.kind, spot, spec.strike, years, self.r, vol)["price"], 2)
+
     def option_quote(self, spec: OptionSpec) -> Quote:
         size = 1 + _h64(spec.symbol) % 50
         ov = self.overrides.get(spec.symbol)

@@ -12,10 +12,12 @@ from alpaca.common.enums import Sort
 from alpaca.data.historical.option import OptionHistoricalDataClient
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import (
+    OptionBarsRequest,
     OptionChainRequest,
     OptionLatestQuoteRequest,
     OptionLatestTradeRequest,
     OptionSnapshotRequest,
+    OptionTradesRequest,
     StockBarsRequest,
     StockLatestBarRequest,
     StockLatestQuoteRequest,
@@ -43,8 +45,6 @@ DAY = datetime(2025, 3, 4, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 New York
 
 NOT_COVERED = {  # method: reason (as in alpacasim/README.md)
     "get_portfolio_history": "not yet: no equity history is kept",
-    "get_option_bars": "not yet: option history is not modelled",
-    "get_option_trades": "not yet: option history is not modelled",
     "get_watchlists": "watchlists", "get_watchlist_by_id": "watchlists",
     "create_watchlist": "watchlists", "update_watchlist_by_id": "watchlists",
     "add_asset_to_watchlist_by_id": "watchlists", "delete_watchlist_by_id": "watchlists",
@@ -61,7 +61,7 @@ COVERED = {
     "get_stock_bars", "get_stock_quotes", "get_stock_trades", "get_stock_latest_trade",
     "get_stock_latest_quote", "get_stock_latest_bar", "get_stock_snapshot",
     "get_option_exchange_codes", "get_option_latest_quote", "get_option_latest_trade",
-    "get_option_snapshot", "get_option_chain",
+    "get_option_snapshot", "get_option_chain", "get_option_bars", "get_option_trades",
 }  # fmt: skip
 
 
@@ -183,3 +183,8 @@ def test_option_data(sim, options):
     assert chain and all("P" in s[-9:] for s in chain)
     codes = options.get_option_exchange_codes()
     assert codes["C"].startswith("CBOE") and len(codes) > 10
+    window = {"symbol_or_symbols": OPTION, "start": DAY - timedelta(hours=1), "end": DAY}
+    bars = options.get_option_bars(OptionBarsRequest(**window, timeframe=TimeFrame.Minute))[OPTION]
+    assert len(bars) == 61 and all(0 < b.low <= min(b.open, b.close) <= b.high for b in bars)
+    trades = options.get_option_trades(OptionTradesRequest(**window, limit=120))[OPTION]
+    assert len(trades) == 120 and trades[0].price == bars[0].open  # the same model at the same instant
