@@ -217,3 +217,22 @@ def test_order_model_responses_match_the_spec(sim, trading_schemas):
                                 "trail_percent": "2", "time_in_force": "gtc"})  # fmt: skip
     for order in get(sim, "/paper/v2/orders", status="all", nested="true"):
         check(trading_schemas, "Order", order)
+
+
+def test_new_routes_match_the_spec(sim, trading_schemas, data_schemas):
+    sim.set_price("AAPL", 100)
+    requests.post(sim.paper_url + "/v2/orders", headers=HEADERS, timeout=5, json={
+        "symbol": "AAPL", "qty": 2, "side": "buy", "type": "market", "time_in_force": "day"})  # fmt: skip
+    for activity in get(sim, "/paper/v2/account/activities"):
+        check(trading_schemas, "TradingActivities", activity)
+    check(trading_schemas, "AccountConfigurations", get(sim, "/paper/v2/account/configurations"))
+    window = {"start": "2025-03-04T14:00:00Z", "end": "2025-03-04T14:05:00Z", "limit": 50}
+    check(data_schemas, "stock_quotes_resp", get(sim, "/v2/stocks/quotes", symbols="AAPL,MSFT", **window))
+    check(data_schemas, "stock_trades_resp", get(sim, "/v2/stocks/trades", symbols="AAPL", **window))
+    check(data_schemas, "stock_quotes_resp_single", get(sim, "/v2/stocks/AAPL/quotes", **window))
+    check(data_schemas, "stock_trades_resp_single", get(sim, "/v2/stocks/AAPL/trades", **window))
+    check(data_schemas, "stock_latest_bars_resp_single", get(sim, "/v2/stocks/AAPL/bars/latest"))
+    opt = "AAPL270115C00190000"
+    check(data_schemas, "option_bars_resp", get(sim, "/v1beta1/options/bars", symbols=opt, timeframe="1Min", **window))
+    check(data_schemas, "option_trades_resp", get(sim, "/v1beta1/options/trades", symbols=opt, **window))
+    check(data_schemas, "option_exchanges", get(sim, "/v1beta1/options/meta/exchanges"))
