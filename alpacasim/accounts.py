@@ -62,6 +62,8 @@ class Account:
     initial_cash: Decimal = Decimal(0)
     activities: list[dict] = field(default_factory=list)  # FILL and OPEXC, oldest first
     configurations: dict = field(default_factory=dict)  # PATCH /account/configurations
+    last_equity: Decimal | None = None  # equity at the last regular close (calendar clock only)
+    equity_asof: datetime | None = None
 
     @classmethod
     def from_spec(cls, spec: AccountSpec) -> Account:

@@ -163,7 +163,32 @@ class Broker:
             return None
         return acct
 
+    def close_price(self, symbol: str, at: datetime) -> Decimal:
+        """A symbol's price at a past close: its override if pinned, else the walk or the option model."""
+        ov = self.market.overrides.get(symbol)
+        if ov is not None:
+            return money(ov.price)
+        spec = parse_occ(symbol)
+        ts = at.timestamp()
+        return money(self.market.option_price_at(spec, ts) if spec else self.market.price_at(symbol, ts))
+
+    def roll_session(self, acct: Account) -> None:
+        """Keep ``last_equity`` as the equity at the last close. Called before every fill and on every
+        valuation, so the holdings seen here are still those of that close."""
+        clock = self.market.clock
+        if not clock.follows_calendar:
+            return
+        close = nyse.last_close(clock.now())
+        if acct.equity_asof == close:
+            return
+        acct.last_equity = acct.cash + sum(
+            (p.qty * self.close_price(p.symbol, close) * p.multiplier for p in acct.positions.values()),
+            ZERO,
+        )
+        acct.equity_asof = close
+
     def valuation(self, acct: Account) -> dict[str, Decimal]:
+        self.roll_session(acct)
         long_mv = short_mv = ZERO
         for pos in acct.positions.values():
             mv = pos.qty * money(self.market.quote(pos.symbol).last) * pos.multiplier
@@ -569,6 +594,9 @@ class Broker:
             self._evaluate(acct, order)
 
     def evaluate_all(self) -> None:
+        """The periodic sweep and clock changes: roll each account past a close, then match orders."""
+        for acct in self.accounts.values():
+            self.roll_session(acct)
         for symbol in list(self.open_by_symbol):
             self.evaluate_symbol(symbol)
 
@@ -636,6 +664,7 @@ class Broker:
         price: Decimal,
         notional_fill: bool = False,
     ) -> None:
+        self.roll_session(acct)
         signed = qty if order.side == "buy" else -qty
         new = self._book(
             acct, order.symbol, order.asset_class, order.asset_id, signed, price, order.multiplier
@@ -710,6 +739,7 @@ class Broker:
     def exercise(self, acct: Account, symbol_or_id: str) -> None:
         """Exercise a whole long option position: shares of the root change hands at the strike."""
         pos = self.position(acct, symbol_or_id)
+        self.roll_session(acct)
         spec = parse_occ(pos.symbol)
         if spec is None:
             raise errors.invalid(f"{pos.symbol} is not an option contract")

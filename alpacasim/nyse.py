@@ -106,6 +106,14 @@ def next_post_close(now: datetime) -> datetime:
     return _next(now, 3)
 
 
+def last_close(now: datetime) -> datetime:
+    """The last regular close at or before now."""
+    d = now.astimezone(NY).date()
+    if is_trading_day(d) and hours(d)[2] <= now:
+        return hours(d)[2]
+    return hours(previous_trading_day(d))[2]
+
+
 def last_session_end(now: datetime) -> datetime:
     """When trading last stopped (the last after-hours close at or before now)."""
     d = now.astimezone(NY).date()

@@ -114,7 +114,7 @@ def account_json(acct: Account, v: dict[str, Decimal]) -> dict:
         "multiplier": "1",
         "shorting_enabled": True,
         "equity": equity,
-        "last_equity": _m(acct.initial_cash),
+        "last_equity": _m(acct.initial_cash if acct.last_equity is None else acct.last_equity),
         "long_market_value": _m(v["long_market_value"]),
         "short_market_value": _m(v["short_market_value"]),
         "position_market_value": _m(v["long_market_value"] - v["short_market_value"]),

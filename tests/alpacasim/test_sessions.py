@@ -144,3 +144,15 @@ def test_holidays_have_no_bars_and_snapshots_use_the_previous_session(sim, stock
     assert snap.previous_daily_bar.close == daily[-1].close
     assert snap.daily_bar.timestamp.astimezone(NY).date() == date(2026, 11, 30)
     assert timedelta(0) < snap.daily_bar.timestamp - snap.previous_daily_bar.timestamp
+
+
+def test_last_equity_is_the_equity_at_the_previous_close(sim, trading):
+    at(sim, "2026-11-30T10:00")
+    sim.set_price("AAPL", 100)
+    trading.submit_order(market("AAPL", 10))  # at 100.01
+    assert Decimal(trading.get_account().last_equity) == 100000  # Friday's close: cash only
+    at(sim, "2026-12-01T10:00")
+    sim.set_price("AAPL", 110)
+    acct = trading.get_account()
+    assert Decimal(acct.last_equity) == Decimal("99999.90")  # Monday's close, AAPL at 100
+    assert Decimal(acct.equity) == Decimal("100099.90")
