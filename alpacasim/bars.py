@@ -163,6 +163,41 @@ def get_ticks(
     return out, None
 
 
+def build_bar(
+    market: Market, symbol: str, n: int, unit: str, t0: datetime, width: int, price_at=None
+) -> dict | None:
+    """One bar of the timeframe. n-minute bars aggregate the 1-minute bars, weekly and monthly bars the
+    daily bars of their trading days (None if there are none), so coarser bars agree with finer ones."""
+    if unit == "Min" and n > 1:
+        parts = [
+            make_bar(market, symbol, t0 + timedelta(minutes=i), 60, price_at)
+            for i in range(n)
+            if nyse.session_at(t0 + timedelta(minutes=i)) != "closed"
+        ]
+    elif unit in ("Week", "Month"):
+        first = t0.astimezone(NY).date()
+        last = datetime.fromtimestamp(t0.timestamp() + width - 1, NY).date()
+        parts = [
+            make_bar(market, symbol, datetime.combine(d, time(0), NY).astimezone(UTC), daily_width(d), price_at)
+            for d in nyse.trading_days(first, last)
+        ]
+    else:
+        return make_bar(market, symbol, t0, width, price_at)
+    if not parts:
+        return None
+    volume = sum(p["v"] for p in parts)
+    return {
+        "t": t0.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "o": parts[0]["o"],
+        "h": max(p["h"] for p in parts),
+        "l": min(p["l"] for p in parts),
+        "c": parts[-1]["c"],
+        "v": volume,
+        "n": sum(p["n"] for p in parts),
+        "vw": round(sum(p["vw"] * p["v"] for p in parts) / volume, 4),
+    }
+
+
 def encode_token(symbol: str, t: datetime) -> str:
     return base64.urlsafe_b64encode(f"{symbol}|{int(t.timestamp())}".encode()).decode()
 
@@ -207,8 +242,10 @@ def get_bars(
         for t0, width in _bar_starts(n, unit, s_start, end):
             if count >= limit:
                 return out, encode_token(symbol, t0)
-            out.setdefault(symbol, []).append(make_bar(market, symbol, t0, width, price_at))
-            count += 1
+            bar = build_bar(market, symbol, n, unit, t0, width, price_at)
+            if bar is not None:
+                out.setdefault(symbol, []).append(bar)
+                count += 1
     if query.get("sort") == "desc":
         for bars in out.values():
             bars.reverse()
