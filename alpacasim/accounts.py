@@ -64,6 +64,7 @@ class Account:
     configurations: dict = field(default_factory=dict)  # PATCH /account/configurations
     last_equity: Decimal | None = None  # equity at the last regular close (calendar clock only)
     equity_asof: datetime | None = None
+    closes: dict = field(default_factory=dict)  # trading day -> equity at its close
 
     @classmethod
     def from_spec(cls, spec: AccountSpec) -> Account:

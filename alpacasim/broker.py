@@ -181,10 +181,17 @@ class Broker:
         close = nyse.last_close(clock.now())
         if acct.equity_asof == close:
             return
-        acct.last_equity = acct.cash + sum(
-            (p.qty * self.close_price(p.symbol, close) * p.multiplier for p in acct.positions.values()),
-            ZERO,
-        )
+        day = close.astimezone(nyse.NY).date()
+        # the holdings stood unchanged since the last roll: every close in between saw them too
+        since = acct.equity_asof.astimezone(nyse.NY).date() if acct.equity_asof else day
+        days = [d for d in nyse.trading_days(since, day) if d not in acct.closes][-400:] or [day]
+        for d in days:
+            at = nyse.hours(d)[2]
+            acct.closes[d] = acct.cash + sum(
+                (p.qty * self.close_price(p.symbol, at) * p.multiplier for p in acct.positions.values()),
+                ZERO,
+            )
+        acct.last_equity = acct.closes[day]
         acct.equity_asof = close
 
     def valuation(self, acct: Account) -> dict[str, Decimal]:

@@ -72,6 +72,39 @@ def _configurations(acct) -> dict:
     }
 
 
+PERIOD_UNITS = {"D": 1, "W": 7, "M": 30, "A": 365}
+
+
+async def portfolio_history(request: web.Request) -> web.Response:
+    """Daily equity at each recorded close of the period, then the current equity (timeframe 1D only)."""
+    sim, acct = _ctx(request)
+    q = request.query
+    if (q.get("timeframe") or "1D") != "1D":
+        raise errors.invalid("only timeframe=1D is simulated")
+    period = (q.get("period") or "1M").upper()
+    try:
+        days = int(period[:-1] or 1) * PERIOD_UNITS[period[-1]]
+    except (KeyError, ValueError, IndexError):
+        raise errors.invalid(f"invalid period: {period!r}") from None
+    sim.broker.evaluate_account(acct)
+    now = sim.clock.now().astimezone(NY)
+    first = now.date() - timedelta(days=days)
+    points = [(d, e) for d, e in sorted(acct.closes.items()) if first <= d < now.date()]
+    points.append((now.date(), sim.broker.valuation(acct)["equity"]))
+    base = points[0][1]
+    return json_response(
+        {
+            "timestamp": [int(datetime.combine(d, datetime.min.time(), NY).timestamp()) for d, _ in points],
+            "equity": [float(e) for _, e in points],
+            "profit_loss": [float(e - base) for _, e in points],
+            "profit_loss_pct": [float((e - base) / base) if base else 0.0 for _, e in points],
+            "base_value": float(base),
+            "timeframe": "1D",
+            "cashflow": {},
+        }
+    )
+
+
 async def list_activities(request: web.Request) -> web.Response:
     """FILL and OPEXC activities, newest first unless direction=asc; page_token is the last id seen."""
     _, acct = _ctx(request)
@@ -371,6 +404,7 @@ ROUTES = [
     ("GET", "/account/configurations", get_account_configurations, "account"),
     ("PATCH", "/account/configurations", patch_account_configurations, "account"),
     ("GET", "/account/activities", list_activities, "activities"),
+    ("GET", "/account/portfolio/history", portfolio_history, "portfolio_history"),
     ("GET", "/account/activities/{activity_type}", list_activities, "activities"),
     ("POST", "/positions/{symbol}/exercise", exercise, "position_exercise"),
     ("GET", "/positions", list_positions, "positions"),

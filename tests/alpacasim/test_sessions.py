@@ -12,7 +12,12 @@ from alpaca.common.exceptions import APIError
 from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest, StockSnapshotRequest
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
-from alpaca.trading.requests import GetCalendarRequest, LimitOrderRequest, MarketOrderRequest
+from alpaca.trading.requests import (
+    GetCalendarRequest,
+    GetPortfolioHistoryRequest,
+    LimitOrderRequest,
+    MarketOrderRequest,
+)
 
 from .test_orders import limit, market
 
@@ -156,3 +161,20 @@ def test_last_equity_is_the_equity_at_the_previous_close(sim, trading):
     acct = trading.get_account()
     assert Decimal(acct.last_equity) == Decimal("99999.90")  # Monday's close, AAPL at 100
     assert Decimal(acct.equity) == Decimal("100099.90")
+
+
+def test_portfolio_history_has_the_equity_at_each_close(sim, trading):
+    at(sim, "2026-11-30T10:00")
+    sim.set_price("AAPL", 100)
+    trading.submit_order(market("AAPL", 10))  # at 100.01
+    at(sim, "2026-12-01T10:00")
+    sim.set_price("AAPL", 110)
+    at(sim, "2026-12-02T10:00")
+    history = trading.get_portfolio_history(GetPortfolioHistoryRequest(period="1W", timeframe="1D"))
+    days = [datetime.fromtimestamp(t, NY).date() for t in history.timestamp]
+    assert days == [date(2026, 11, 27), date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 2)]
+    assert history.equity == [100000.0, 99999.9, 100099.9, 100099.9]
+    assert history.base_value == 100000.0 and history.profit_loss[-1] == pytest.approx(99.9)
+    with pytest.raises(APIError) as err:
+        trading.get_portfolio_history(GetPortfolioHistoryRequest(timeframe="5Min"))
+    assert err.value.status_code == 422

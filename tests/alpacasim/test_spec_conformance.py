@@ -226,6 +226,7 @@ def test_new_routes_match_the_spec(sim, trading_schemas, data_schemas):
     for activity in get(sim, "/paper/v2/account/activities"):
         check(trading_schemas, "TradingActivities", activity)
     check(trading_schemas, "AccountConfigurations", get(sim, "/paper/v2/account/configurations"))
+    check(trading_schemas, "PortfolioHistory", get(sim, "/paper/v2/account/portfolio/history"))
     window = {"start": "2025-03-04T14:00:00Z", "end": "2025-03-04T14:05:00Z", "limit": 50}
     check(data_schemas, "stock_quotes_resp", get(sim, "/v2/stocks/quotes", symbols="AAPL,MSFT", **window))
     check(data_schemas, "stock_trades_resp", get(sim, "/v2/stocks/trades", symbols="AAPL", **window))
