@@ -165,17 +165,23 @@ class MarketClock:
 
     def price_timestamp(self) -> float:
         """The instant prices are read at: on the calendar, quotes stand still while it is closed."""
-        if self.forced_open is None:
-            now = self.now()
-            if nyse.session_at(now) == "closed":
-                return nyse.last_session_end(now).timestamp()
-        return self.timestamp()
+        ts = self.timestamp()
+        if self.forced_open is not None:
+            return ts
+        second = int(ts)  # sessions change on whole seconds: one calendar lookup per second
+        if self._frozen_at[0] != second:
+            now = datetime.fromtimestamp(second, UTC)
+            closed = nyse.session_at(now) == "closed"
+            self._frozen_at = (second, nyse.last_session_end(now).timestamp() if closed else None)
+        frozen = self._frozen_at[1]
+        return ts if frozen is None else frozen
 
     def reset(self) -> None:
         self.forced_open: bool | None = {"open": True, "closed": False}.get(
             self.default_mode
         )
         self.fixed_now: datetime | None = None
+        self._frozen_at: tuple[int, float | None] = (-1, None)
         self.next_open_override: datetime | None = None
         self.next_close_override: datetime | None = None
 
