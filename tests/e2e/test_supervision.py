@@ -21,8 +21,8 @@ import time
 import urllib.request
 
 import pytest
-from trading.auth import issue_token
 
+from opitios.auth import issue_token
 from tests.helpers.processes import alive, describe, free_port, kill_all, process_tree, wait_gone
 from tests.helpers.services import OwnPostgres, OwnRedis
 from tests.helpers.stack import REPO_ROOT, stack_environment

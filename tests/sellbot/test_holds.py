@@ -3,8 +3,8 @@ and in the admin. The check runs against alpacasim over real HTTP; the report is
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from trading.auth import issue_token
 
+from opitios.auth import issue_token
 from sellbot import services
 from sellbot.models import SellDecision
 

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from trading.auth import issue_token
 
 from audit.models import AuditEvent
+from opitios.auth import issue_token
 from sellbot import services
 from sellbot.models import SellBotState
 
