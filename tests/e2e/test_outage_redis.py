@@ -96,7 +96,7 @@ def test_worker_and_beat_stop_on_sigterm_while_redis_is_down(stack_factory, sim,
     their reconnect loops notwithstanding. (A task whose result store meets the outage is a race this
     test cannot force; CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS bounds that wait.)"""
     with OwnRedis() as redis, OwnPostgres() as pg:
-        with stack_factory(processes=("worker", "beat"), beat_interval=0.5,
+        with stack_factory(processes=("worker", "beat"), beat_interval=0.5, stop_timeout=10,
                            env=stack_env(sim, secrets_file(tmp_path), redis=redis, postgres=pg)) as stack:
             mark = stack.log_mark()
             stack.wait_for(lambda: len(stack.tasks_done("debug.ping", since=mark)) >= 2, "beat's pings to keep the worker busy")
