@@ -65,9 +65,9 @@ def test_take_profit_and_stop_loss_on_a_real_worker(bot_stack, sim):  # noqa: F8
     sim.set_price(CALL, bid=2.30, ask=2.35)   # +15%: take profit
     sim.set_price(PUT, bid=2.30, ask=2.35)    # -23%: stop loss
     sim.set_price(OTHER, bid=5.00, ask=5.05)  # +400%, but not opted in
-    stack.wait_for(lambda: len([o for o in sells(sim) if o["status"] == "filled"]) == 2, "both exits to fill", timeout=20)
+    stack.wait_for(lambda: len([o for o in sells(sim) if o["status"] == "filled"]) == 2, "both exits to fill", timeout=60)
     stack.wait_for(lambda: {r[0] for r in query(stack, "SELECT status FROM sellbot_managedposition")} == {"closed"},
-                   "the positions to close", timeout=10)
+                   "the positions to close", timeout=60)
 
     decisions = dict(query(stack, "SELECT symbol, reason FROM sellbot_selldecision"))
     assert decisions == {CALL: "take_profit", PUT: "stop_loss"}
@@ -95,14 +95,14 @@ def test_stale_exit_cancelled_replaced_and_market_after_max_attempts(bot_stack, 
     stack.wait_for(lambda: query(stack, "SELECT COUNT(*) FROM sellbot_managedposition")[0][0] == 1, "the managed position")
     sim.set_price(CALL, price=1.50, illiquid=True)
     stack.wait_for(lambda: query(stack, "SELECT COUNT(*) FROM sellbot_selldecision WHERE attempt = 2 AND outcome = 'placed'")[0][0] == 1,
-                   "attempt 1 to go stale, be cancelled and be re-placed", timeout=20)
+                   "attempt 1 to go stale, be cancelled and be re-placed", timeout=60)
     sim.set_clock(is_open=False)
-    stack.wait_for(lambda: len([o for o in sells(sim) if o["status"] == "canceled"]) == 2, "attempt 2 to be cancelled", timeout=20)
+    stack.wait_for(lambda: len([o for o in sells(sim) if o["status"] == "canceled"]) == 2, "attempt 2 to be cancelled", timeout=60)
     wait_for_bot_passes(stack, since=stack.log_mark(), checks=2, what="two account checks on the closed market")
     assert query(stack, "SELECT COUNT(*) FROM sellbot_selldecision")[0][0] == 2  # closed market: no re-place
     sim.set_price(CALL, bid=1.40, ask=1.45, illiquid=False)
     sim.set_clock(is_open=True)
-    stack.wait_for(lambda: any(o["type"] == "market" and o["status"] == "filled" for o in sells(sim)), "the emergency market exit", timeout=20)
+    stack.wait_for(lambda: any(o["type"] == "market" and o["status"] == "filled" for o in sells(sim)), "the emergency market exit", timeout=60)
     rows = query(stack, "SELECT attempt, order_type, limit_price FROM sellbot_selldecision ORDER BY attempt")
     assert [(a, t) for a, t, _ in rows] == [(1, "limit"), (2, "limit"), (3, "market")]
     cancels = query(stack, "SELECT outcome, attempts, limit_minutes, age_seconds FROM sellbot_sellcancellation")
@@ -155,13 +155,13 @@ def test_control_and_health_across_the_worker(bot_stack, sim):  # noqa: F811
     assert actions == ["sellbot.stopped", "sellbot.started", "sellbot.stopped", "sellbot.started"]
 
     stack.kill("worker", signal.SIGKILL)
-    stack.wait_for(lambda: stack.get("/api/v1/sell/health", token=ops)[0] == 503, "health to report the stall", timeout=15)
+    stack.wait_for(lambda: stack.get("/api/v1/sell/health", token=ops)[0] == 503, "health to report the stall", timeout=60)
     status, body = stack.get("/api/v1/sell", token=ops)
     assert body["status"] == "stalled" and body["running"] is False
     stack.restart("worker")
     stack.wait_for(lambda: stack.get("/api/v1/sell/health", token=ops)[0] == 200, "health after the worker restarts", timeout=30)
     # the report pings workers with a 0.5 s timeout: a just-restarted worker may miss the first ping
-    stack.wait_for(lambda: stack.get("/api/v1/sell", token=ops)[1]["workers"], "the report to list the restarted worker", timeout=15)
+    stack.wait_for(lambda: stack.get("/api/v1/sell", token=ops)[1]["workers"], "the report to list the restarted worker", timeout=60)
     status, body = stack.get("/api/v1/sell", token=ops)
     assert body["running"] is True and stack.node_name() in body["workers"]
 
