@@ -98,7 +98,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's RedisCache with one client and pool per process (see the module).
+            "BACKEND": "opitios.redis_cache.ReusedRedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
             # One Redis may serve several deployments (or test and bench databases): keys are
