@@ -43,6 +43,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the receive time and the whole time to the response (opitios/request_timing.py).
+    "opitios.request_timing.RequestTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files under gunicorn (collected into STATIC_ROOT by `make run`).
     "whitenoise.middleware.WhiteNoiseMiddleware",

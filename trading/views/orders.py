@@ -42,6 +42,7 @@ def _respond(result) -> Response:
 
 class _PlaceOrderView(TradingAPIView):
     permission_classes = [HasTrading]
+    timed = True
     input_serializer = StockOrderInputSerializer
 
     def post(self, request):
@@ -76,6 +77,7 @@ class OptionOrderView(_PlaceOrderView):
 
 class QuickOrderView(TradingAPIView):
     permission_classes = [HasTrading]
+    timed = True
     throttle_scope = "stock_order"
     side = "buy"
 
@@ -149,6 +151,7 @@ class OrderDetailView(TradingAPIView):
 
 
 class BulkOrderView(TradingAPIView):
+    timed = True
     permission_classes = [HasBulkTrading]
     throttle_scope = "bulk_order"
 

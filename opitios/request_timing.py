@@ -1,0 +1,76 @@
+"""When a request arrived, and how long the process took to answer it (docs/architecture.md, "Order timing").
+
+``RequestTimingMiddleware`` is the first middleware: it stamps ``request.received_at`` (UTC, µs)
+and ``request.received_perf`` (``time.perf_counter()``) before any other middleware runs, and
+after the response is built (rendered, every database write done) it measures
+``request_total_ms``: the whole time the process controls, up to handing the response to the
+server. Only the socket write and the server's own bookkeeping come after.
+
+Every response carries it as ``Server-Timing: app;dur=<ms>``. A log line written during the
+request with ``log_after_response`` is held until then and gets `` request_total_ms=<ms>``
+appended (outside a request it is written at once); a request marked with ``time_request`` that
+held no line gets one of its own.
+"""
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+logger = logging.getLogger("opitios.requests")
+
+
+@dataclass
+class _Held:
+    lines: list[tuple[logging.Logger, int, str, tuple]] = field(default_factory=list)
+    timed: bool = False
+
+
+_held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("opitios_request_timing", default=None)
+
+
+def log_after_response(log: logging.Logger, level: int, msg: str, *args) -> None:
+    """``log.log(level, msg, *args)``, held until the response is built when inside a timed request."""
+    held = _held.get()
+    if held is None:
+        log.log(level, msg, *args)
+    else:
+        held.lines.append((log, level, msg, args))
+
+
+def time_request() -> None:
+    """Log this request's ``request_total_ms`` even if it holds no line of its own."""
+    held = _held.get()
+    if held is not None:
+        held.timed = True
+
+
+def elapsed_ms(started_perf: float) -> float:
+    return round((time.perf_counter() - started_perf) * 1000, 3)
+
+
+class RequestTimingMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.received_perf = time.perf_counter()
+        request.received_at = datetime.now(UTC)
+        held = _Held()
+        token = _held.set(held)
+        status, total = 500, None
+        try:
+            response = self.get_response(request)
+            status, total = response.status_code, elapsed_ms(request.received_perf)
+            response["Server-Timing"] = f"app;dur={total}"
+            return response
+        finally:
+            _held.reset(token)
+            if total is None:  # the handler raised: Django's own handler answers 500
+                total = elapsed_ms(request.received_perf)
+            for log, level, msg, args in held.lines:
+                log.log(level, msg + " request_total_ms=%s", *args, total)
+            if held.timed and not held.lines:
+                logger.info("request method=%s path=%s status=%s request_total_ms=%s", request.method, request.path, status, total)

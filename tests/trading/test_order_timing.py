@@ -1,0 +1,68 @@
+"""Honest timing over the real path (APIClient -> middleware -> DRF -> alpaca-py -> alpacasim): the
+receive time is stamped by the first middleware, and the whole time to the built response is
+logged and sent as Server-Timing (docs/architecture.md, "Order timing")."""
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.helpers.sim import sim, sim_server  # noqa: F401 - fixtures
+from trading.models import OrderRecord
+
+from .test_api_sim import ORDER, live, trader  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.django_db
+
+_second_middleware_at: list[datetime] = []
+
+
+class SecondMiddleware:
+    """Stands for every middleware after the first: notes when it ran."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        _second_middleware_at.append(datetime.now(UTC))
+        return self.get_response(request)
+
+
+@pytest.fixture
+def second_middleware(settings):
+    _second_middleware_at.clear()
+    first, *rest = settings.MIDDLEWARE
+    assert first == "opitios.request_timing.RequestTimingMiddleware"
+    settings.MIDDLEWARE = [first, f"{__name__}.SecondMiddleware", *rest]
+    return _second_middleware_at
+
+
+def test_received_at_is_stamped_before_the_other_middleware(live, second_middleware, caplog):  # noqa: F811
+    caplog.set_level(logging.INFO)
+    r = trader().post("/api/v1/stocks/order", {**ORDER, "client_order_id": "timing-1"}, format="json")
+    assert r.status_code == 201, r.json()
+    rec = OrderRecord.objects.get(client_order_id="timing-1")
+    assert rec.received_at <= second_middleware[0] <= rec.submitted_at
+    server_ms = float(re.fullmatch(r"app;dur=([0-9.]+)", r["Server-Timing"]).group(1))
+    # The request total covers the record's total and what follows it: rendering, the log line.
+    assert server_ms >= rec.total_ms > rec.broker_ms > 0
+    logged = [m.getMessage() for m in caplog.records if "request_total_ms=" in m.getMessage()]
+    assert len(logged) == 1 and logged[0].endswith(f"request_total_ms={server_ms}")
+
+
+def test_a_refused_order_is_timed_too(live, caplog):  # noqa: F811
+    caplog.set_level(logging.INFO)
+    r = trader().post("/api/v1/stocks/order", {**ORDER, "qty": "-1"}, format="json")
+    assert r.status_code == 400
+    assert r["Server-Timing"].startswith("app;dur=")
+    assert any(re.search(r"status=400 request_total_ms=[0-9.]+$", m.getMessage()) for m in caplog.records)
+
+
+def test_quotes_are_not_logged_per_request(live, caplog):  # noqa: F811
+    caplog.set_level(logging.INFO)
+    r = trader().get("/api/v1/stocks/AAPL/quote")
+    assert r.status_code == 200, r.json()
+    assert r["Server-Timing"].startswith("app;dur=")
+    assert not [m for m in caplog.records if "request_total_ms=" in m.getMessage()]
