@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts import broker as broker_seam
 from accounts import crypto
+from accounts.account_cache import accounts_changed
 from accounts.audit_log import audit
 from accounts.detection import DetectionSummary, account_detect_type, accounts_detect_types
 from accounts.models import AlpacaAccount, BalanceSnapshot, TypeSource
@@ -230,6 +231,7 @@ def _block(account: AlpacaAccount, reason: str) -> None:
     try:
         with transaction.atomic():
             AlpacaAccount.objects.filter(pk=account.pk).update(config_error=reason, updated_at=timezone.now())
+            accounts_changed()  # a queryset update sends no post_save
     except DatabaseError:
         logger.exception("account=%s could not be marked non-tradable", account.account_id)
 # --- balances ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from accounts.account_cache import account_by_id
 from accounts.models import AlpacaAccount, BalanceSnapshot
 from opitios.config import ACCOUNT_ID_RE, TradingConfig, current_config
 from opitios.errors import ApplicationError
@@ -64,7 +65,7 @@ def account_resolve(*, requested_id: str | None, token_account_id: str | None, i
         raise ApplicationError(
             "account_forbidden", f"Your token does not give access to account {account_id}.", status_code=403
         )
-    account = AlpacaAccount.objects.filter(account_id=account_id).first() if ACCOUNT_ID_RE.match(account_id) else None
+    account = account_by_id(account_id) if ACCOUNT_ID_RE.match(account_id) else None
     if account is None:
         raise ApplicationError("account_not_found", f"Account {account_id} does not exist.", status_code=404)
     return account

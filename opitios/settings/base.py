@@ -183,6 +183,8 @@ FINALISE_RETRY_SECONDS = env.float("FINALISE_RETRY_SECONDS", default=10.0)
 ACCOUNTS_CONCURRENCY = env.int("ACCOUNTS_CONCURRENCY", default=32)
 # How often a process re-checks the accounts table for added, disabled or edited accounts.
 ACCOUNTS_POOL_REFRESH_SECONDS = env.float("ACCOUNTS_POOL_REFRESH_SECONDS", default=2.0)
+# How long a process may reuse an account row it read, while no edit happened (accounts/account_cache.py).
+ACCOUNT_CACHE_SECONDS = env.float("ACCOUNT_CACHE_SECONDS", default=3.0)
 # Balance snapshots are a cache of Alpaca's answer, not a compliance record: pruned after this.
 ACCOUNTS_SNAPSHOT_RETENTION_DAYS = env.int("ACCOUNTS_SNAPSHOT_RETENTION_DAYS", default=7)
 
