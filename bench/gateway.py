@@ -5,6 +5,9 @@ example accounts, every rate limit and per-account upstream budget raised so the
 the work and not a 429), migrates, syncs the accounts, mints a token, and runs gunicorn with
 ``opitios/gunicorn.conf.py`` and ``opitios.settings.production`` (file logging only, no console).
 
+``companions=("worker", "beat", "flower")`` also starts those processes with the command lines
+`make run` gives them (``opitios.supervisord_conf.commands``), on the same environment.
+
 The database and cache are the process environment's: embedded (a fresh SQLite file, file cache,
 filesystem broker) unless ``DATABASE_URL`` / ``REDIS_URL`` are set. All server output goes to
 stderr, so a bench script's stdout carries only its JSON result.
@@ -55,6 +58,7 @@ class Gateway:
     env: dict
     web: subprocess.Popen
     info: dict = field(default_factory=dict)
+    companions: dict[str, subprocess.Popen] = field(default_factory=dict)
 
 
 def configuration() -> dict:
@@ -65,10 +69,12 @@ def configuration() -> dict:
 
 
 @contextlib.contextmanager
-def gateway_stack(*, workers: int | None = None, threads: int | None = None, permissions: str = "trading") -> Iterator[Gateway]:
+def gateway_stack(*, workers: int | None = None, threads: int | None = None, permissions: str = "trading",
+                  companions: tuple[str, ...] = ()) -> Iterator[Gateway]:
     tmp = Path(tempfile.mkdtemp(prefix="opitios-bench-"))
     sim = SimServer(seed=1, rate_limit=False).start()
     web = None
+    others: dict[str, subprocess.Popen] = {}
     try:
         config = yaml.safe_load((ROOT / "secrets.example.yml").read_text())
         config["rate_limits"] = {k: RAISED for k in ("stock_quote", "quotes_batch", "stock_order", "option_order", "default")}
@@ -109,7 +115,7 @@ def gateway_stack(*, workers: int | None = None, threads: int | None = None, per
             cwd=ROOT, env=env, stdout=sys.stderr,
         )
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded 2-core machine
         while True:
             try:
                 if requests.get(f"{base}/api/v1/health", timeout=5).ok:
@@ -119,6 +125,12 @@ def gateway_stack(*, workers: int | None = None, threads: int | None = None, per
             if web.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("gunicorn did not become healthy")
             time.sleep(0.1)
+        if companions:  # once gunicorn serves: their start-up would compete with its boot
+            from opitios.supervisord_conf import commands
+
+            argv = commands(py, {"sim": "0", "flower": str(free_port()), "flower_address": "127.0.0.1"})
+            for name in companions:
+                others[name] = subprocess.Popen(argv[name], cwd=ROOT, env=env, stdout=sys.stderr, stderr=sys.stderr)
         info = {
             **configuration(),
             "settings": "opitios.settings.production",
@@ -126,13 +138,15 @@ def gateway_stack(*, workers: int | None = None, threads: int | None = None, per
                          "GUNICORN_THREADS": env.get("GUNICORN_THREADS", "default")},
             "cpus": os.cpu_count(),
             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+            "companions": list(companions),
         }
-        yield Gateway(base, token, sim, config, env, web, info)
+        yield Gateway(base, token, sim, config, env, web, info, others)
     finally:
-        if web is not None:
-            web.terminate()
+        for proc in [*others.values(), *([web] if web is not None else [])]:
+            proc.terminate()
+        for proc in [*others.values(), *([web] if web is not None else [])]:
             try:
-                web.wait(15)
+                proc.wait(30)
             except subprocess.TimeoutExpired:
-                web.kill()
+                proc.kill()
         sim.stop()
