@@ -40,10 +40,15 @@ def _version() -> int | None:
         return None
 
 
-def account_by_id(account_id: str) -> AlpacaAccount | None:
-    """The account with this ``account_id`` (a private copy the caller may change), or None."""
+def account_by_id(account_id: str, *, version: int | None = None) -> AlpacaAccount | None:
+    """The account with this ``account_id`` (a private copy the caller may change), or None.
+    ``version``: the counter ``VERSION_KEY`` as this request already read it (the throttle reads it
+    in its own round trip), else it is read here."""
     ttl = settings.ACCOUNT_CACHE_SECONDS
-    version = _version() if ttl > 0 else None
+    if ttl <= 0 or not budget.counters.shared:
+        version = None
+    elif version is None:
+        version = _version()
     now = time.monotonic()
     if version is not None:
         entry = _entries.get(account_id)

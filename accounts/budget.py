@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
@@ -185,22 +185,26 @@ class Reservation:
     limit: int
     retry_after: int
     window_ends_at: float = 0.0  # epoch seconds
+    also: dict = field(default_factory=dict)  # the counters ``read_also`` asked for, read in the same round trip
 
 
-def window_take(prefix: str, limit: int, *, window: int = WINDOW, now: float | None = None, strict: bool = False) -> Reservation:
+def window_take(prefix: str, limit: int, *, window: int = WINDOW, now: float | None = None, strict: bool = False,
+                read_also: tuple[str, ...] = ()) -> Reservation:
     """Count one event under ``prefix`` unless the sliding-window estimate would exceed ``limit``
-    per ``window`` seconds (refused events are not counted). Counter keys: ``{prefix}:{index}``."""
+    per ``window`` seconds (refused events are not counted). Counter keys: ``{prefix}:{index}``.
+    ``read_also`` names other counters to read in the same round trip (``Reservation.also``)."""
     now = time.time() if now is None else now
     index, elapsed = _window(now, window)
     current_key = f"{prefix}:{index}"
     ttl = 3 * window
-    (current,), (previous,) = counters.incr({current_key: 1}, ttl=ttl, read=(f"{prefix}:{index - 1}",), strict=strict)
+    (current,), (previous, *others) = counters.incr({current_key: 1}, ttl=ttl, read=(f"{prefix}:{index - 1}", *read_also), strict=strict)
+    also = dict(zip(read_also, others, strict=True))
     used = current + previous * (1 - elapsed)
     ends = (index + 1) * window
     if used <= limit:
-        return Reservation(True, used, limit, 0, ends)
+        return Reservation(True, used, limit, 0, ends, also)
     counters.incr({current_key: -1}, ttl=ttl, strict=strict)
-    return Reservation(False, used, limit, _retry_after(current - 1, previous, limit, elapsed, window), ends)
+    return Reservation(False, used, limit, _retry_after(current - 1, previous, limit, elapsed, window), ends, also)
 
 
 def reserve(pk: int, limit: int, *, now: float | None = None) -> Reservation:

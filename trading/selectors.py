@@ -43,7 +43,8 @@ def requested_account_id(request) -> str | None:
     return query or body
 
 
-def account_resolve(*, requested_id: str | None, token_account_id: str | None, is_admin: bool) -> AlpacaAccount:
+def account_resolve(*, requested_id: str | None, token_account_id: str | None, is_admin: bool,
+                    accounts_version: int | None = None) -> AlpacaAccount:
     """The account a trading or account-data request addresses.
 
     ``account_id`` from the request, else the token's ``account_id`` claim; never auto-routed.
@@ -65,7 +66,7 @@ def account_resolve(*, requested_id: str | None, token_account_id: str | None, i
         raise ApplicationError(
             "account_forbidden", f"Your token does not give access to account {account_id}.", status_code=403
         )
-    account = account_by_id(account_id) if ACCOUNT_ID_RE.match(account_id) else None
+    account = account_by_id(account_id, version=accounts_version) if ACCOUNT_ID_RE.match(account_id) else None
     if account is None:
         raise ApplicationError("account_not_found", f"Account {account_id} does not exist.", status_code=404)
     return account

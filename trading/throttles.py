@@ -18,7 +18,7 @@ import time
 
 from rest_framework.throttling import SimpleRateThrottle
 
-from accounts import budget
+from accounts import account_cache, budget
 from opitios.auth import token_user_id
 from opitios.config import current_config
 from opitios.health import DEGRADED, OK, register_section
@@ -57,12 +57,15 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
         self.num_requests, self.duration = self.parse_rate(self.rate)
         self.key = self.get_cache_key(request, view)
         try:
-            self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True)
+            self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True,
+                                            read_also=(account_cache.VERSION_KEY,))
         except Exception as exc:  # the store is down: fail open
             _last_failure.update(at=time.time(), error=exc.__class__.__name__)
             logger.error("rate-limit store unavailable, failing open scope=%s error=%s", self.scope, exc.__class__.__name__)
             return True
         request.rate_limit = self._headers(self.taken)
+        # The account cache's version, read in this same round trip (accounts/account_cache.py).
+        request.accounts_version = self.taken.also[account_cache.VERSION_KEY]
         return self.taken.allowed
 
     def wait(self) -> float:

@@ -70,3 +70,16 @@ def test_a_failing_store_means_every_read_goes_to_the_database(live, monkeypatch
         assert account_by_id("account_001").account_id == "account_001"
         assert account_by_id("account_001").account_id == "account_001"
     assert _account_lookups(queries.captured_queries) == 2
+
+
+def test_the_throttle_reads_the_version_in_its_own_round_trip(live, monkeypatch):  # noqa: F811
+    from accounts import account_cache
+
+    def no_second_read():
+        raise AssertionError("the account cache read the version in a round trip of its own")
+
+    monkeypatch.setattr(account_cache, "_version", no_second_read)
+    assert _order().status_code == 201
+    with CaptureQueriesContext(connection) as queries:
+        assert _order().status_code == 201
+    assert _account_lookups(queries.captured_queries) == 0

@@ -56,7 +56,7 @@ class TradingAPIView(APIView):
     def resolve_account(self, request):
         """The account the request names (query or body), checked against the token."""
         return account_resolve(requested_id=requested_account_id(request), token_account_id=token_account_id(request),
-                               is_admin=is_admin(request))
+                               is_admin=is_admin(request), accounts_version=getattr(request, "accounts_version", None))
 
 
 def _err(description: str) -> OpenApiResponse:
