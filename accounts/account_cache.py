@@ -61,6 +61,12 @@ def account_by_id(account_id: str, *, version: int | None = None) -> AlpacaAccou
     return account
 
 
+def known_pk(account_id: str) -> int | None:
+    """The pk of an account this process has read (an account's pk never changes), else None."""
+    entry = _entries.get(account_id)
+    return entry[2].pk if entry is not None else None
+
+
 def _move_version() -> None:
     with _lock:
         _entries.clear()

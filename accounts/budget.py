@@ -12,6 +12,7 @@ open: ``strict=True``).
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import os
@@ -188,28 +189,96 @@ class Reservation:
     also: dict = field(default_factory=dict)  # the counters ``read_also`` asked for, read in the same round trip
 
 
+@dataclass(frozen=True)
+class _Counted:
+    """One event counted in a window: enough to decide against any limit without another round trip."""
+    key: str
+    current: int
+    previous: int
+    elapsed: float
+    window: int
+    index: int
+
+    def decide(self, limit: int, also: dict | None = None) -> Reservation:
+        used = self.current + self.previous * (1 - self.elapsed)
+        ends = (self.index + 1) * self.window
+        if used <= limit:
+            return Reservation(True, used, limit, 0, ends, also or {})
+        return Reservation(False, used, limit, _retry_after(self.current - 1, self.previous, limit, self.elapsed, self.window), ends,
+                           also or {})
+
+
+def _count(prefixes: dict[str, int], *, now: float, strict: bool, read_also: tuple[str, ...] = ()) -> tuple[list[_Counted], dict]:
+    """Count one event under each prefix (value: its window in seconds) and read ``read_also``: one round trip."""
+    deltas, reads, meta = {}, [], []
+    for prefix, window in prefixes.items():
+        index, elapsed = _window(now, window)
+        deltas[f"{prefix}:{index}"] = 1
+        reads.append(f"{prefix}:{index - 1}")
+        meta.append((index, elapsed, window))
+    currents, read = counters.incr(deltas, ttl=3 * max(prefixes.values()), read=(*reads, *read_also), strict=strict)
+    counted = [_Counted(key, c, p, elapsed, window, index)
+               for key, c, p, (index, elapsed, window) in zip(deltas, currents, read, meta, strict=False)]
+    return counted, dict(zip(read_also, read[len(reads):], strict=True))
+
+
+def _uncount(counted: _Counted, *, strict: bool) -> None:
+    counters.incr({counted.key: -1}, ttl=3 * counted.window, strict=strict)
+
+
 def window_take(prefix: str, limit: int, *, window: int = WINDOW, now: float | None = None, strict: bool = False,
                 read_also: tuple[str, ...] = ()) -> Reservation:
     """Count one event under ``prefix`` unless the sliding-window estimate would exceed ``limit``
     per ``window`` seconds (refused events are not counted). Counter keys: ``{prefix}:{index}``.
     ``read_also`` names other counters to read in the same round trip (``Reservation.also``)."""
     now = time.time() if now is None else now
-    index, elapsed = _window(now, window)
-    current_key = f"{prefix}:{index}"
-    ttl = 3 * window
-    (current,), (previous, *others) = counters.incr({current_key: 1}, ttl=ttl, read=(f"{prefix}:{index - 1}", *read_also), strict=strict)
-    also = dict(zip(read_also, others, strict=True))
-    used = current + previous * (1 - elapsed)
-    ends = (index + 1) * window
-    if used <= limit:
-        return Reservation(True, used, limit, 0, ends, also)
-    counters.incr({current_key: -1}, ttl=ttl, strict=strict)
-    return Reservation(False, used, limit, _retry_after(current - 1, previous, limit, elapsed, window), ends, also)
+    (counted,), also = _count({prefix: window}, now=now, strict=strict, read_also=read_also)
+    taken = counted.decide(limit, also)
+    if not taken.allowed:
+        _uncount(counted, strict=strict)
+    return taken
+
+
+# --- the order path: the API throttle and the account's upstream budget in one round trip -----------
+_prepaid: contextvars.ContextVar[dict[int, _Counted] | None] = contextvars.ContextVar("budget_prepaid", default=None)
+
+
+def window_take_with_budget(prefix: str, limit: int, *, window: int, account_pk: int, strict: bool = False,
+                            read_also: tuple[str, ...] = ()) -> Reservation:
+    """``window_take`` that also counts one upstream request against account ``account_pk``'s budget
+    in the same round trip. The first ``reserve`` of that account in this context decides on it
+    against the account's limit of the moment (no round trip); ``prepaid_release`` gives back what no
+    upstream call used. A refused take counts nothing."""
+    (counted, prepaid), also = _count({prefix: window, f"{PREFIX}:{account_pk}:req": WINDOW}, now=time.time(), strict=strict,
+                                      read_also=read_also)
+    taken = counted.decide(limit, also)
+    if not taken.allowed:
+        counters.incr({counted.key: -1, prepaid.key: -1}, ttl=3 * max(window, WINDOW), strict=strict)
+        return taken
+    _prepaid.set({account_pk: prepaid})
+    return taken
+
+
+def prepaid_release() -> None:
+    """Give back the prepaid budget no upstream call used (deferred: no round trip of its own)."""
+    left = _prepaid.get()
+    if left is None:
+        return
+    _prepaid.set(None)
+    if left:
+        counters.defer({c.key: -1 for c in left.values()})
 
 
 def reserve(pk: int, limit: int, *, now: float | None = None) -> Reservation:
     """Count one upstream request against the account's budget, unless it is exhausted."""
-    return window_take(f"{PREFIX}:{pk}:req", limit, now=now)
+    left = _prepaid.get()
+    counted = left.pop(pk, None) if left else None
+    if counted is None:
+        return window_take(f"{PREFIX}:{pk}:req", limit, now=now)
+    taken = counted.decide(limit)
+    if not taken.allowed:
+        _uncount(counted, strict=False)
+    return taken
 
 
 def _retry_after(current: int, previous: int, limit: int, elapsed: float, window: int = WINDOW) -> int:

@@ -7,7 +7,9 @@ When the store is down the throttle lets the request through, logs an error and 
 
 Counting is ``accounts.budget.window_take``: a sliding-window estimate over two fixed windows of
 the rate's period, one atomic round trip on Redis (``INCRBY``+``EXPIRE``, pipelined), and the
-embedded cache's shared counter table otherwise (every local process counts together).
+embedded cache's shared counter table otherwise (every local process counts together). The same
+round trip reads the account cache's version and, on the order routes, counts the token's
+account's upstream budget (``window_take_with_budget``): one round trip for both per order.
 ``X-RateLimit-Reset`` is the end of the current window.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts import account_cache, budget
-from opitios.auth import token_user_id
+from opitios.auth import token_account_id, token_user_id
 from opitios.config import current_config
 from opitios.health import DEGRADED, OK, register_section
 
@@ -57,8 +59,13 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
         self.num_requests, self.duration = self.parse_rate(self.rate)
         self.key = self.get_cache_key(request, view)
         try:
-            self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True,
-                                            read_also=(account_cache.VERSION_KEY,))
+            prepay_pk = self._prepay_pk(request, view)
+            if prepay_pk is None:
+                self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True,
+                                                read_also=(account_cache.VERSION_KEY,))
+            else:
+                self.taken = budget.window_take_with_budget(self.key, self.num_requests, window=self.duration, strict=True,
+                                                            account_pk=prepay_pk, read_also=(account_cache.VERSION_KEY,))
         except Exception as exc:  # the store is down: fail open
             _last_failure.update(at=time.time(), error=exc.__class__.__name__)
             logger.error("rate-limit store unavailable, failing open scope=%s error=%s", self.scope, exc.__class__.__name__)
@@ -67,6 +74,15 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
         # The account cache's version, read in this same round trip (accounts/account_cache.py).
         request.accounts_version = self.taken.also[account_cache.VERSION_KEY]
         return self.taken.allowed
+
+    @staticmethod
+    def _prepay_pk(request, view) -> int | None:
+        """The order routes count the token's account's upstream budget in the throttle's round trip,
+        when this process knows the account's pk (accounts.budget.window_take_with_budget)."""
+        if not getattr(view, "prepay_budget", False) or getattr(request, "auth", None) is None:
+            return None
+        account_id = token_account_id(request)
+        return account_cache.known_pk(account_id) if account_id else None
 
     def wait(self) -> float:
         return self.taken.retry_after

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework.views import APIView
 
+from accounts import budget
 from accounts.broker import BrokerError
 from opitios.auth import token_account_id
 from opitios.errors import ApplicationError
@@ -31,6 +32,7 @@ class TradingAPIView(APIView):
     throttle_classes = [ConfiguredScopeThrottle]
     throttle_scope = "default"
     timed = False  # log request_total_ms for every request of this view (the order routes)
+    prepay_budget = False  # the throttle also counts the account's upstream budget (the single-account order routes)
 
     def initial(self, request, *args, **kwargs):
         # Step 1 of the order flow is stamped by the first middleware (opitios/request_timing.py);
@@ -47,6 +49,7 @@ class TradingAPIView(APIView):
         return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):
+        budget.prepaid_release()  # what the throttle prepaid and no broker call used
         response = super().finalize_response(request, response, *args, **kwargs)
         for name, value in (getattr(request, "rate_limit", None) or {}).items():
             if name != "Retry-After" or response.status_code == 429:

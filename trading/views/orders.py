@@ -43,6 +43,7 @@ def _respond(result) -> Response:
 class _PlaceOrderView(TradingAPIView):
     permission_classes = [HasTrading]
     timed = True
+    prepay_budget = True
     input_serializer = StockOrderInputSerializer
 
     def post(self, request):
@@ -78,6 +79,7 @@ class OptionOrderView(_PlaceOrderView):
 class QuickOrderView(TradingAPIView):
     permission_classes = [HasTrading]
     timed = True
+    prepay_budget = True
     throttle_scope = "stock_order"
     side = "buy"
 
