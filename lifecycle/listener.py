@@ -21,13 +21,14 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.db.models import Count, Max
 from django.db.models.functions import Mod
 
@@ -74,6 +75,7 @@ class Listener:
         self.poll_seconds = settings.LIFECYCLE_POLL_SECONDS if poll_seconds is None else poll_seconds
         self.node = f"{socket.gethostname()}:{os.getpid()}"
         self.streams: dict[int, StreamState] = {}
+        self._threads = threads
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lifecycle")
         self._accounts: dict[int, AlpacaAccount] = {}
         self._seen: tuple | None = None
@@ -137,9 +139,9 @@ class Listener:
             target = state.target
             try:
                 async with TradeStream(target) as stream:
-                    state.connected, state.connected_at = True, time.time()
+                    # Listening already, so nothing new is missed; connected once the gap is reconciled.
                     state.recovered += await self._sync(account_reconcile, account=self._accounts[target.pk])
-                    attempt = 0
+                    state.connected, state.connected_at, attempt = True, time.time(), 0
                     async for update in stream.updates():
                         state.last_event_at = time.time()
                         await self._sync(update_handle, account=self._accounts[target.pk], update=update)
@@ -224,7 +226,23 @@ class Listener:
             for pk in list(self.streams):
                 await self._stop_stream(pk)
             await self._sync(self._release)
-            self._executor.shutdown(wait=False)
+            await self._sync(cache.delete, shard_key(self.shard_index))  # a stopped shard reports as missing
+            await self._close_connections()
+            self._executor.shutdown(wait=True)
+
+    async def _close_connections(self) -> None:
+        """Every pool thread closes its database connection (one task each: they meet at a barrier)."""
+        barrier = threading.Barrier(self._threads)
+
+        def close():
+            try:
+                barrier.wait(timeout=5)
+            except threading.BrokenBarrierError:
+                pass
+            connections.close_all()
+
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._executor, close) for _ in range(self._threads)))
 
     def stop(self) -> None:
         self._stop.set()
