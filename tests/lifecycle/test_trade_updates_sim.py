@@ -10,6 +10,7 @@ import pytest
 from accounts.broker import OrderRequest, broker_for
 from audit.models import AuditEvent
 from sellbot.models import AutoSellFill, ManagedPosition
+from sellbot.services import AccountCheck, fills_absorb
 from tests.audit.conftest import requires_postgres
 from tests.helpers.sim_streams import wait_for
 from tests.trading.conftest import client_for, token
@@ -142,6 +143,11 @@ def test_opted_in_option_buy_opens_its_position_from_the_fill_event(listening, s
     assert position.entry_price == OrderRecord.objects.get(pk=record.pk).filled_avg_price
     fill = AutoSellFill.objects.get(client_order_id="auto-1")
     assert fill.filled_qty == 2 and fill.final and fill.position_id == position.pk
+    # the sweep's own fill absorption, run now against alpacasim, agrees: nothing left to absorb
+    account = record.account
+    check = AccountCheck(account_pk=account.pk)
+    fills_absorb(account=account, broker=broker_for(account), result=check)
+    assert "fills_absorbed" not in check.counts and ManagedPosition.objects.get().qty == 2
 
 
 def test_disable_enable_and_rekey_without_restart(listening, accounts, sim_urls):
