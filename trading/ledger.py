@@ -10,6 +10,7 @@ transaction; a fill then enqueues the account's balance refresh.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -37,6 +38,8 @@ AUDIT_ACTIONS = {
     "replaced": "order.replaced",
 }
 _US = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Enqueueing is a broker round trip (Redis, or a file write): off the event's path, as the order path does.
+_refresh_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-balance-refresh")
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ def _write(account: AlpacaAccount, order: BrokerOrder, *, event: str, at: dateti
                 "status": order.status, "execution_id": execution_id, "broker_at": at.strftime(_US), "reconciled": reconciled,
             })
         if added > 0:
-            transaction.on_commit(lambda pk=account.pk: balance_refresh_enqueue(pk))
+            transaction.on_commit(lambda pk=account.pk: _refresh_pool.submit(balance_refresh_enqueue, pk))
     return Recorded(record, row, added)
 
 
