@@ -74,7 +74,7 @@ def _record_for(account: AlpacaAccount, order: BrokerOrder, at: datetime) -> Ord
     if record is not None:
         return record
     return OrderRecord.objects.create(
-        account=account, account_type=account.account_type or "", source=Source.EXTERNAL, client_order_id=order.client_order_id[:48],
+        account=account, account_type=account.account_type or "", source=Source.EXTERNAL, client_order_id=order.client_order_id,
         broker_order_id=order.id, symbol=order.symbol, asset_class=order.asset_class, side=order.side, order_type=order.type,
         time_in_force=order.time_in_force, qty=order.qty, notional=order.notional, limit_price=order.limit_price,
         stop_price=order.stop_price, extended_hours=order.extended_hours, outcome=Outcome.ACCEPTED, broker_status=order.status,
@@ -113,7 +113,7 @@ def _write(account: AlpacaAccount, order: BrokerOrder, *, event: str, at: dateti
             return Recorded(record, None)
         added = order.filled_qty - record.filled_qty if event in FILL_EVENTS else Decimal(0)
         row = OrderEvent.objects.create(
-            account=account, record=record, broker_order_id=order.id, client_order_id=order.client_order_id[:48], event=event,
+            account=account, record=record, broker_order_id=order.id, client_order_id=order.client_order_id, event=event,
             symbol=order.symbol, side=order.side, order_status=order.status, qty=qty, price=price, position_qty=position_qty,
             order_filled_qty=order.filled_qty, execution_id=execution_id, broker_at=at, received_at=received_at,
             reconciled=reconciled, dedupe_key=key,

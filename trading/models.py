@@ -30,7 +30,7 @@ class OrderRecord(models.Model):
     source = models.CharField(max_length=8, choices=Source.choices)
     user_id = models.CharField(max_length=128, blank=True)
 
-    client_order_id = models.CharField(max_length=48)
+    client_order_id = models.CharField(max_length=128)  # Alpaca allows 128 (an external order's may be that long)
     # The idempotency key is (account, client_order_id) over the current attempt; a retry after a
     # broker fault supersedes the failed row (is_current=False) so every attempt keeps its record.
     is_current = models.BooleanField(default=True)
@@ -121,7 +121,7 @@ class OrderEvent(models.Model):
     account = models.ForeignKey("accounts.AlpacaAccount", on_delete=models.PROTECT, related_name="order_events", db_index=False)
     record = models.ForeignKey(OrderRecord, on_delete=models.PROTECT, related_name="events", null=True, blank=True)
     broker_order_id = models.CharField(max_length=64)
-    client_order_id = models.CharField(max_length=48, blank=True)
+    client_order_id = models.CharField(max_length=128, blank=True)
     event = models.CharField(max_length=32)
     symbol = models.CharField(max_length=32, blank=True)
     side = models.CharField(max_length=8, blank=True)

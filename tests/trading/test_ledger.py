@@ -121,3 +121,11 @@ def test_officer_sees_the_lifecycle_and_the_event_list(officer_client, demo_acco
     assert len(rows) == 2 and "x9" in rows[1]
     assert AuditEvent.objects.filter(action="admin.exported").exists()
     assert OrderEvent.objects.count() == 2
+
+
+def test_an_external_order_with_a_long_client_order_id_is_kept_whole(demo_accounts):
+    long_id = "dashboard-" + "x" * 118  # Alpaca allows 128 characters
+    order = {**_order("new"), "id": "b-long", "client_order_id": long_id}
+    done = ledger.trade_update_record(account=demo_accounts["account_001"], update=_update("new", order))
+    assert done.record.client_order_id == long_id and done.record.source == Source.EXTERNAL
+    assert OrderEvent.objects.get(broker_order_id="b-long").client_order_id == long_id
