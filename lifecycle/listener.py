@@ -33,8 +33,9 @@ from django.db.models import Count, Max
 from django.db.models.functions import Mod
 
 from accounts.broker import BrokerError, BrokerRejected
-from accounts.broker.trade_stream import StreamTarget, TradeStream, stream_target
+from accounts.broker.trade_stream import StreamTarget, TradeStream, stream_target, stream_url
 from accounts.models import AlpacaAccount
+from opitios.logging import register_secrets
 
 from .handling import account_reconcile, update_handle
 
@@ -106,15 +107,23 @@ class Listener:
         for account in self._mine():
             if account.config_error:
                 continue
+            known = self.streams.get(account.pk)
+            url = stream_url(settings.ALPACA_PAPER_URL if account.paper_trading else settings.ALPACA_LIVE_URL)
+            if known is not None and known.target.fingerprint == (account.api_key_encrypted, account.secret_key_encrypted, url):
+                targets[account.pk] = known.target  # unchanged keys: no decryption
+                self._accounts[account.pk] = account
+                continue
             try:
                 targets[account.pk] = stream_target({"pk": account.pk, "account_id": account.account_id,
                                                      "paper_trading": account.paper_trading,
                                                      "api_key_encrypted": account.api_key_encrypted,
-                                                     "secret_key_encrypted": account.secret_key_encrypted})
+                                                     "secret_key_encrypted": account.secret_key_encrypted}, register=False)
             except Exception as exc:  # undecryptable keys: the account is reported, never the process stopped
                 logger.error("trade stream not started account=%s error=%s", account.account_id, exc.__class__.__name__)
                 continue
             self._accounts[account.pk] = account
+        # One regex compile for the batch: registering 2,000 keys one by one is quadratic.
+        register_secrets([v for t in targets.values() for v in (t.api_key, t.secret_key)])
         return targets
 
     def _lease(self) -> bool:

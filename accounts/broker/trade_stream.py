@@ -46,12 +46,14 @@ def stream_url(trading_url: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/stream", "", ""))
 
 
-def stream_target(row: dict) -> StreamTarget:
-    """``row``: an account's pk, account_id, paper_trading and encrypted keys (a ``values()`` row)."""
+def stream_target(row: dict, *, register: bool = True) -> StreamTarget:
+    """``row``: an account's pk, account_id, paper_trading and encrypted keys (a ``values()`` row).
+    ``register=False`` when the caller registers a whole batch of keys with the log masker at once."""
     url = stream_url(settings.ALPACA_PAPER_URL if row["paper_trading"] else settings.ALPACA_LIVE_URL)
     return StreamTarget(
         pk=row["pk"], account_id=row["account_id"], url=url,
-        api_key=crypto.decrypt(row["api_key_encrypted"]), secret_key=crypto.decrypt(row["secret_key_encrypted"]),
+        api_key=crypto.decrypt(row["api_key_encrypted"], register=register),
+        secret_key=crypto.decrypt(row["secret_key_encrypted"], register=register),
         fingerprint=(row["api_key_encrypted"], row["secret_key_encrypted"], url),
     )
 
