@@ -2,8 +2,14 @@
 
 The port comes from OPITIOS_WEB_PORT (default 8090); GUNICORN_BIND overrides the whole address.
 WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_TIMEOUT and GUNICORN_GRACEFUL_TIMEOUT tune the rest.
+Metrics: every worker writes its samples under PROMETHEUS_MULTIPROC_DIR (default var/prometheus/web),
+emptied here at start, so /metrics on any worker answers for all of them (docs/deployment.md, "Metrics").
 """
 import os
+
+from opitios import multiproc
+
+multiproc.prepare("web")  # before any worker imports prometheus-client
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('OPITIOS_WEB_PORT', '8090')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -22,3 +28,10 @@ loglevel = "warning"
 limit_request_line = 8190  # request line (method, URL, query); gunicorn's maximum
 limit_request_fields = 50  # header count; a browser or SDK sends < 20
 limit_request_field_size = 8190  # one header line, Authorization included
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges leave the sums; its counters stay (they only ever add up)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
