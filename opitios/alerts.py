@@ -40,19 +40,22 @@ def _hold() -> float:
     return float(getattr(settings, "ALERT_RESOLVE_HOLD_SECONDS", 120))
 
 
-def _send_later(title: str, body: str) -> None:
+def _send_later(title: str, body: str, *, direct: bool = False) -> None:
     if not current_config().alerts.urls:
         return
     title, body = mask_secrets(title)[:250], mask_secrets(body)[:2000]
+    if direct:  # the supervisor's listener: the workers may be the ones down
+        send.apply((title, body))
+        return
     transaction.on_commit(lambda: send.delay(title, body))
 
 
-def alert_raise(key: str, title: str, body: str = "") -> bool:
-    """Report ``key`` as needing a person. True when a message was queued."""
+def alert_raise(key: str, title: str, body: str = "", *, direct: bool = False) -> bool:
+    """Report ``key`` as needing a person. True when a message was queued (sent, with ``direct``)."""
     now = time.time()
     state = {"raised": True, "since": now, "notified_at": now, "title": title, "token": ""}
     if cache.add(PREFIX + key, state, timeout=None):
-        _send_later(f"{TITLE_PREFIX} {title}", body)
+        _send_later(f"{TITLE_PREFIX} {title}", body, direct=direct)
         return True
     current = cache.get(PREFIX + key) or state
     repeat = current_config().alerts.repeat_minutes * 60
@@ -62,7 +65,7 @@ def alert_raise(key: str, title: str, body: str = "") -> bool:
     cache.set(PREFIX + key, {**current, "raised": True, "token": "", "notified_at": now if reminder else current["notified_at"]},
               timeout=None)
     if reminder:
-        _send_later(f"{TITLE_PREFIX} still: {title}", body)
+        _send_later(f"{TITLE_PREFIX} still: {title}", body, direct=direct)
     return bool(reminder)
 
 
