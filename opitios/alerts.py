@@ -37,7 +37,7 @@ class AlertNotSent(Exception):
 
 
 def _hold() -> float:
-    return float(getattr(settings, "ALERT_RESOLVE_HOLD_SECONDS", 120))
+    return settings.ALERT_RESOLVE_HOLD_SECONDS
 
 
 def _send_later(title: str, body: str, *, direct: bool = False) -> None:
