@@ -14,6 +14,7 @@ is over. Keys name the condition (``sellbot_stalled``, ``type_mismatch:account_0
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -47,9 +48,23 @@ def _send_later(title: str, body: str, *, direct: bool = False) -> None:
     if direct:  # the supervisor's listener: the workers may be the ones down
         send.apply((title, body))
         return
-    transaction.on_commit(lambda: send.delay(title, body))
+    transaction.on_commit(lambda: send.delay(title, body), robust=True)  # a broker hiccup never fails the caller
 
 
+def _never_raises(fn):
+    """An alert must never fail what raised it (a detection, a watchdog): a cache or broker outage is logged."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            logger.error("alert %s not recorded: %s", args[0] if args else "?", exc.__class__.__name__)
+            return False
+
+    return wrapper
+
+
+@_never_raises
 def alert_raise(key: str, title: str, body: str = "", *, direct: bool = False) -> bool:
     """Report ``key`` as needing a person. True when a message was queued (sent, with ``direct``)."""
     now = time.time()
@@ -69,6 +84,7 @@ def alert_raise(key: str, title: str, body: str = "", *, direct: bool = False) -
     return bool(reminder)
 
 
+@_never_raises
 def alert_resolve(key: str, body: str = "") -> None:
     """Report ``key`` as over. The "resolved" message goes out once it stays over for the hold."""
     current = cache.get(PREFIX + key)
@@ -76,7 +92,7 @@ def alert_resolve(key: str, body: str = "") -> None:
         return
     token = uuid.uuid4().hex
     cache.set(PREFIX + key, {**current, "raised": False, "token": token}, timeout=None)
-    transaction.on_commit(lambda: resolve_after_hold.apply_async((key, token, body), countdown=_hold()))
+    transaction.on_commit(lambda: resolve_after_hold.apply_async((key, token, body), countdown=_hold()), robust=True)
 
 
 def alert_active(key: str) -> bool:

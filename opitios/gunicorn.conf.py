@@ -13,7 +13,7 @@ from opitios import multiproc
 from opitios.config import config_path
 from opitios.web_bind import web_bind
 
-multiproc.prepare("web")  # before any worker imports prometheus-client
+multiproc.use("web")  # before any worker imports prometheus-client
 
 bind = web_bind(demo=config_path(Path(__file__).resolve().parent.parent)[1])
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -32,6 +32,11 @@ loglevel = "warning"
 limit_request_line = 8190  # request line (method, URL, query); gunicorn's maximum
 limit_request_fields = 50  # header count; a browser or SDK sends < 20
 limit_request_field_size = 8190  # one header line, Authorization included
+
+
+def on_starting(server):
+    """Once per master start; a reload (HUP) keeps the counters, as its old workers still write them."""
+    multiproc.clean()
 
 
 def child_exit(server, worker):

@@ -2,14 +2,14 @@
 
 prometheus-client picks its value store when it is first imported: in multiprocess mode
 (``PROMETHEUS_MULTIPROC_DIR`` set) every process writes its samples to files there and a scrape
-adds them up. So this module imports nothing of prometheus-client, and ``prepare`` must run before
-anything does: gunicorn.conf.py calls it for the web processes, opitios/celery.py for a worker.
+adds them up. So this module imports nothing of prometheus-client, and ``use`` must run before
+anything does: gunicorn.conf.py calls ``use`` for the web processes (and ``clean`` once, when the
+master starts, not at each reload), opitios/celery.py ``prepare`` for a worker.
 An operator's ``PROMETHEUS_MULTIPROC_DIR`` wins over the default under var/prometheus/.
 """
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -20,15 +20,25 @@ def default_dir(kind: str) -> Path:
     return base / "prometheus" / kind
 
 
-def prepare(kind: str) -> Path:
-    """Point this process (and its children) at an empty sample directory of its own kind.
-
-    Emptied at every start: files of a previous run would be added to this one's counters."""
+def use(kind: str) -> Path:
+    """Point this process (and its children) at the sample directory of its kind."""
     path = Path(os.environ.get(ENV) or default_dir(kind))
-    if path.exists():
-        shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
     os.environ[ENV] = str(path)
+    return path
+
+
+def clean() -> None:
+    """Empty the directory, once per start of the kind's main process: files of a previous run
+    would be added to this one's counters."""
+    path = Path(os.environ[ENV])
+    for entry in path.glob("*.db"):
+        entry.unlink(missing_ok=True)
+
+
+def prepare(kind: str) -> Path:
+    path = use(kind)
+    clean()
     return path
 
 

@@ -144,3 +144,14 @@ def test_bad_alert_urls_are_config_errors_that_never_stop_the_start(tmp_path, mo
     assert not any("token-xyz" in e for e in errors)
     path.write_text(yaml.safe_dump({"alerts": {"urls": "json://one"}}))
     assert current_config().alerts.urls == [] and any(e.startswith("alerts.urls:") for e in current_config().config_errors)
+
+
+def test_a_cache_outage_never_fails_what_raised_the_alert(alerting, receiver, monkeypatch, caplog):
+    def down(*args, **kwargs):
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(cache, "add", down)
+    monkeypatch.setattr(cache, "get", down)
+    assert alerts.alert_raise("sellbot_stalled", "sell bot stalled") is False
+    alerts.alert_resolve("sellbot_stalled")
+    assert "alert sellbot_stalled not recorded: ConnectionError" in caplog.text
