@@ -51,7 +51,8 @@ def test_two_beats_and_a_killed_beat_never_sell_twice(stack_factory, sim, tmp_pa
             beat2 = subprocess.Popen(
                 [PY, "-m", "celery", "-A", "opitios", "beat", "-l", "INFO", "--pidfile", str(tmp_path / "beat2.pid"),
                  "-s", str(tmp_path / "beat2-schedule")],
-                cwd=REPO_ROOT, env=stack.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                # its console must show the routine "Sending due task" lines this test counts (opitios/log_filters.py)
+                cwd=REPO_ROOT, env={**stack.env, "OPITIOS_LOG_CONSOLE_LEVEL": "DEBUG"}, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             log.close()
             try:
                 stack.wait_for(lambda: "beat: Starting" in (tmp_path / "beat2.log").read_text(), "the second beat", timeout=60)
