@@ -62,17 +62,21 @@ def register_collector(collect: Callable[[], Iterable[Metric]]) -> None:
 
 
 def account_label(account_id: str) -> str:
-    from opitios.config import current_config
+    from opitios.config import MetricsConfig, current_config
 
-    return account_id if account_id in current_config().metrics.account_labels else OTHER
+    allowed = getattr(current_config(), "metrics", MetricsConfig()).account_labels
+    return account_id if account_id in allowed else OTHER
 
 
 def upstream_observed(account_id: str, *, result: str, status: int | None = None) -> None:
     """One call to Alpaca (the broker adapter): ok, error or budget_exhausted; 429s apart."""
-    label = account_label(account_id)
-    upstream_calls.labels(label, result).inc()
-    if status == 429:
-        upstream_429.labels(label).inc()
+    try:
+        label = account_label(account_id)
+        upstream_calls.labels(label, result).inc()
+        if status == 429:
+            upstream_429.labels(label).inc()
+    except Exception:  # counting must never cost a broker call
+        logger.exception("upstream call not counted")
 
 
 def _safe(collect: Callable[[], Iterable[Metric]]) -> Callable[[], Iterable[Metric]]:
