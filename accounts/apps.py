@@ -8,7 +8,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from accounts import health, selectors
+        from accounts import health, metrics, selectors
         from accounts.account_cache import accounts_changed
         from accounts.models import AlpacaAccount
         from opitios.health import register_readiness, register_section
@@ -19,3 +19,4 @@ class AccountsConfig(AppConfig):
 
         register_section("accounts", selectors.accounts_health)
         register_readiness("accounts", health.accounts_readiness)
+        metrics.connect()

@@ -69,7 +69,7 @@ def main() -> int:
         os.environ.setdefault("ALPACA_LIVE_URL", f"{sim_url}/live")
         os.environ.setdefault("ALPACA_DATA_URL", sim_url)
     flower = bool(os.environ.get("REDIS_URL"))
-    processes = (["sim"] if sim else []) + ["web", "worker", "beat"] + (["flower"] if flower else [])
+    processes = (["sim"] if sim else []) + ["web", "worker", "beat", "listener"] + (["flower"] if flower else [])
 
     _manage("migrate", "--noinput", "--verbosity", "0")
     _manage("collectstatic", "--noinput", "--verbosity", "0")

@@ -21,6 +21,7 @@ import time
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts import account_cache, budget
+from opitios import metrics
 from opitios.auth import token_account_id, token_user_id
 from opitios.config import current_config
 from opitios.health import DEGRADED, OK, register_section
@@ -73,6 +74,8 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
         request.rate_limit = self._headers(self.taken)
         # The account cache's version, read in this same round trip (accounts/account_cache.py).
         request.accounts_version = self.taken.also[account_cache.VERSION_KEY]
+        if not self.taken.allowed:
+            metrics.throttled.labels(self.scope).inc()
         return self.taken.allowed
 
     @staticmethod

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -59,6 +59,7 @@ from accounts.broker.contract import (
 )
 from accounts.broker.convert import to_account_info, to_bar, to_option_contract, to_order, to_position, to_quote, to_utc
 from accounts.broker.session import TimeoutSession, read_timeout
+from opitios.metrics import upstream_observed
 
 
 def _adopt(client, session: requests.Session) -> None:
@@ -219,6 +220,7 @@ class AlpacaAccountBroker(AccountBroker):
     def _call(self, fn: Callable, *args, timeout: float | None = None, **kwargs):
         reservation = budget.reserve(self.pk, self.rate_limit_per_minute)
         if not reservation.allowed:
+            upstream_observed(self.account_id, result="budget_exhausted")
             raise UpstreamRateLimited(
                 f"The upstream budget of account {self.account_id} ({self.rate_limit_per_minute}/min) is exhausted.",
                 retry_after=reservation.retry_after,
@@ -232,11 +234,15 @@ class AlpacaAccountBroker(AccountBroker):
                 return fn(*args, **kwargs)
         except Exception as exc:
             error = True
-            raise map_error(exc, account_id=self.account_id) from exc
+            mapped = map_error(exc, account_id=self.account_id)
+            upstream_observed(self.account_id, result="error", status=getattr(mapped, "upstream_status", None))
+            raise mapped from exc
         finally:
             with _in_flight_lock:
                 _in_flight[self.pk] -= 1
             budget.record(self.pk, latency_ms=(time.perf_counter() - started) * 1000, error=error)
+            if not error:
+                upstream_observed(self.account_id, result="ok")
 
     # --- trading ---
     def get_account(self, *, timeout: float | None = None) -> AccountInfo:
@@ -267,8 +273,9 @@ class AlpacaAccountBroker(AccountBroker):
         except BrokerNotFound:
             return None
 
-    def list_orders(self, *, status: str = "open", limit: int = 100, symbols: list[str] | None = None) -> list[BrokerOrder]:
-        request = GetOrdersRequest(status=QueryOrderStatus(status), limit=limit, symbols=symbols or None)
+    def list_orders(self, *, status: str = "open", limit: int = 100, symbols: list[str] | None = None,
+                    after: datetime | None = None) -> list[BrokerOrder]:
+        request = GetOrdersRequest(status=QueryOrderStatus(status), limit=limit, symbols=symbols or None, after=after)
         return [to_order(o) for o in self._call(self._trading.get_orders, request)]
 
     def cancel_order(self, order_id: str) -> None:

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "accounts",
     "trading",
     "sellbot",
+    "lifecycle",
 ]
 
 MIDDLEWARE = [
@@ -159,6 +160,8 @@ CELERY_BEAT_SCHEDULE["sellbot.watchdog"] = {"task": "sellbot.watchdog", "schedul
 # Backoff of sellbot.cancel_order retries: base x 2^n seconds with jitter, capped.
 SELLBOT_CANCEL_RETRY_BASE_SECONDS = env.float("SELLBOT_CANCEL_RETRY_BASE_SECONDS", default=1.0)
 SELLBOT_CANCEL_RETRY_MAX_SECONDS = env.float("SELLBOT_CANCEL_RETRY_MAX_SECONDS", default=60.0)
+# An alert counts as resolved once it stays resolved this long (opitios/alerts.py, docs/deployment.md).
+ALERT_RESOLVE_HOLD_SECONDS = env.float("OPITIOS_ALERT_RESOLVE_HOLD_SECONDS", default=120.0)
 # Whole-stack tests set OPITIOS_BEAT_TEST_INTERVAL (seconds) to prove beat fires: it adds a
 # fast ``debug.ping`` entry. Unset (the default), nothing is added.
 _beat_test_interval = env.float("OPITIOS_BEAT_TEST_INTERVAL", default=0.0)
@@ -185,6 +188,13 @@ ACCOUNTS_CONCURRENCY = env.int("ACCOUNTS_CONCURRENCY", default=32)
 ACCOUNTS_POOL_REFRESH_SECONDS = env.float("ACCOUNTS_POOL_REFRESH_SECONDS", default=2.0)
 # How long a process may reuse an account row it read, while no edit happened (accounts/account_cache.py).
 ACCOUNT_CACHE_SECONDS = env.float("ACCOUNT_CACHE_SECONDS", default=3.0)
+
+# The trade-updates listener (lifecycle/listener.py, docs/operations.md).
+LIFECYCLE_SHARD_INDEX = env.int("LIFECYCLE_SHARD_INDEX", default=0)
+LIFECYCLE_SHARD_COUNT = env.int("LIFECYCLE_SHARD_COUNT", default=1)
+LIFECYCLE_POLL_SECONDS = env.float("LIFECYCLE_POLL_SECONDS", default=3.0)
+LIFECYCLE_RECONCILE_MARGIN_SECONDS = env.float("LIFECYCLE_RECONCILE_MARGIN_SECONDS", default=300.0)
+LIFECYCLE_RECONCILE_LOOKBACK_HOURS = env.float("LIFECYCLE_RECONCILE_LOOKBACK_HOURS", default=24.0)
 # Balance snapshots are a cache of Alpaca's answer, not a compliance record: pruned after this.
 ACCOUNTS_SNAPSHOT_RETENTION_DAYS = env.int("ACCOUNTS_SNAPSHOT_RETENTION_DAYS", default=7)
 
