@@ -41,6 +41,9 @@ order_overhead = Histogram("opitios_order_overhead_seconds", "Gateway time (tota
 upstream_calls = Counter("opitios_upstream_calls", "Calls to Alpaca against the per-account budget, by result "
                          "(ok, error, budget_exhausted).", ["account", "result"])
 upstream_429 = Counter("opitios_upstream_429", "HTTP 429 answers from Alpaca.", ["account"])
+order_request_total = Histogram("opitios_order_request_total_seconds", "Order routes: received by the first middleware to the "
+                                "response built, final write and rendering included (docs/architecture.md, \"Order timing\").",
+                                buckets=ORDER_BUCKETS)
 throttled = Counter("opitios_throttled_requests", "API requests refused by a rate limit (429).", ["scope"])
 sweep_seconds = Histogram("opitios_sellbot_sweep_seconds", "Duration of one sell-bot sweep (fan-out).", buckets=SWEEP_BUCKETS)
 sweep_accounts = Counter("opitios_sellbot_sweep_accounts", "Accounts per sweep: dispatched or already queued.", ["kind"])

@@ -6,10 +6,11 @@ after the response is built (rendered, every database write done) it measures
 ``request_total_ms``: the whole time the process controls, up to handing the response to the
 server. Only the socket write and the server's own bookkeeping come after.
 
-Every response carries it as ``Server-Timing: app;dur=<ms>``. A log line written during the
+Every response carries it as ``Server-Timing: app;dur=<ms>``; the order routes (marked with
+``time_request``) also export it as ``opitios_order_request_total_seconds``. A log line written during the
 request with ``log_after_response`` is held until then and gets `` request_total_ms=<ms>``
-appended (outside a request it is written at once); a request marked with ``time_request`` that
-held no line gets one of its own.
+appended (outside a request it is written at once); a marked request that held no line gets one
+of its own.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from opitios import metrics
 
 logger = logging.getLogger("opitios.requests")
 
@@ -72,5 +75,7 @@ class RequestTimingMiddleware:
                 total = elapsed_ms(request.received_perf)
             for log, level, msg, args in held.lines:
                 log.log(level, msg + " request_total_ms=%s", *args, total)
+            if held.timed:
+                metrics.order_request_total.observe(total / 1000)
             if held.timed and not held.lines:
                 logger.info("request method=%s path=%s status=%s request_total_ms=%s", request.method, request.path, status, total)

@@ -66,3 +66,14 @@ def test_quotes_are_not_logged_per_request(live, caplog):  # noqa: F811
     assert r.status_code == 200, r.json()
     assert r["Server-Timing"].startswith("app;dur=")
     assert not [m for m in caplog.records if "request_total_ms=" in m.getMessage()]
+
+
+def test_the_order_request_total_is_exported(live, config_file):  # noqa: F811
+    from .test_metrics import scrape, value
+
+    before = value(scrape(), "opitios_order_request_total_seconds_count")
+    assert trader().post("/api/v1/stocks/order", ORDER, format="json").status_code == 201
+    assert trader().get("/api/v1/stocks/AAPL/quote").status_code == 200  # not an order route: not observed
+    after = scrape()
+    assert value(after, "opitios_order_request_total_seconds_count") == before + 1
+    assert value(after, "opitios_order_request_total_seconds_sum") > 0
