@@ -2,7 +2,8 @@
 
 Demo mode (no secrets.yml) adds alpacasim when the package is present; a Redis broker adds
 Flower. Ports come from OPITIOS_WEB_PORT (8090), OPITIOS_SIM_PORT (8091) and
-OPITIOS_FLOWER_PORT (5555). Ctrl-C (SIGINT) or SIGTERM makes honcho stop every child: SIGTERM
+OPITIOS_FLOWER_PORT (5555); /ws/market-data from OPITIOS_WS_PORT (8092), whose process hosts the
+market-data hub on embedded defaults; with Redis the hub is its own process (docs/streaming.md). Ctrl-C (SIGINT) or SIGTERM makes honcho stop every child: SIGTERM
 to each process group, SIGKILL after 5 seconds.
 """
 import importlib.util
@@ -26,6 +27,7 @@ def _banner(*, demo: bool, sim: bool, flower: bool, ports: dict[str, str]) -> st
         "Opitios is starting" + (" in DEMO mode (secrets.example.yml)" if demo else "") + ":",
         f"  API docs   {web}/api/v1/docs",
         f"  Health     {web}/api/v1/health",
+        f"  Streaming  ws://127.0.0.1:{ports['ws']}/ws/market-data",
         f"  Admin      {web}/admin/   (create a login: {PY} manage.py createsuperuser)",
     ]
     if flower:
@@ -47,6 +49,7 @@ def main() -> int:
         "web": os.environ.setdefault("OPITIOS_WEB_PORT", "8090"),
         "sim": os.environ.setdefault("OPITIOS_SIM_PORT", "8091"),
         "flower": os.environ.setdefault("OPITIOS_FLOWER_PORT", "5555"),
+        "ws": os.environ.setdefault("OPITIOS_WS_PORT", "8092"),
     }
     from opitios.config import config_path
 
@@ -61,7 +64,8 @@ def main() -> int:
         os.environ.setdefault("ALPACA_LIVE_URL", f"{sim_url}/live")
         os.environ.setdefault("ALPACA_DATA_URL", sim_url)
     flower = bool(os.environ.get("REDIS_URL"))
-    processes = (["sim"] if sim else []) + ["web", "worker", "beat"] + (["flower"] if flower else [])
+    hub = bool(os.environ.get("REDIS_URL"))  # without Redis the ws process hosts the hub
+    processes = (["sim"] if sim else []) + ["web", "ws", "worker", "beat"] + (["hub"] if hub else []) + (["flower"] if flower else [])
 
     _manage("migrate", "--noinput", "--verbosity", "0")
     _manage("collectstatic", "--noinput", "--verbosity", "0")
