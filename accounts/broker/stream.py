@@ -93,8 +93,9 @@ class FeedStream:
         self._changed = asyncio.Event()
 
     def want(self, symbols: set[str]) -> None:
-        self.wanted = set(symbols)
-        self._changed.set()
+        if set(symbols) != self.wanted:
+            self.wanted = set(symbols)
+            self._changed.set()
 
     async def run(self) -> None:
         attempt = 0
@@ -162,24 +163,32 @@ class FeedStream:
             self.subscribed = (self.subscribed - drop) | add  # provisional until the echo
 
     async def _read(self, ws) -> None:
-        changed = asyncio.ensure_future(self._changed.wait())
+        changed = receive = None
+        heard = time.monotonic()  # data, or the moment there was something to wait for
         try:
             while True:
-                receive = asyncio.ensure_future(ws.recv())
-                timeout = self.stall_seconds if self.subscribed else None
-                done, _ = await asyncio.wait({receive, changed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                if not done:
-                    receive.cancel()
+                changed = changed or asyncio.ensure_future(self._changed.wait())
+                receive = receive or asyncio.ensure_future(ws.recv())
+                if not self.subscribed:
+                    heard = time.monotonic()
+                left = self.stall_seconds - (time.monotonic() - heard)
+                if left <= 0:
                     raise TimeoutError(f"stalled: no data for {self.stall_seconds}s")
+                done, _ = await asyncio.wait({receive, changed}, timeout=left if self.subscribed else None,
+                                             return_when=asyncio.FIRST_COMPLETED)
                 if changed in done:
+                    changed = None
                     await self._sync(ws)
-                    changed = asyncio.ensure_future(self._changed.wait())
                 if receive in done:
-                    self._handle(receive.result())
-                else:
-                    receive.cancel()
+                    raw, receive = receive.result(), None
+                    heard = time.monotonic()
+                    self._handle(raw)
         finally:
-            changed.cancel()
+            for future in (changed, receive):
+                if future is not None:
+                    future.cancel()
+                    if future.done() and not future.cancelled():
+                        future.exception()  # retrieved: the connection is being left anyway
 
     def _handle(self, raw) -> None:
         frame = self._decode(raw)
