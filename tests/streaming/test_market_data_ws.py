@@ -184,23 +184,3 @@ def test_rest_quote_of_a_streamed_symbol_comes_from_the_cache(ws_stack):
         await c.close()
 
     run(body())
-
-
-def test_slow_consumer_is_disconnected_with_a_reason(ws_stack, sim_server):
-    symbols = ["AMD", "INTC", "QCOM", "TSLA", "META"]
-    sim_server.control("POST", "/_sim/streams/config", {"tick_rates": {s: 1000 for s in symbols}})
-
-    async def body():
-        # A client that stops reading (max_queue=1: its socket is not read while one message waits)
-        # until the server says, in its log, that it gave up on it.
-        mark = len(ws_stack.app_log())
-        c = await Client.open(ws_stack.ws_port, token=token("slow"), max_queue=1)
-        await c.subscribe(symbols)
-        await asyncio.to_thread(ws_stack.wait_for, lambda: "too slow" in ws_stack.app_log()[mark:], "the slow client to be dropped", 60)
-        code, reason = await c.closed(timeout=60)
-        assert code == 4009 and reason.startswith("slow consumer"), (code, reason)
-
-    try:
-        run(body())
-    finally:
-        sim_server.control("POST", "/_sim/streams/config", {"tick_rates": {s: None for s in symbols}})
