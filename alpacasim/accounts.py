@@ -60,6 +60,11 @@ class Account:
     by_client_id: dict[str, str] = field(default_factory=dict)
     open_orders: dict = field(default_factory=dict)  # the open subset of ``orders``
     initial_cash: Decimal = Decimal(0)
+    activities: list[dict] = field(default_factory=list)  # FILL and OPEXC, oldest first
+    configurations: dict = field(default_factory=dict)  # PATCH /account/configurations
+    last_equity: Decimal | None = None  # equity at the last regular close (calendar clock only)
+    equity_asof: datetime | None = None
+    closes: dict = field(default_factory=dict)  # trading day -> equity at its close
 
     @classmethod
     def from_spec(cls, spec: AccountSpec) -> Account:

@@ -38,6 +38,7 @@ class Simulator:
             config.seed,
             config.partial_fill_rate,
             config.partial_fill_delay_seconds,
+            universe=frozenset(config.symbols) | frozenset(config.base_prices),
         )
         self.limiter = RateLimiter(config.rate_limit_per_minute)
         self.faults = Faults(config.seed)

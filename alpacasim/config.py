@@ -9,6 +9,10 @@ from typing import Any
 import yaml
 
 DEFAULT_CASH = "100000"
+DEFAULT_SYMBOLS = (
+    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AMD", "NFLX", "INTC",
+    "SPY", "QQQ", "IWM", "JPM", "BAC", "XOM", "KO", "PFE", "DIS", "BA",
+)  # fmt: skip
 
 
 @dataclass
@@ -32,6 +36,7 @@ class SimConfig:
     clock_mode: str = "real"  # real | open | closed
     price_step_seconds: float = 1.0
     base_prices: dict[str, float] = field(default_factory=dict)
+    symbols: list[str] = field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     illiquid: list[str] = field(default_factory=list)
     partial_fill_rate: float = 0.0
     partial_fill_delay_seconds: float = 1.0
@@ -76,6 +81,8 @@ def load_config(path: str | Path | None) -> SimConfig:
     cfg.base_prices = {
         str(k).upper(): float(v) for k, v in (market.get("base_prices") or {}).items()
     }
+    if market.get("symbols") is not None:
+        cfg.symbols = [str(s).strip().upper() for s in market["symbols"]]
     cfg.illiquid = [str(s).upper() for s in (market.get("illiquid") or [])]
     cfg.partial_fill_rate = float(
         market.get("partial_fill_rate", cfg.partial_fill_rate)

@@ -149,9 +149,9 @@ async def set_clock(request: web.Request) -> web.Response:
     clock = request.app[SIM].clock
     body = await read_json(request)
     mode = body.get("mode")
-    if mode == "real":
-        clock.default_mode = "real"
+    if mode == "real":  # the calendar, with no override; /_sim/reset restores the configured mode
         clock.reset()
+        clock.forced_open = None
     elif mode in ("open", "closed"):
         clock.forced_open = mode == "open"
     elif mode is not None:

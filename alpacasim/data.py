@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 
 from aiohttp import web
 
-from . import errors
-from .bars import get_bars, make_bar
-from .market import NY, UTC, OptionSpec, is_stock_symbol, iso_z, parse_occ
+from . import errors, nyse
+from .bars import daily_width, get_bars, get_ticks, make_bar
+from .market import NY, UTC, OptionSpec, Quote, is_stock_symbol, iso_z, parse_occ
 from .responses import SIM, json_response
 from .serializers import quote_json, trade_json
 from .trading import filter_contracts, paginate
@@ -114,22 +114,15 @@ def _minute_bar(sim, symbol: str) -> dict:
 
 
 def _daily_bars(sim, symbol: str) -> tuple[dict, dict]:
+    """The current (or last) session's daily bar and the previous session's."""
     d = datetime.fromtimestamp(sim.clock.timestamp(), NY).date()
-    while d.weekday() >= 5:
-        d -= timedelta(days=1)
-    prev = d - timedelta(days=1)
-    while prev.weekday() >= 5:
-        prev -= timedelta(days=1)
-    day = make_bar(
-        sim.market, symbol, datetime.combine(d, time(0), NY).astimezone(UTC), 16 * 3600
+    if not nyse.is_trading_day(d):
+        d = nyse.previous_trading_day(d)
+    prev = nyse.previous_trading_day(d)
+    return tuple(
+        make_bar(sim.market, symbol, datetime.combine(x, time(0), NY).astimezone(UTC), daily_width(x))
+        for x in (d, prev)
     )
-    prev_day = make_bar(
-        sim.market,
-        symbol,
-        datetime.combine(prev, time(0), NY).astimezone(UTC),
-        16 * 3600,
-    )
-    return day, prev_day
 
 
 def _snapshot(sim, symbol: str) -> dict:
@@ -161,6 +154,77 @@ async def latest_bars(request: web.Request) -> web.Response:
     return json_response(
         {"bars": {s: _minute_bar(sim, s) for s in _stock_symbols(request)}}
     )
+
+
+def _historical(kind: str):
+    render = (lambda q, ts, i: quote_json(q, ts)) if kind == "quotes" else (
+        lambda q, ts, i: trade_json(q, ts, trade_id=i)
+    )
+
+    async def handler(request: web.Request) -> web.Response:
+        sim = request.app[SIM]
+        single = "symbol" in request.match_info
+        symbols = [_single(request)] if single else _stock_symbols(request)
+        out, token = get_ticks(sim.market, symbols, request.query, sim.config.bars_page_max, render)
+        if single:
+            return json_response(
+                {"symbol": symbols[0], kind: out.get(symbols[0], []), "next_page_token": token}
+            )
+        return json_response({kind: out, "next_page_token": token})
+
+    return handler
+
+
+def _option_price_at(sim):
+    def price_at(symbol: str, ts: float) -> float:
+        return sim.market.option_price_at(parse_occ(symbol), ts)
+
+    return price_at
+
+
+async def option_bars(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    symbols = [s.symbol for s in _option_specs(request)]
+    out, token = get_bars(
+        sim.market, symbols, request.query, sim.config.bars_page_max, _option_price_at(sim)
+    )
+    return json_response({"bars": out, "next_page_token": token})
+
+
+async def option_trades(request: web.Request) -> web.Response:
+    """One trade per price step at the model price, like the stock trades."""
+    sim = request.app[SIM]
+    price_at = _option_price_at(sim)
+    symbols = [s.symbol for s in _option_specs(request)]
+    out, token = get_ticks(
+        sim.market, symbols, request.query, sim.config.bars_page_max,
+        lambda q, ts, i: trade_json(q, ts, option=True),
+        lambda symbol, t: Quote(0.0, 0.0, 0, 0, price_at(symbol, t)),
+    )
+    return json_response({"trades": out, "next_page_token": token})
+
+
+async def latest_bar(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    symbol = _single(request)
+    return json_response({"symbol": symbol, "bar": _minute_bar(sim, symbol)})
+
+
+# OPRA's participant codes, as /v1beta1/options/meta/exchanges lists them
+OPTION_EXCHANGES = {
+    "A": "AMEX - NYSE American", "B": "BOX - Boston Options Exchange",
+    "C": "CBOE - Cboe Options Exchange", "D": "EMLD - MIAX Emerald",
+    "E": "EDGO - Cboe EDGX Options", "H": "GMNI - Nasdaq GEMX", "I": "ISE - Nasdaq ISE",
+    "J": "MRCY - Nasdaq MRX", "M": "MIAX - Miami International Securities Exchange",
+    "N": "ARCO - NYSE Arca Options", "O": "OPRA - Options Price Reporting Authority",
+    "P": "MPRL - MIAX Pearl", "Q": "NASD - Nasdaq Options Market", "S": "SPHR - MIAX Sapphire",
+    "T": "BOSX - Nasdaq BX Options", "U": "MEMX - Members Exchange", "W": "C2 - Cboe C2",
+    "X": "PHLX - Nasdaq PHLX", "Z": "BATO - Cboe BZX Options",
+}  # fmt: skip
+
+
+async def option_exchanges(request: web.Request) -> web.Response:
+    return json_response(OPTION_EXCHANGES)
 
 
 async def bars(request: web.Request) -> web.Response:
@@ -268,6 +332,14 @@ ROUTES = [
     ("GET", "/v2/stocks/{symbol}/quotes/latest", latest_quote, "data_quotes"),
     ("GET", "/v2/stocks/{symbol}/trades/latest", latest_trade, "data_trades"),
     ("GET", "/v2/stocks/{symbol}/bars", bars_single, "data_bars"),
+    ("GET", "/v2/stocks/{symbol}/bars/latest", latest_bar, "data_bars"),
+    ("GET", "/v2/stocks/quotes", _historical("quotes"), "data_quotes"),
+    ("GET", "/v2/stocks/trades", _historical("trades"), "data_trades"),
+    ("GET", "/v2/stocks/{symbol}/quotes", _historical("quotes"), "data_quotes"),
+    ("GET", "/v2/stocks/{symbol}/trades", _historical("trades"), "data_trades"),
+    ("GET", "/v1beta1/options/meta/exchanges", option_exchanges, "option_quotes"),
+    ("GET", "/v1beta1/options/bars", option_bars, "option_bars"),
+    ("GET", "/v1beta1/options/trades", option_trades, "option_trades"),
     ("GET", "/v2/stocks/{symbol}/snapshot", snapshot, "data_snapshots"),
     ("GET", "/v1beta1/options/quotes/latest", option_latest_quotes, "option_quotes"),
     ("GET", "/v1beta1/options/trades/latest", option_latest_trades, "option_trades"),

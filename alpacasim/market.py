@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from . import nyse
+
 NY = ZoneInfo("America/New_York")
 _MASK = (1 << 64) - 1
 _LEVELS = 25  # 2**24 steps ~ 194 days at 1 s steps; beyond that the walk is bounded
@@ -145,17 +147,41 @@ def black_scholes(
 
 
 class MarketClock:
-    """NYSE-like regular hours (weekdays 09:30-16:00 America/New_York, no holidays), or overridden."""
+    """The NYSE calendar's sessions (see nyse.py), or forced always open / always closed."""
 
     def __init__(self, mode: str = "real") -> None:
         self.default_mode = mode
         self.reset()
+
+    @property
+    def follows_calendar(self) -> bool:
+        return self.forced_open is None
+
+    def session(self) -> str:
+        """pre_market | regular | after_hours | closed."""
+        if self.forced_open is not None:
+            return "regular" if self.forced_open else "closed"
+        return nyse.session_at(self.now())
+
+    def price_timestamp(self) -> float:
+        """The instant prices are read at: on the calendar, quotes stand still while it is closed."""
+        ts = self.timestamp()
+        if self.forced_open is not None:
+            return ts
+        second = int(ts)  # sessions change on whole seconds: one calendar lookup per second
+        if self._frozen_at[0] != second:
+            now = datetime.fromtimestamp(second, UTC)
+            closed = nyse.session_at(now) == "closed"
+            self._frozen_at = (second, nyse.last_session_end(now).timestamp() if closed else None)
+        frozen = self._frozen_at[1]
+        return ts if frozen is None else frozen
 
     def reset(self) -> None:
         self.forced_open: bool | None = {"open": True, "closed": False}.get(
             self.default_mode
         )
         self.fixed_now: datetime | None = None
+        self._frozen_at: tuple[int, float | None] = (-1, None)
         self.next_open_override: datetime | None = None
         self.next_close_override: datetime | None = None
 
@@ -165,31 +191,13 @@ class MarketClock:
     def timestamp(self) -> float:
         return self.fixed_now.timestamp() if self.fixed_now is not None else _wall()
 
-    @staticmethod
-    def session_open(now: datetime) -> bool:
-        ny = now.astimezone(NY)
-        return ny.weekday() < 5 and time(9, 30) <= ny.time() < time(16, 0)
-
-    @staticmethod
-    def _next_at(now: datetime, at: time) -> datetime:
-        ny = now.astimezone(NY)
-        d = ny.date()
-        for _ in range(10):
-            cand = datetime.combine(d, at, NY)
-            if cand > ny and cand.weekday() < 5:
-                return cand
-            d += timedelta(days=1)
-        raise AssertionError("unreachable")
-
     def is_open(self) -> bool:
-        if self.forced_open is not None:
-            return self.forced_open
-        return self.session_open(self.now())
+        return self.session() == "regular"
 
     def as_json(self) -> dict:
         now = self.now()
-        next_open = self.next_open_override or self._next_at(now, time(9, 30))
-        next_close = self.next_close_override or self._next_at(now, time(16, 0))
+        next_open = self.next_open_override or nyse.next_open(now)
+        next_close = self.next_close_override or nyse.next_close(now)
         return {
             "timestamp": now.astimezone(NY).isoformat(timespec="microseconds"),
             "is_open": self.is_open(),
@@ -287,7 +295,12 @@ class Market:
             return Quote(
                 bid, ask, 0 if bid <= 0 else sizes * 100, sizes * 100, ov.price
             )
-        mid = self.price_at(symbol, self.clock.timestamp())
+        return self.walk_quote(symbol, self.clock.price_timestamp())
+
+    def walk_quote(self, symbol: str, ts: float) -> Quote:
+        """The quote the walk gives at epoch seconds ts (overrides ignored): also historical quotes."""
+        sizes = 1 + _h64(symbol) % 9
+        mid = self.price_at(symbol, ts)
         half = max(0.005, mid * 0.0002)
         bid, ask = floor_cent(mid - half), ceil_cent(mid + half)
         if symbol in self.illiquid:
@@ -312,6 +325,14 @@ class Market:
         )
         out["iv"] = vol
         return out
+
+    def option_price_at(self, spec: OptionSpec, ts: float) -> float:
+        """The model price at epoch seconds ts from the walk of the root (overrides ignored)."""
+        spot = self.price_at(spec.root, ts)
+        expiry = datetime.combine(spec.expiration, time(16, 0), NY).timestamp()
+        years = max(0.0, (expiry - ts) / (365.0 * 86400))
+        vol = self.option_vol(spec, spot)
+        return round(black_scholes(spec.kind, spot, spec.strike, years, self.r, vol)["price"], 2)
 
     def option_quote(self, spec: OptionSpec) -> Quote:
         size = 1 + _h64(spec.symbol) % 50

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from . import nyse
 from .accounts import Account, Position, stable_uuid
 from .broker import CENT, Order, money
 from .market import NY, Market, OptionSpec, Quote, iso_z
@@ -27,7 +28,7 @@ def _ts(dt: datetime | None) -> str | None:
     return iso_z(dt) if dt is not None else None
 
 
-def order_json(o: Order) -> dict:
+def order_json(o: Order, nested: bool = True) -> dict:
     return {
         "id": o.id,
         "client_order_id": o.client_order_id,
@@ -36,12 +37,12 @@ def order_json(o: Order) -> dict:
         "submitted_at": _ts(o.submitted_at),
         "filled_at": _ts(o.filled_at) if o.filled_qty > 0 else None,
         "expired_at": _ts(o.expired_at),
-        "expires_at": None,
+        "expires_at": _ts(o.expires_at),
         "canceled_at": _ts(o.canceled_at),
         "failed_at": _ts(o.failed_at),
-        "replaced_at": None,
-        "replaced_by": None,
-        "replaces": None,
+        "replaced_at": _ts(o.replaced_at),
+        "replaced_by": o.replaced_by,
+        "replaces": o.replaces,
         "asset_id": o.asset_id,
         "symbol": o.symbol,
         "asset_class": o.asset_class,
@@ -49,7 +50,7 @@ def order_json(o: Order) -> dict:
         "qty": _s(o.qty),
         "filled_qty": _s(o.filled_qty),
         "filled_avg_price": _s(o.filled_avg_price),
-        "order_class": "simple",
+        "order_class": o.order_class,
         "order_type": o.type,
         "type": o.type,
         "side": o.side,
@@ -59,13 +60,25 @@ def order_json(o: Order) -> dict:
         "stop_price": _s(o.stop_price),
         "status": o.status,
         "extended_hours": o.extended_hours,
-        "legs": None,
-        "trail_percent": None,
-        "trail_price": None,
-        "hwm": None,
+        "legs": [order_json(leg) for leg in o.legs] if nested and o.legs else None,
+        "trail_percent": _s(o.trail_percent),
+        "trail_price": _s(o.trail_price),
+        "hwm": _s(o.hwm),
         "subtag": None,
         "source": None,
     }
+
+
+def activity_json(a: dict) -> dict:
+    out = {}
+    for key, value in a.items():
+        if isinstance(value, datetime):
+            out[key] = _ts(value)
+        elif isinstance(value, Decimal):
+            out[key] = _s(value)
+        else:
+            out[key] = value
+    return out
 
 
 def account_json(acct: Account, v: dict[str, Decimal]) -> dict:
@@ -101,7 +114,7 @@ def account_json(acct: Account, v: dict[str, Decimal]) -> dict:
         "multiplier": "1",
         "shorting_enabled": True,
         "equity": equity,
-        "last_equity": _m(acct.initial_cash),
+        "last_equity": _m(acct.initial_cash if acct.last_equity is None else acct.last_equity),
         "long_market_value": _m(v["long_market_value"]),
         "short_market_value": _m(v["short_market_value"]),
         "position_market_value": _m(v["long_market_value"] - v["short_market_value"]),
@@ -223,22 +236,12 @@ def trade_json(q: Quote, ts: str, option: bool = False, trade_id: int = 1) -> di
 
 
 def calendar_day(d: date) -> dict:
+    pre, open_, close, post = nyse.hours(d)
     return {
         "date": d.isoformat(),
-        "open": "09:30",
-        "close": "16:00",
-        "session_open": "0400",
-        "session_close": "2000",
-        "settlement_date": (
-            d + timedelta(days=1 if d.weekday() < 4 else 3)
-        ).isoformat(),
+        "open": f"{open_:%H:%M}",
+        "close": f"{close:%H:%M}",
+        "session_open": f"{pre:%H%M}",
+        "session_close": f"{post:%H%M}",
+        "settlement_date": nyse.next_trading_day(d).isoformat(),  # T+1
     }
-
-
-def trading_days(start: date, end: date) -> list[date]:
-    out, d = [], start
-    while d <= end:
-        if d.weekday() < 5:
-            out.append(d)
-        d += timedelta(days=1)
-    return out

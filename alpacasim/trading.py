@@ -7,24 +7,20 @@ from datetime import date, datetime, timedelta
 
 from aiohttp import web
 
-from . import errors
+from . import errors, nyse
+from .accounts import stable_uuid
 from .broker import ZERO
 from .market import NY, is_stock_symbol, parse_occ
 from .responses import SIM, json_response, read_json
 from .serializers import (
     account_json,
+    activity_json,
     asset_json,
     calendar_day,
     option_contract_json,
     order_json,
     position_json,
-    trading_days,
 )
-
-DEFAULT_ASSETS = (
-    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AMD", "NFLX", "INTC",
-    "SPY", "QQQ", "IWM", "JPM", "BAC", "XOM", "KO", "PFE", "DIS", "BA",
-)  # fmt: skip
 
 
 def _ctx(request: web.Request):
@@ -38,32 +34,115 @@ async def get_account(request: web.Request) -> web.Response:
 
 
 async def get_account_configurations(request: web.Request) -> web.Response:
-    return json_response(
-        {
+    return json_response(_configurations(request["account"]))
+
+
+CONFIGURABLE = {
+    "dtbp_check": ("both", "entry", "exit"), "trade_confirm_email": ("all", "none"),
+    "suspend_trade": (True, False), "no_shorting": (True, False),
+    "fractional_trading": (True, False), "pdt_check": ("both", "entry", "exit"),
+    "ptp_no_exception_entry": (True, False),
+}  # fmt: skip
+
+
+async def patch_account_configurations(request: web.Request) -> web.Response:
+    """Stored and echoed; the order rules do not read them (yet)."""
+    acct = request["account"]
+    body = await read_json(request)
+    for key, value in body.items():
+        if key in CONFIGURABLE and value is not None:
+            if value not in CONFIGURABLE[key]:
+                raise errors.invalid(f"invalid {key}: {value!r}")
+            acct.configurations[key] = value
+    return json_response(_configurations(acct))
+
+
+def _configurations(acct) -> dict:
+    return {
             "dtbp_check": "entry",
             "trade_confirm_email": "all",
             "suspend_trade": False,
             "no_shorting": False,
             "fractional_trading": True,
             "max_margin_multiplier": "1",
-            "max_options_trading_level": request["account"].options_level,
-            "pdt_check": "entry",
-            "ptp_no_exception_entry": False,
+        "max_options_trading_level": acct.options_level,
+        "pdt_check": "entry",
+        "ptp_no_exception_entry": False,
+        **acct.configurations,
+    }
+
+
+PERIOD_UNITS = {"D": 1, "W": 7, "M": 30, "A": 365}
+
+
+async def portfolio_history(request: web.Request) -> web.Response:
+    """Daily equity at each recorded close of the period, then the current equity (timeframe 1D only)."""
+    sim, acct = _ctx(request)
+    q = request.query
+    if (q.get("timeframe") or "1D") != "1D":
+        raise errors.invalid("only timeframe=1D is simulated")
+    period = (q.get("period") or "1M").upper()
+    try:
+        days = int(period[:-1] or 1) * PERIOD_UNITS[period[-1]]
+    except (KeyError, ValueError, IndexError):
+        raise errors.invalid(f"invalid period: {period!r}") from None
+    sim.broker.evaluate_account(acct)
+    now = sim.clock.now().astimezone(NY)
+    first = now.date() - timedelta(days=days)
+    points = [(d, e) for d, e in sorted(acct.closes.items()) if first <= d < now.date()]
+    points.append((now.date(), sim.broker.valuation(acct)["equity"]))
+    base = points[0][1]
+    return json_response(
+        {
+            "timestamp": [int(datetime.combine(d, datetime.min.time(), NY).timestamp()) for d, _ in points],
+            "equity": [float(e) for _, e in points],
+            "profit_loss": [float(e - base) for _, e in points],
+            "profit_loss_pct": [float((e - base) / base) if base else 0.0 for _, e in points],
+            "base_value": float(base),
+            "timeframe": "1D",
+            "cashflow": {},
         }
     )
 
 
+async def list_activities(request: web.Request) -> web.Response:
+    """FILL and OPEXC activities, newest first unless direction=asc; page_token is the last id seen."""
+    _, acct = _ctx(request)
+    q = request.query
+    types = {t.strip().upper() for t in (q.get("activity_types") or "").split(",") if t.strip()}
+    if request.match_info.get("activity_type"):
+        types = {request.match_info["activity_type"].upper()}
+    direction = (q.get("direction") or "desc").lower()
+    if direction not in ("asc", "desc"):
+        raise errors.invalid("direction must be asc or desc")
+    try:
+        page_size = int(q.get("page_size") or 100)
+    except ValueError:
+        raise errors.invalid("invalid page_size") from None
+    if not 1 <= page_size <= 100:
+        raise errors.invalid("page_size must be between 1 and 100")
+    day = _date_param(q.get("date"), "date")
+    items = [a for a in acct.activities if not types or a["activity_type"] in types]
+    if day:
+        items = [a for a in items if a["id"][:8] == f"{day:%Y%m%d}"]
+    items.sort(key=lambda a: a["id"], reverse=direction == "desc")
+    token = q.get("page_token")
+    if token:
+        items = [a for a in items if (a["id"] < token if direction == "desc" else a["id"] > token)]
+    return json_response([activity_json(a) for a in items[:page_size]])
+
+
 def _position_json(sim, acct, pos) -> dict:
-    pending = sum(
-        (
-            o.remaining()
-            for o in acct.open_orders.values()
-            if o.symbol == pos.symbol and o.side == "sell"
-        ),
-        ZERO,
+    available = (
+        max(ZERO, sim.broker.qty_available(acct, pos.symbol)) if pos.qty > 0 else pos.qty
     )
-    available = max(ZERO, pos.qty - pending) if pos.qty > 0 else pos.qty
     return position_json(pos, sim.market.quote(pos.symbol), available)
+
+
+async def exercise(request: web.Request) -> web.Response:
+    sim, acct = _ctx(request)
+    sim.broker.exercise(acct, request.match_info["symbol"])
+    return web.Response(status=204)
 
 
 async def list_positions(request: web.Request) -> web.Response:
@@ -121,11 +200,23 @@ async def submit_order(request: web.Request) -> web.Response:
     return json_response(order_json(order))
 
 
+def _nested(request: web.Request) -> bool:
+    return request.query.get("nested", "").lower() == "true"
+
+
 async def list_orders(request: web.Request) -> web.Response:
     sim, acct = _ctx(request)
-    return json_response(
-        [order_json(o) for o in sim.broker.list_orders(acct, request.query)]
+    nested = _nested(request)
+    orders = sim.broker.list_orders(acct, request.query, nested)
+    return json_response([order_json(o, nested) for o in orders])
+
+
+async def replace_order(request: web.Request) -> web.Response:
+    sim, acct = _ctx(request)
+    order = sim.broker.replace(
+        acct, request.match_info["order_id"], await read_json(request)
     )
+    return json_response(order_json(order))
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -179,7 +270,7 @@ async def get_calendar(request: web.Request) -> web.Response:
     end = _date_param(request.query.get("end"), "end") or today + timedelta(days=30)
     if end < start or (end - start).days > 3660:
         raise errors.invalid("invalid date range")
-    return json_response([calendar_day(d) for d in trading_days(start, end)])
+    return json_response([calendar_day(d) for d in nyse.trading_days(start, end)])
 
 
 async def list_assets(request: web.Request) -> web.Response:
@@ -190,14 +281,19 @@ async def list_assets(request: web.Request) -> web.Response:
         "active",
     ):
         return json_response([])
-    symbols = sorted(set(DEFAULT_ASSETS) | set(request.app[SIM].config.base_prices))
+    symbols = sorted(request.app[SIM].broker.universe)
     return json_response([asset_json(s) for s in symbols])
 
 
 async def get_asset(request: web.Request) -> web.Response:
-    symbol = request.match_info["symbol"].upper()
-    if not is_stock_symbol(symbol):
-        raise errors.not_found(f"asset not found for {symbol}")
+    """By symbol or by asset id, within the configured universe."""
+    universe = request.app[SIM].broker.universe
+    key = request.match_info["symbol"]
+    symbol = key.upper()
+    if symbol not in universe:
+        symbol = next((s for s in universe if stable_uuid("asset", s) == key), "")
+    if not symbol:
+        raise errors.not_found(f"asset not found for {key}")
     return json_response(asset_json(symbol))
 
 
@@ -284,8 +380,20 @@ async def list_option_contracts(request: web.Request) -> web.Response:
 
 
 async def get_option_contract(request: web.Request) -> web.Response:
+    """By OCC symbol, or by contract id among the listed chains of the universe."""
     sim = request.app[SIM]
-    spec = parse_occ(request.match_info["symbol"].upper())
+    key = request.match_info["symbol"]
+    spec = parse_occ(key.upper())
+    if spec is None:
+        spec = next(
+            (
+                s
+                for root in sorted(sim.broker.universe)
+                for s in sim.market.chain(root)
+                if stable_uuid("option", s.symbol) == key
+            ),
+            None,
+        )
     if spec is None:
         raise errors.not_found("option contract not found")
     return json_response(option_contract_json(spec, sim.market))
@@ -294,6 +402,11 @@ async def get_option_contract(request: web.Request) -> web.Response:
 ROUTES = [
     ("GET", "/account", get_account, "account"),
     ("GET", "/account/configurations", get_account_configurations, "account"),
+    ("PATCH", "/account/configurations", patch_account_configurations, "account"),
+    ("GET", "/account/activities", list_activities, "activities"),
+    ("GET", "/account/portfolio/history", portfolio_history, "portfolio_history"),
+    ("GET", "/account/activities/{activity_type}", list_activities, "activities"),
+    ("POST", "/positions/{symbol}/exercise", exercise, "position_exercise"),
     ("GET", "/positions", list_positions, "positions"),
     ("DELETE", "/positions", close_all_positions, "positions_close_all"),
     ("GET", "/positions/{symbol}", get_position, "position_get"),
@@ -303,6 +416,7 @@ ROUTES = [
     ("DELETE", "/orders", cancel_all_orders, "cancel_all"),
     ("GET", "/orders:by_client_order_id", get_order_by_client_id, "order_by_client_id"),
     ("GET", "/orders/{order_id}", get_order, "order_get"),
+    ("PATCH", "/orders/{order_id}", replace_order, "order_replace"),
     ("DELETE", "/orders/{order_id}", cancel_order, "order_cancel"),
     ("GET", "/clock", get_clock, "clock"),
     ("GET", "/calendar", get_calendar, "calendar"),

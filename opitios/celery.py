@@ -44,7 +44,7 @@ def _database_like_a_request(sender=None, **kwargs):
 
 @worker_process_init.connect
 def _pool_children_ignore_sigterm(**kwargs):
-    """Supervisors (honcho in `make run`) send SIGTERM to the worker's whole process group. The
+    """Supervisors (supervisord in `make run`, systemd) send SIGTERM to the worker's whole process group. The
     main process then shuts down warmly and retires its pool children itself (billiard falls back
     to SIGKILL); a child killed by the group's SIGTERM mid-task would lose the task and wedge the
     warm shutdown until the supervisor's SIGKILL."""

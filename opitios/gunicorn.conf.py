@@ -1,11 +1,16 @@
 """gunicorn settings for `make run` and production.
 
-The port comes from OPITIOS_WEB_PORT (default 8090); GUNICORN_BIND overrides the whole address.
+The address comes from opitios.web_bind: OPITIOS_WEB_PORT (default 8090) on 127.0.0.1 in demo mode
+(no secrets.yml), on 0.0.0.0 otherwise; GUNICORN_BIND overrides the whole address.
 WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_TIMEOUT and GUNICORN_GRACEFUL_TIMEOUT tune the rest.
 """
 import os
+from pathlib import Path
 
-bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('OPITIOS_WEB_PORT', '8090')}"
+from opitios.config import config_path
+from opitios.web_bind import web_bind
+
+bind = web_bind(demo=config_path(Path(__file__).resolve().parent.parent)[1])
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads keep a worker responsive while a request waits on Alpaca.
 worker_class = "gthread"

@@ -7,7 +7,7 @@ from opitios.admin_export import ReadOnlyAdminMixin
 from opitios.admin_filters import DateRangeFilter
 from opitios.admin_format import ConsoleFormatMixin
 
-from . import services
+from . import selectors, services
 from .models import AutoSellFill, ManagedPosition, SellBotState, SellCancellation, SellDecision
 
 
@@ -79,4 +79,11 @@ class AutoSellFillAdmin(ConsoleFormatMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 @admin.register(SellBotState)
 class SellBotStateAdmin(ConsoleFormatMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("enabled", "status", "heartbeat_at", "last_sweep_started_at", "last_sweep_finished_at", "last_sweep_duration_ms",
-                    "worker", "changed_by", "changed_at")
+                    "holds", "worker", "changed_by", "changed_at")
+    readonly_fields = ("holds",)
+
+    @admin.display(description="holds by reason")
+    def holds(self, obj) -> str:
+        """Why positions were not sold (market_closed among them), so a quiet bot explains itself."""
+        counts = selectors.counters(selectors.HOLD_PREFIX)
+        return ", ".join(f"{reason}: {n}" for reason, n in counts.items()) or "none"

@@ -25,6 +25,8 @@ class SellBotState(models.Model):
     # accounts dispatched, accounts checked, positions evaluated, sells placed, cancellations dispatched...
     last_sweep_counts = models.JSONField(default=dict, blank=True)
     worker = models.CharField(max_length=200, blank=True, help_text="Hostname and pid of the worker that ran the last sweep.")
+    # The watchdog's grace starts again here: a restarted worker gets 3 x check_interval for its first sweep.
+    worker_started_at = models.DateTimeField(null=True, blank=True, help_text="When a Celery worker last started.")
 
     class Meta:
         verbose_name = "sell-bot state"

@@ -26,6 +26,7 @@ from .models import (
 STATE_PK = 1
 LIVE_CANCEL_OUTCOMES = (CancelOutcome.PENDING, CancelOutcome.RETRYING)
 PRICE_FAILURE_PREFIX = "price_fetch_failure:"
+HOLD_PREFIX = "hold:"
 AUTO_SELL_LOOKBACK = timedelta(days=4)  # option orders are day orders: a buy is final by its day's close
 
 
@@ -50,6 +51,10 @@ def stall_after(config: SellModuleConfig) -> timedelta:
     return timedelta(seconds=3 * config.check_interval)
 
 
+# Reported, never stored: enabled, and no sweep has finished since the bot was started.
+STARTING = "starting"
+
+
 def bot_health(*, state: SellBotState | None = None, now: datetime | None = None) -> tuple[str, bool, str]:
     """(status, healthy, why). Stopped on purpose is healthy; enabled with no recent sweep is stalled."""
     state = state or bot_state()
@@ -58,10 +63,13 @@ def bot_health(*, state: SellBotState | None = None, now: datetime | None = None
     if not state.enabled:
         return BotStatus.STOPPED, True, "stopped by an operator" if state.changed_by != "config" else "disabled in sell_module"
     last = state.last_sweep_finished_at
-    # A just-started bot gets one grace window from when it was started.
-    since = max(filter(None, (last, state.changed_at))) if (last or state.changed_at) else None
+    # A just-started bot, or a just-started worker, gets one grace window for its first sweep.
+    marks = [t for t in (last, state.changed_at, state.worker_started_at) if t]
+    since = max(marks) if marks else None
     if since is None or now - since > stall_after(config):
         return BotStatus.STALLED, False, f"no sweep finished within {stall_after(config).total_seconds():g}s"
+    if last is None or (state.changed_at and last < state.changed_at):
+        return STARTING, True, "started; waiting for the first sweep"
     return BotStatus.RUNNING, True, "sweeping"
 
 
@@ -128,6 +136,11 @@ def managed_symbols(*, account_pks: list[int]) -> dict[int, list[str]]:
     return out
 
 
+def counters(prefix: str) -> dict[str, int]:
+    """The SellCounter values named ``<prefix><key>``, by key."""
+    return {c.name.removeprefix(prefix): c.value for c in SellCounter.objects.filter(name__startswith=prefix).order_by("name")}
+
+
 def _rates(model, time_field: str, ok: Q, done: Q, now: datetime) -> dict:
     out = {}
     for label, window in (("last_hour", timedelta(hours=1)), ("last_24h", timedelta(hours=24))):
@@ -154,9 +167,7 @@ def bot_report(*, workers: list[str] | None = None) -> dict:
         failed=Count("pk", filter=Q(outcome=CancelOutcome.FAILED)),
         retrying=Count("pk", filter=Q(outcome__in=LIVE_CANCEL_OUTCOMES)),
     )
-    failures = {
-        c.name.removeprefix(PRICE_FAILURE_PREFIX): c.value for c in SellCounter.objects.filter(name__startswith=PRICE_FAILURE_PREFIX)
-    }
+    failures = counters(PRICE_FAILURE_PREFIX)
     positions = dict(
         ManagedPosition.objects.filter(opted_in=True).values_list("status").annotate(n=Count("pk")).order_by()
     )
@@ -187,6 +198,7 @@ def bot_report(*, workers: list[str] | None = None) -> dict:
         "orders": orders,
         "cancellations": cancels,
         "price_fetch_failures": failures,
+        "holds": counters(HOLD_PREFIX),
         "success_rates": {
             "orders": _rates(SellDecision, "decided_at", placed_ok, placed_done, now),
             "cancellations": _rates(SellCancellation, "created_at", cancel_ok, cancel_done, now),

@@ -57,6 +57,7 @@ from .models import (
     SellDecision,
 )
 from .selectors import (
+    HOLD_PREFIX,
     LIVE_CANCEL_OUTCOMES,
     PRICE_FAILURE_PREFIX,
     STATE_PK,
@@ -139,6 +140,12 @@ def sweep_finish(*, sweep_id: str, started_at: datetime, counts: dict) -> None:
     )
     # A finished sweep ends a stall; only the running bot flips back.
     SellBotState.objects.filter(pk=STATE_PK, enabled=True, status=BotStatus.STALLED).update(status=BotStatus.RUNNING, stalled_at=None)
+
+
+def worker_started(*, now: datetime | None = None) -> None:
+    """A Celery worker started: the watchdog's grace window starts again (an ordinary restart is no stall)."""
+    bot_state()
+    SellBotState.objects.filter(pk=STATE_PK).update(worker_started_at=now or timezone.now())
 
 
 def bot_watchdog(*, worker: str) -> bool:
@@ -239,6 +246,7 @@ def _check_locked(account: AlpacaAccount, config: SellModuleConfig, result: Acco
         return
     quotes = _quotes(account, [mp.symbol for mp in to_price], result, market)
     changed = []
+    holds: dict[str, int] = {}
     for mp in to_price:
         bp = broker_positions[mp.symbol]
         view = strategy.PositionView(mp.symbol, mp.entry_price, mp.opened_at, mp.high_water_mark, bp.current_price)
@@ -251,8 +259,14 @@ def _check_locked(account: AlpacaAccount, config: SellModuleConfig, result: Acco
             changed.append(mp)
         if decision.sell:
             _exit_place(account, mp, bp, quote, config, reason=decision.reason, detail=decision.detail, decision=decision, worker=worker, result=result)
+        else:
+            holds[decision.reason] = holds.get(decision.reason, 0) + 1
     if changed:
         _marks_save(changed)
+    # Why nothing sold (a closed market, no price, no rule met): counted by reason for /sell and the admin.
+    for reason, n in holds.items():
+        result.add(f"{HOLD_PREFIX}{reason}", n)
+        counter_add(name=f"{HOLD_PREFIX}{reason}", n=n)
 
 
 _MARK_FIELDS = ("high_water_mark", "last_price", "last_evaluated_at")

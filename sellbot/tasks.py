@@ -9,6 +9,7 @@ import logging
 import uuid
 
 from celery import shared_task
+from celery.signals import worker_init
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
@@ -17,6 +18,22 @@ from . import selectors, services, workers
 from .market import MarketSnapshot
 
 logger = logging.getLogger("opitios.sellbot")
+
+
+@worker_init.connect
+def _sellbot_watchdog_grace(**kwargs):
+    """Before the worker consumes anything (a watchdog queued while it was down included): an ordinary
+    restart restarts the watchdog's grace window, so it is not reported as a stall."""
+    from django.db import connection
+
+    try:
+        services.worker_started()
+    except Exception as exc:  # noqa: BLE001 - the database may be down at start; the worker must not fail for it
+        logger.warning(
+            "could not record the worker start (%s); the watchdog counts from the last sweep", exc.__class__.__name__
+        )
+    finally:
+        connection.close()  # not into the pool's forks
 
 
 def _queued_key(account_pk: int) -> str:
@@ -99,3 +116,4 @@ def watchdog() -> str:
         sweep.apply_async(expires=max(selectors.sell_config().check_interval, 1.0))
         return "stalled: sweep re-dispatched"
     return "ok"
+

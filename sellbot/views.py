@@ -32,8 +32,8 @@ class LastSweepOut(serializers.Serializer):
 
 class StatusOut(serializers.Serializer):
     enabled = serializers.BooleanField()
-    running = serializers.BooleanField(help_text="Enabled and the heartbeat is fresh (within 3 x check_interval).")
-    status = serializers.ChoiceField(choices=["running", "stopped", "stalled"])
+    running = serializers.BooleanField(help_text="Enabled, sweeping, and the heartbeat is fresh (within 3 x check_interval).")
+    status = serializers.ChoiceField(choices=["running", "starting", "stopped", "stalled"])
     healthy = serializers.BooleanField()
     status_reason = serializers.CharField()
     changed_at = serializers.DateTimeField(allow_null=True)
@@ -45,13 +45,17 @@ class StatusOut(serializers.Serializer):
     orders = serializers.DictField(child=serializers.IntegerField(), help_text="Exit orders placed, succeeded and failed.")
     cancellations = serializers.DictField(child=serializers.IntegerField(), help_text="Succeeded, failed and retrying.")
     price_fetch_failures = serializers.DictField(child=serializers.IntegerField(), help_text="By error code.")
+    holds = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Evaluations that sold nothing, by reason: market_closed, no_price, hold (no rule met). Counted since the counters began.",
+    )
     success_rates = serializers.DictField(help_text="orders and cancellations, over last_hour and last_24h: total, succeeded, rate.")
     workers = serializers.ListField(child=serializers.CharField(), allow_null=True, help_text="Celery workers answering a ping.")
     report_ms = serializers.FloatField()
 
 
 class HealthOut(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["running", "stopped", "stalled"])
+    status = serializers.ChoiceField(choices=["running", "starting", "stopped", "stalled"])
     healthy = serializers.BooleanField()
     enabled = serializers.BooleanField()
     reason = serializers.CharField()
@@ -85,7 +89,7 @@ class SellHealthView(APIView):
     permission_classes = [IsAdmin]
 
     @extend_schema(responses={200: HealthOut, 503: HealthOut, **_ERRORS}, tags=["sell bot"],
-                   summary="200 when the bot is healthy (running, or stopped on purpose); 503 when enabled but stalled")
+                   summary="200 when the bot is healthy (running, starting, or stopped on purpose); 503 when enabled but stalled")
     def get(self, request):
         state = selectors.bot_state()
         status, healthy, why = selectors.bot_health(state=state)

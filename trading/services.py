@@ -471,10 +471,12 @@ def _write_outcome_once(record: OrderRecord, *, account, check, outcome: str, au
 
 
 def _log_line(record: OrderRecord, account: AlpacaAccount, refusal: _Refusal | None) -> None:
+    # ERROR means someone must act: a failed order, or an account that refuses every order. A routine
+    # refusal of one order (insufficient_balance, a limit) is the system working: WARNING.
     level = logging.INFO
     if record.outcome in (Outcome.REFUSED, Outcome.REJECTED):
         level = logging.WARNING
-    if record.outcome == Outcome.FAILED or (refusal and refusal.code in ("account_type_mismatch", "account_type_unverified", "insufficient_balance")):
+    if record.outcome == Outcome.FAILED or (refusal and refusal.code in ("account_type_mismatch", "account_type_unverified")):
         level = logging.ERROR
     qty = record.qty if record.qty is not None else f"${record.notional}"
     logger.log(

@@ -135,7 +135,7 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}}
     CELERY_BROKER_URL = "filesystem://localhost//"  # the host is nominal; naming it avoids a warning per start
     # kombu's filesystem transport with a drain that stops consuming once a worker shuts down
-    # (see the module): a SIGTERMed worker stops in about a second, not after honcho's SIGKILL.
+    # (see the module): a SIGTERMed worker stops in about a second, not after the supervisor's SIGKILL.
     CELERY_BROKER_TRANSPORT = "opitios.filesystem_transport:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
@@ -299,3 +299,12 @@ LOGGING = build_logging_config(
     app_retention_days=env.int("OPITIOS_LOG_RETENTION_DAYS", default=30),
     error_retention_days=env.int("OPITIOS_ERROR_LOG_RETENTION_DAYS", default=90),
 )
+# Routine periodic task lines count as DEBUG on the console (opitios/log_filters.py); the app log keeps them.
+OPITIOS_LOG_CONSOLE_LEVEL = env.str("OPITIOS_LOG_CONSOLE_LEVEL", default="INFO").upper()
+LOGGING["handlers"]["console"]["level"] = OPITIOS_LOG_CONSOLE_LEVEL
+LOGGING["filters"]["routine_tasks"] = {
+    "()": "opitios.log_filters.RoutineTaskFilter",
+    "tasks": sorted({entry["task"] for entry in CELERY_BEAT_SCHEDULE.values()} | {"sellbot.check_account"}),
+    "level": OPITIOS_LOG_CONSOLE_LEVEL,
+}
+LOGGING["handlers"]["console"]["filters"] = [*LOGGING["handlers"]["console"]["filters"], "routine_tasks"]

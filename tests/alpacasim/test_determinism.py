@@ -22,7 +22,7 @@ def servers():
     a = SimServer(config=None, accounts=3, seed=7, extra_args=["--bars-page-max", "10"])
     b = SimServer(config=None, accounts=3, seed=7)
     c = SimServer(
-        config=None, accounts=3, seed=8, extra_args=["--partial-fill-rate", "1.0"]
+        config=None, accounts=3, seed=8, extra_args=["--partial-fill-rate", "1.0", "--clock", "open"]
     )
     try:
         for s in (a, b, c):

@@ -95,7 +95,7 @@ def test_data_accepts_any_valid_key_and_refuses_bad_ones(sim):
             timedelta(minutes=15),
         ),
         (TimeFrame.Hour, START + timedelta(hours=24), 16, timedelta(hours=1)),
-        (TimeFrame.Day, START + timedelta(days=14), 10, None),
+        (TimeFrame.Day, START + timedelta(days=14), 9, None),  # 2025-01-09 closed (mourning)
         (TimeFrame.Week, START + timedelta(days=28), 4, timedelta(days=7)),
         (TimeFrame.Month, START + timedelta(days=100), 3, None),
     ],
@@ -175,6 +175,26 @@ def test_single_symbol_routes(stocks):
     assert stocks.get("/stocks/AAPL/snapshot")["latestQuote"]["bp"] > 0
     one = stocks.get(
         "/stocks/AAPL/bars",
-        {"timeframe": "1Day", "start": "2025-01-06", "end": "2025-01-09"},
+        {"timeframe": "1Day", "start": "2025-01-06", "end": "2025-01-10"},
     )
     assert one["symbol"] == "AAPL" and len(one["bars"]) == 4
+
+
+def test_coarse_bars_aggregate_the_finer_ones(stocks):
+    def bars(timeframe, start, end):
+        req = StockBarsRequest(symbol_or_symbols="AAPL", timeframe=timeframe, start=start, end=end)
+        return stocks.get_stock_bars(req)["AAPL"]
+
+    def agrees(coarse, fine):
+        assert coarse.open == fine[0].open and coarse.close == fine[-1].close
+        assert coarse.high == max(b.high for b in fine) and coarse.low == min(b.low for b in fine)
+        assert coarse.volume == sum(b.volume for b in fine)
+
+    t0 = START + timedelta(hours=15)  # 10:00 New York
+    (ten,) = bars(TimeFrame(10, TimeFrameUnit.Minute), t0, t0 + timedelta(minutes=9))
+    agrees(ten, bars(TimeFrame.Minute, t0, t0 + timedelta(minutes=9)))
+    # the week of 2025-01-06 has four trading days (the 9th was a day of mourning)
+    (week,) = bars(TimeFrame.Week, START, START + timedelta(days=4))
+    days = bars(TimeFrame.Day, START, START + timedelta(days=6))
+    assert len(days) == 4
+    agrees(week, days)

@@ -10,6 +10,7 @@ from alpacasim.accounts import account_number_for, generated_credentials
 from alpacasim.bars import parse_timeframe
 from alpacasim.errors import SimError
 from alpacasim.market import Market, MarketClock, black_scholes, occ_symbol, parse_occ
+from alpacasim.nyse import session_at
 
 
 def test_occ_round_trip():
@@ -64,15 +65,13 @@ def test_walk_is_a_pure_function_of_seed_symbol_and_time():
 
 
 def test_clock_hours():
-    assert MarketClock.session_open(
-        datetime(2030, 1, 2, 15, 0, tzinfo=UTC)
-    )  # Wed 10:00 New York
-    assert not MarketClock.session_open(
-        datetime(2030, 1, 2, 21, 1, tzinfo=UTC)
-    )  # 16:01
-    assert not MarketClock.session_open(
-        datetime(2030, 1, 5, 15, 0, tzinfo=UTC)
-    )  # Saturday
+    assert session_at(datetime(2030, 1, 2, 15, 0, tzinfo=UTC)) == "regular"  # Wed 10:00 New York
+    assert session_at(datetime(2030, 1, 2, 21, 1, tzinfo=UTC)) == "after_hours"  # 16:01
+    assert session_at(datetime(2030, 1, 3, 1, 1, tzinfo=UTC)) == "closed"  # 20:01
+    assert session_at(datetime(2030, 1, 2, 13, 0, tzinfo=UTC)) == "pre_market"  # 08:00
+    assert session_at(datetime(2030, 1, 5, 15, 0, tzinfo=UTC)) == "closed"  # Saturday
+    assert session_at(datetime(2026, 12, 25, 15, 0, tzinfo=UTC)) == "closed"  # Christmas
+    assert session_at(datetime(2026, 11, 27, 18, 30, tzinfo=UTC)) == "after_hours"  # 13:30, early close
     clock = MarketClock("closed")
     assert clock.is_open() is False and MarketClock("open").is_open() is True
 

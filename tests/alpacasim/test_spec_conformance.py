@@ -3,6 +3,8 @@
 Relaxations, kept minimal:
 - OpenAPI 3.0 ``nullable: true`` becomes JSON Schema ``type: [T, "null"]`` (the spec's own meaning).
 - ``format`` is not asserted (jsonschema ignores it by default); timestamps are checked by the other tests.
+- ``OrderStatus`` also allows ``held``: the status of bracket legs waiting for their entry, which real
+  Alpaca and alpaca-py's ``OrderStatus.HELD`` have but the spec's enum lacks.
 """
 
 import copy
@@ -61,7 +63,9 @@ def _resolve(node, schemas: dict, depth: int = 0):
 
 @pytest.fixture(scope="module")
 def trading_schemas():
-    return _load("trading-api.json")["components"]["schemas"]
+    schemas = _load("trading-api.json")["components"]["schemas"]
+    schemas["OrderStatus"]["enum"].append("held")
+    return schemas
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +194,46 @@ def test_market_data_responses_match_the_spec(sim, data_schemas):
         "option_snapshots_resp",
         get(sim, "/v1beta1/options/snapshots/AAPL", type="put"),
     )
+
+
+def test_order_model_responses_match_the_spec(sim, trading_schemas):
+    sim.set_price("AAPL", 100)
+
+    def send(method, path, body):
+        resp = requests.request(method, sim.paper_url + path, json=body, headers=HEADERS, timeout=5)
+        assert resp.status_code == 200, resp.text
+        check(trading_schemas, "Order", resp.json())
+        return resp.json()
+
+    bracket = send("POST", "/v2/orders", {
+        "symbol": "AAPL", "qty": 2, "side": "buy", "type": "limit", "limit_price": "99",
+        "time_in_force": "gtc", "order_class": "bracket",
+        "take_profit": {"limit_price": "110"}, "stop_loss": {"stop_price": "95", "limit_price": "94"},
+    })  # fmt: skip
+    assert len(bracket["legs"]) == 2 and bracket["legs"][0]["status"] == "held"
+    replaced = send("PATCH", f"/v2/orders/{bracket['id']}", {"limit_price": "98"})
+    assert replaced["replaces"] == bracket["id"] and len(replaced["legs"]) == 2
+    send("POST", "/v2/orders", {"symbol": "MSFT", "qty": 1, "side": "buy", "type": "trailing_stop",
+                                "trail_percent": "2", "time_in_force": "gtc"})  # fmt: skip
+    for order in get(sim, "/paper/v2/orders", status="all", nested="true"):
+        check(trading_schemas, "Order", order)
+
+
+def test_new_routes_match_the_spec(sim, trading_schemas, data_schemas):
+    sim.set_price("AAPL", 100)
+    requests.post(sim.paper_url + "/v2/orders", headers=HEADERS, timeout=5, json={
+        "symbol": "AAPL", "qty": 2, "side": "buy", "type": "market", "time_in_force": "day"})  # fmt: skip
+    for activity in get(sim, "/paper/v2/account/activities"):
+        check(trading_schemas, "TradingActivities", activity)
+    check(trading_schemas, "AccountConfigurations", get(sim, "/paper/v2/account/configurations"))
+    check(trading_schemas, "PortfolioHistory", get(sim, "/paper/v2/account/portfolio/history"))
+    window = {"start": "2025-03-04T14:00:00Z", "end": "2025-03-04T14:05:00Z", "limit": 50}
+    check(data_schemas, "stock_quotes_resp", get(sim, "/v2/stocks/quotes", symbols="AAPL,MSFT", **window))
+    check(data_schemas, "stock_trades_resp", get(sim, "/v2/stocks/trades", symbols="AAPL", **window))
+    check(data_schemas, "stock_quotes_resp_single", get(sim, "/v2/stocks/AAPL/quotes", **window))
+    check(data_schemas, "stock_trades_resp_single", get(sim, "/v2/stocks/AAPL/trades", **window))
+    check(data_schemas, "stock_latest_bars_resp_single", get(sim, "/v2/stocks/AAPL/bars/latest"))
+    opt = "AAPL270115C00190000"
+    check(data_schemas, "option_bars_resp", get(sim, "/v1beta1/options/bars", symbols=opt, timeframe="1Min", **window))
+    check(data_schemas, "option_trades_resp", get(sim, "/v1beta1/options/trades", symbols=opt, **window))
+    check(data_schemas, "option_exchanges", get(sim, "/v1beta1/options/meta/exchanges"))

@@ -73,8 +73,8 @@ def test_partial_fills_cancel_and_controls_in_order(sim, streams, trading):
         LimitOrderRequest(symbol="MSFT", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY, limit_price=1.00)
     )
     trading.cancel_order_by_id(to_cancel.id)
-    new, canceled = _events(runner, str(to_cancel.id), "canceled")
-    assert (new.event, canceled.event, canceled.order.status) == ("new", "canceled", "canceled")
+    new, pending, canceled = _events(runner, str(to_cancel.id), "canceled")
+    assert (new.event, pending.event, canceled.event, canceled.order.status) == ("new", "pending_cancel", "canceled", "canceled")
     assert canceled.order.canceled_at is not None
 
 
@@ -137,7 +137,7 @@ def test_ioc_cancel_all_and_close_position_events(sim, streams, trading):
     ]
     trading.cancel_orders()
     for order in resting:
-        assert [e.event for e in _events(runner, str(order.id), "canceled")] == ["new", "canceled"]
+        assert [e.event for e in _events(runner, str(order.id), "canceled")] == ["new", "pending_cancel", "canceled"]
     trading.submit_order(_market(OrderSide.BUY, 5))
     close = trading.close_position("AAPL")
     new, fill = _events(runner, str(close.id), "fill")

@@ -33,6 +33,7 @@ def test_prompts_twice(compliance_group, monkeypatch):
     monkeypatch.delenv("OPITIOS_COMPLIANCE_PASSWORD", raising=False)
     answers = iter([PASSWORD, PASSWORD])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr("audit.management.commands.create_compliance_officer._has_terminal", lambda: True)
     call_command("create_compliance_officer", "carol")
     assert get_user_model().objects.get(username="carol").check_password(PASSWORD)
 
@@ -41,6 +42,7 @@ def test_mismatched_prompts_are_refused(compliance_group, monkeypatch):
     monkeypatch.delenv("OPITIOS_COMPLIANCE_PASSWORD", raising=False)
     answers = iter([PASSWORD, PASSWORD + "x"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr("audit.management.commands.create_compliance_officer._has_terminal", lambda: True)
     with pytest.raises(CommandError, match="do not match"):
         call_command("create_compliance_officer", "dave")
 

@@ -64,7 +64,7 @@ def test_sigterm_to_the_worker_finishes_the_exit_in_flight(stack_factory, sim, t
             sim.set_latency(2000, route="orders")  # the exit's submission will take 2 s
             sim.set_price(CALL, bid=2.40, ask=2.45)  # +20%: take profit
             stack.wait_for(lambda: query(stack, "SELECT outcome FROM trading_orderrecord WHERE side = 'sell'") == [("pending",)],
-                           "the exit to be in flight at the broker", timeout=20)
+                           "the exit to be in flight at the broker", timeout=60)
             sent_at = time.monotonic()
             exit_code = stack.kill("worker", signal.SIGTERM, timeout=20)
             stopped_in = time.monotonic() - sent_at

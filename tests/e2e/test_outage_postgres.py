@@ -25,9 +25,9 @@ def test_postgres_restart_answers_503_then_recovers_without_a_restart(stack_fact
                 down_at = time.monotonic()
                 pg.restart(gap=3.0)  # fast shutdown: every open connection is terminated
                 up_at = time.monotonic()
-                stack.wait_for(lambda: stack.get("/api/v1/ready", timeout=5)[0] == 200, "ready again", timeout=20)
+                stack.wait_for(lambda: stack.get("/api/v1/ready", timeout=5)[0] == 200, "ready again", timeout=60)
                 stack.wait_for(lambda: len([a for a in traffic.since(up_at + 1) if a.kind == "order" and a.status == 201]) >= 3,
-                               "orders after the restart", timeout=20)
+                               "orders after the restart", timeout=60)
 
             answers = traffic.answers
             summary = traffic.summary()
@@ -54,4 +54,4 @@ def test_postgres_restart_answers_503_then_recovers_without_a_restart(stack_fact
             assert out.startswith("OK "), out  # manage() already failed on a non-zero exit
             # the worker's pool processes kept their connections across tasks (balance refreshes
             # before the restart): each reconnects on its next task instead of failing it
-            assert all(stack.call_task("audit.verify_chain", timeout=20)["ok"] for _ in range(4))
+            assert all(stack.call_task("audit.verify_chain", timeout=60)["ok"] for _ in range(4))

@@ -236,7 +236,11 @@ class SimServer:
 
 @pytest.fixture(scope="session")
 def sim_server():
-    server = SimServer(config=DEMO_CONFIG, seed=42, rate_limit=False).start()
+    # Always open, so tests do not depend on the hour they run at; session tests switch to the NYSE
+    # calendar on a fixed clock with set_clock(mode="real", now=...).
+    server = SimServer(
+        config=DEMO_CONFIG, seed=42, rate_limit=False, extra_args=["--clock", "open"]
+    ).start()
     try:
         yield server
     finally:

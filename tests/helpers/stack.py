@@ -124,7 +124,7 @@ class Stack:
         processes: tuple[str, ...] = PROCESSES,
         env: dict[str, str] | None = None,
         beat_interval: float | None = None,
-        stop_timeout: float = 10.0,
+        stop_timeout: float = 30.0,
         start_timeout: float = 60.0,
     ) -> None:
         self.root = Path(root)

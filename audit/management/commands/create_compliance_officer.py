@@ -1,10 +1,11 @@
 """Create (or update) a compliance officer: a staff user in the "Compliance officers" group.
 
 The password is prompted twice, or read from OPITIOS_COMPLIANCE_PASSWORD (for scripts);
-``--noinput`` requires that variable.
+``--noinput`` requires that variable. Without a terminal to prompt on, the command says so.
 """
 import getpass
 import os
+import sys
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -28,6 +29,11 @@ class Command(BaseCommand):
                             help=f"Never prompt; the password comes from {PASSWORD_ENV}.")
 
     def handle(self, *args, username, email, interactive, **options):
+        if interactive and os.environ.get(PASSWORD_ENV) is None and not _has_terminal():
+            raise CommandError(
+                f"no terminal to prompt for the password: set {PASSWORD_ENV} "
+                f"(e.g. {PASSWORD_ENV}=... manage.py create_compliance_officer {username} --noinput)"
+            )
         group = Group.objects.filter(name=COMPLIANCE_GROUP).first()
         if group is None:
             raise CommandError(f'the "{COMPLIANCE_GROUP}" group is missing: run manage.py migrate')
@@ -52,8 +58,12 @@ class Command(BaseCommand):
         if password is None:
             if not interactive:
                 raise CommandError(f"--noinput needs the password in {PASSWORD_ENV}")
-            password = getpass.getpass("Password: ")
-            if password != getpass.getpass("Password (again): "):
+            try:
+                password = getpass.getpass("Password: ")
+                again = getpass.getpass("Password (again): ")
+            except (EOFError, KeyboardInterrupt) as exc:
+                raise CommandError(f"no password entered; nothing changed (or set {PASSWORD_ENV} and use --noinput)") from exc
+            if password != again:
                 raise CommandError("the passwords do not match")
         if not password:
             raise CommandError("the password cannot be empty")
@@ -62,3 +72,12 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         return password
+
+
+def _has_terminal() -> bool:
+    # getpass prompts on the controlling terminal, else on stdin.
+    try:
+        with open("/dev/tty"):
+            return True
+    except OSError:
+        return sys.stdin is not None and sys.stdin.isatty()
