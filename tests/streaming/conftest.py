@@ -4,6 +4,7 @@ The secrets file is the demo one with market data private (clients need a token)
 the tests reach them quickly."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,9 @@ def token(user: str = "ws-user", permissions=("market_data",)) -> str:
 @pytest.fixture(scope="module")
 def ws_stack(sim_server, tmp_path_factory):
     root = tmp_path_factory.mktemp("ws-stack")
-    stack = Stack(root, processes=("web", "ws"), env=stack_env(sim_server, secrets_file(root)))
+    # With Redis the hub is its own process; on embedded defaults the ws process hosts it.
+    processes = ("web", "ws", "hub") if os.environ.get("REDIS_URL") else ("web", "ws")
+    stack = Stack(root, processes=processes, env=stack_env(sim_server, secrets_file(root)))
     stack.start()
     try:
         yield stack
