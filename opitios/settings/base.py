@@ -114,7 +114,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 10_000, "expiry": 30,
+            # A blocking receive waits brpop_timeout (5 s): the socket timeout must outlast it.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 2}],
+                       "capacity": 10_000, "expiry": 30,
                        "prefix": "opitios-" + Path(str(DATABASES["default"]["NAME"])).name},
         }
     }

@@ -34,7 +34,7 @@ def test_sigkilled_leader_is_replaced_and_clients_stay_connected(sim_server, tmp
             leader = (await c.next("pong"))["stream"]["leader"]
             pid = int(leader.rsplit(":", 1)[1])
             name = next(n for n, p in stack._procs.items() if p.pid == pid)
-            stack.kill(name, signal.SIGKILL)
+            await asyncio.to_thread(stack.kill, name, signal.SIGKILL)
             killed_at = time.time()
             quote = await c.next("quote", lambda m: m["symbol"] == "SPY" and _epoch(m["timestamp"]) > killed_at + 0.5,
                                  timeout=TAKEOVER_BOUND + 10)
@@ -47,10 +47,13 @@ def test_sigkilled_leader_is_replaced_and_clients_stay_connected(sim_server, tmp
                     break
                 assert time.monotonic() < deadline, f"the status still names the killed leader: {stream}"
                 await asyncio.sleep(0.3)
-            wait_for(lambda: connections(sim_server) == FEEDS, what="one upstream connection per feed after the switch")
+            await asyncio.to_thread(wait_for, lambda: connections(sim_server) == FEEDS, 15.0, "one upstream connection per feed")
             await c.close()
 
-        run(body())
+        try:
+            run(body())
+        except Exception as exc:
+            raise AssertionError(f"{exc!r}\n{stack.diagnostics()}") from exc
     finally:
         stack.stop()
         sim_server.control("POST", "/_sim/streams/config", {"tick_rate": 1})
