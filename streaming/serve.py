@@ -26,8 +26,12 @@ def main() -> None:
         ws_ping_interval=heartbeat,
         ws_ping_timeout=heartbeat,
         lifespan="on",
+        # Django's logging (opitios/logging.py) handles uvicorn's records too: its filter masks the
+        # ?token= JWT in the "WebSocket /ws/market-data?token=..." lines.
+        log_config=None,
         log_level="info",
         access_log=False,
+        timeout_graceful_shutdown=10,  # open WebSockets are closed, not waited for
     )
 
 

@@ -90,6 +90,13 @@ def test_auth_refusals_close_with_4xxx(ws_stack):
         c = await Client.open(ws_stack.ws_port, header_token=token("header-user"))  # the Authorization header works too
         assert (await c.next("welcome"))["type"] == "welcome"
         await c.close()
+        secret = token("logged-user")
+        c = await Client.open(ws_stack.ws_port, token=secret)
+        await c.next("welcome")
+        await c.close()
+        # The server logs the connection's path, never the token in its query string.
+        await asyncio.to_thread(ws_stack.wait_for, lambda: "WebSocket /ws/market-data?token=****" in ws_stack.output("ws"), "the ws log line")
+        assert secret not in ws_stack.output("ws") and secret not in ws_stack.app_log()
 
     run(body())
 
