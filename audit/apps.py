@@ -7,4 +7,6 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit and compliance"
 
     def ready(self) -> None:
-        from audit import health  # noqa: F401  (registers the audit_chain section of /health/detailed)
+        from audit import health, metrics  # noqa: F401  (health registers the audit_chain section of /health/detailed)
+
+        metrics.connect()

@@ -5,7 +5,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
@@ -119,7 +119,31 @@ def audit_record(
                        object_type=object_type, object_id=object_id, data=clean, prev_hash=prev_hash, hash=digest)
     event._state.adding = False
     event._state.db = using
+    _notify_observers(event, using)
     return event
+
+
+# Observers of committed events: metrics and alerts follow the ledger instead of each writer
+# calling them. (prefix, callback) pairs; a callback's failure is logged, never raised.
+_observers: list[tuple[str, Callable[[AuditEvent], None]]] = []
+
+
+def observe(prefix: str, callback: Callable[[AuditEvent], None]) -> None:
+    """``callback(event)`` after the commit of every event whose action starts with ``prefix``."""
+    _observers.append((prefix, callback))
+
+
+def _notify_observers(event: AuditEvent, using: str) -> None:
+    for prefix, callback in _observers:
+        if event.action.startswith(prefix):
+            transaction.on_commit(lambda cb=callback: _call_observer(cb, event), using=using)
+
+
+def _call_observer(callback: Callable[[AuditEvent], None], event: AuditEvent) -> None:
+    try:
+        callback(event)
+    except Exception:
+        logger.exception("audit observer %s failed on %s", getattr(callback, "__name__", callback), event.action)
 
 
 def _append_postgresql(connection, *, at, row: dict, payload: str, alongside: tuple[str, list] | None) -> tuple[int, str, str]:

@@ -1,15 +1,27 @@
 """The Celery app. Tasks live in each app's ``tasks.py``; beat entries in settings ``CELERY_BEAT_SCHEDULE``."""
+import logging
 import os
 import signal
+import sys
 
 from celery import Celery
-from celery.signals import setup_logging, task_prerun, worker_init, worker_process_init
+from celery.signals import setup_logging, task_prerun, worker_init, worker_process_init, worker_process_shutdown
+
+from opitios import multiproc
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opitios.settings.local")
+
+# A worker with OPITIOS_WORKER_METRICS_PORT serves its pool's metrics on that port (docs/deployment.md,
+# "Metrics"). Its sample directory is per port, so two workers on one host never empty each other's.
+# This runs before Django (and so prometheus-client) is imported.
+METRICS_PORT = int(os.environ.get("OPITIOS_WORKER_METRICS_PORT") or 0)
+if METRICS_PORT and "worker" in sys.argv[1:]:
+    multiproc.prepare(f"worker-{METRICS_PORT}")
 
 app = Celery("opitios")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.autodiscover_tasks(["opitios"], related_name="alerts")  # opitios is no Django app
 
 
 @setup_logging.connect
@@ -27,6 +39,32 @@ def _lower_cpu_priority(**kwargs):
 
     if settings.OPITIOS_WORKER_NICE > 0:
         os.nice(settings.OPITIOS_WORKER_NICE)
+
+
+@worker_init.connect
+def _serve_metrics(**kwargs):
+    """The exporter thread runs in the main process; pool children write the sample files it reads.
+    It binds OPITIOS_WORKER_METRICS_ADDRESS (loopback by default): no token on this port."""
+    if not (METRICS_PORT and multiproc.enabled()):
+        return
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    address = os.environ.get("OPITIOS_WORKER_METRICS_ADDRESS", "127.0.0.1")
+    try:
+        start_http_server(METRICS_PORT, addr=address, registry=registry)
+    except OSError as exc:  # a taken port costs the metrics, never the worker
+        logging.getLogger("opitios.metrics").error("worker metrics exporter not started on %s:%s: %s", address, METRICS_PORT, exc)
+
+
+@worker_process_shutdown.connect
+def _forget_pool_child(pid=None, **kwargs):
+    if multiproc.enabled():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())
 
 
 @task_prerun.connect

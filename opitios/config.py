@@ -197,6 +197,22 @@ class AccountConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    # Bearer token for /metrics; without one only loopback may scrape (docs/deployment.md, "Metrics").
+    token: str | None = field(default=None, repr=False)
+    # Accounts that get their own label value; every other account is counted under "other".
+    account_labels: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    # Apprise URLs (discord://, slack://, mailto://, json://, ...); they often embed a token: never logged.
+    urls: list[str] = field(default_factory=list, repr=False)
+    # A condition that stays raised is repeated at most this often; a flapping one sends nothing new.
+    repeat_minutes: int = 240
+
+
+@dataclass(frozen=True)
 class OpitiosConfig:
     source: Path | None
     demo: bool
@@ -206,6 +222,8 @@ class OpitiosConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     sell_module: SellModuleConfig = field(default_factory=SellModuleConfig)
     market_data: MarketDataConfig = field(default_factory=MarketDataConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     accounts: dict[str, AccountConfig] = field(default_factory=dict)
     account_errors: dict[str, str] = field(default_factory=dict)
     config_errors: list[str] = field(default_factory=list)
@@ -543,7 +561,65 @@ def _parse_accounts(raw: Any, c: _Collector) -> tuple[dict[str, AccountConfig], 
     return accounts, errors
 
 
-SECTIONS = ("jwt", "trading", "rate_limits", "api", "sell_module", "market_data", "accounts")
+APPRISE_URL_RE = re.compile(r"^[a-z][a-z0-9+.-]{1,31}://\S+$", re.IGNORECASE)
+
+
+def _parse_metrics(raw: Any, c: _Collector) -> MetricsConfig:
+    values: dict[str, Any] = {}
+    for key, value in c.section(raw, "metrics").items():
+        if key == "token":
+            # Never echo it. A short token is refused rather than guessed at: loopback-only applies.
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str) or len(value) < 16 or any(ch.isspace() for ch in value):
+                c.error("metrics.token", "must be text of at least 16 characters without spaces; only loopback may scrape")
+                continue
+            values["token"] = value
+        elif key == "account_labels":
+            try:
+                ids = _str_list(value)
+            except ValueError:
+                c.error("metrics.account_labels", "expected a list of account ids; no account gets its own label")
+                continue
+            bad = [i for i in ids if not ACCOUNT_ID_RE.match(i)]
+            if bad or len(ids) > 50:
+                c.error("metrics.account_labels", "at most 50 valid account ids; no account gets its own label")
+                continue
+            values["account_labels"] = ids
+        else:
+            c.error(f"metrics.{key}", "unknown key; ignored")
+    env_token = os.environ.get("OPITIOS_METRICS_TOKEN")
+    if env_token:
+        values["token"] = env_token
+    return MetricsConfig(**values)
+
+
+def _parse_alerts(raw: Any, c: _Collector) -> AlertsConfig:
+    values: dict[str, Any] = {}
+    for key, value in c.section(raw, "alerts").items():
+        if key == "urls":
+            if not isinstance(value, list):
+                c.error("alerts.urls", "expected a list of Apprise URLs; no alert is sent")
+                continue
+            urls = []
+            for i, url in enumerate(value):
+                # The URL is not echoed: it usually carries a webhook token.
+                if not isinstance(url, str) or not APPRISE_URL_RE.match(url.strip()):
+                    c.error(f"alerts.urls[{i}]", "not an Apprise URL (scheme://...); this one is skipped")
+                    continue
+                urls.append(url.strip())
+            values["urls"] = urls
+        elif key == "repeat_minutes":
+            try:
+                values[key] = _int_in("alerts.repeat_minutes")(value)
+            except ValueError as exc:
+                c.error("alerts.repeat_minutes", f"{exc}; using the default")
+        else:
+            c.error(f"alerts.{key}", "unknown key; ignored")
+    return AlertsConfig(**values)
+
+
+SECTIONS = ("jwt", "trading", "rate_limits", "api", "sell_module", "market_data", "metrics", "alerts", "accounts")
 
 
 def parse_config(data: Any, *, source: Path | None, demo: bool) -> OpitiosConfig:
@@ -561,6 +637,8 @@ def parse_config(data: Any, *, source: Path | None, demo: bool) -> OpitiosConfig
     api = _parse_api(data.get("api"), c)
     sell_module = _parse_sell_module(data.get("sell_module"), c)
     market_data = _parse_market_data(data.get("market_data"), c)
+    metrics = _parse_metrics(data.get("metrics"), c)
+    alerts = _parse_alerts(data.get("alerts"), c)
     accounts, account_errors = _parse_accounts(data.get("accounts"), c)
     return OpitiosConfig(
         source=source,
@@ -571,6 +649,8 @@ def parse_config(data: Any, *, source: Path | None, demo: bool) -> OpitiosConfig
         api=api,
         sell_module=sell_module,
         market_data=market_data,
+        metrics=metrics,
+        alerts=alerts,
         accounts=accounts,
         account_errors=account_errors,
         config_errors=c.errors,

@@ -3,12 +3,17 @@
 The address comes from opitios.web_bind: OPITIOS_WEB_PORT (default 8090) on 127.0.0.1 in demo mode
 (no secrets.yml), on 0.0.0.0 otherwise; GUNICORN_BIND overrides the whole address.
 WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_TIMEOUT and GUNICORN_GRACEFUL_TIMEOUT tune the rest.
+Metrics: every worker writes its samples under PROMETHEUS_MULTIPROC_DIR (default var/prometheus/web),
+emptied here at start, so /metrics on any worker answers for all of them (docs/deployment.md, "Metrics").
 """
 import os
 from pathlib import Path
 
+from opitios import multiproc
 from opitios.config import config_path
 from opitios.web_bind import web_bind
+
+multiproc.use("web")  # before any worker imports prometheus-client
 
 bind = web_bind(demo=config_path(Path(__file__).resolve().parent.parent)[1])
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -27,3 +32,15 @@ loglevel = "warning"
 limit_request_line = 8190  # request line (method, URL, query); gunicorn's maximum
 limit_request_fields = 50  # header count; a browser or SDK sends < 20
 limit_request_field_size = 8190  # one header line, Authorization included
+
+
+def on_starting(server):
+    """Once per master start; a reload (HUP) keeps the counters, as its old workers still write them."""
+    multiproc.clean()
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges leave the sums; its counters stay (they only ever add up)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

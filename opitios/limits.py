@@ -96,6 +96,7 @@ RANGES: dict[str, Range] = {
     "rate_limits.count": _r(1, 1_000_000_000, integer=True),  # benchmarks switch throttling off with 10000000/min
     # jwt
     "jwt.leeway_seconds": _r(0, 300, integer=True),
+    "alerts.repeat_minutes": _r(5, 10080, integer=True),
     # accounts (the same ranges validate the admin's account form)
     "accounts.minimum_balance": MONEY,
     "accounts.rate_limit_per_minute": _r(1, 1_000_000, integer=True),

@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 import pwd
 import shlex
+import sys
 from pathlib import Path
+
+from opitios.process_events import EVENTS, LISTENER_NAME
 
 # Seconds a child must stay up to count as started, and failed starts in a row before giving up.
 START_SECONDS = 3
@@ -79,4 +82,17 @@ def render(*, programs: dict[str, list[str]], base_dir: Path, run_dir: Path) -> 
         ]
     # One group: Ctrl-C stops every child at once, not one after the other.
     lines += ["[group:opitios]", f"programs={','.join(programs)}", ""]
+    # Restarts alert a human (opitios/process_events.py); its stdout is the event protocol.
+    listener = [sys.executable, "-m", "opitios.process_events"]
+    lines += [
+        f"[eventlistener:{LISTENER_NAME}]",
+        f"command={_quote(listener)}",
+        f"directory={base_dir}",
+        f"events={EVENTS}",
+        "autostart=true",
+        "autorestart=true",
+        "stderr_logfile=/dev/stdout",
+        "stderr_logfile_maxbytes=0",
+        "",
+    ]
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from opitios import health
 from opitios.errors import api_not_found
+from opitios.metrics_view import metrics_view
 
 admin.site.site_header = "Opitios compliance console"
 admin.site.site_title = "Opitios console"
@@ -20,6 +21,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("metrics", metrics_view, name="metrics"),
     path("admin/compliance/", include("trading.compliance")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

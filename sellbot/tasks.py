@@ -14,6 +14,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from opitios import metrics
+from opitios.alerts import alert_raise, alert_resolve
+
 from . import selectors, services, workers
 from .market import MarketSnapshot
 
@@ -68,6 +71,9 @@ def sweep() -> dict:
     counts = {"accounts": len(accounts), "dispatched": dispatched, "already_queued": len(accounts) - dispatched,
               "quoted_symbols": len(market.quotes), **market_failures}
     services.sweep_finish(sweep_id=sweep_id, started_at=started, counts=counts)
+    metrics.sweep_seconds.observe((timezone.now() - started).total_seconds())
+    metrics.sweep_accounts.labels("dispatched").inc(dispatched)
+    metrics.sweep_accounts.labels("already_queued").inc(len(accounts) - dispatched)
     return {"sweep_id": sweep_id, **counts}
 
 
@@ -84,6 +90,8 @@ def check_account(account_pk: int, market: dict | None = None) -> dict:
     result = services.account_check(account_pk=account_pk, worker=workers.worker_name(), market=MarketSnapshot.from_message(market))
     for pk in result.cancellations:
         cancel_order.delay(pk)
+    for event, n in result.counts.items():  # keys are the service's fixed names (and error codes)
+        metrics.check_events.labels(event).inc(n)
     return {"account_pk": account_pk, "skipped": result.skipped, **result.counts}
 
 
@@ -105,6 +113,7 @@ def cancel_order(self, cancellation_pk: int) -> str:
         worker=workers.worker_name(),
     )
     if attempt.retry:
+        metrics.cancel_retries.inc()
         raise self.retry(exc=attempt.error, countdown=delay)
     return attempt.outcome
 
@@ -112,8 +121,12 @@ def cancel_order(self, cancellation_pk: int) -> str:
 # Not acks_late: beat runs it again within one interval.
 @shared_task(name="sellbot.watchdog", ignore_result=True, soft_time_limit=10, time_limit=15)
 def watchdog() -> str:
-    if services.bot_watchdog(worker=workers.worker_name()):
+    stalled = services.bot_watchdog(worker=workers.worker_name())
+    if stalled:
         sweep.apply_async(expires=max(selectors.sell_config().check_interval, 1.0))
-        return "stalled: sweep re-dispatched"
-    return "ok"
-
+    status, healthy, why = selectors.bot_health()
+    if healthy:
+        alert_resolve("sellbot_stalled")
+    else:
+        alert_raise("sellbot_stalled", "sell bot stalled", f"{why}; the watchdog re-dispatched a sweep.")
+    return "stalled: sweep re-dispatched" if stalled else "ok"

@@ -6,4 +6,4 @@ class TradingConfig(AppConfig):
     name = "trading"
 
     def ready(self) -> None:
-        from . import schema, throttles  # noqa: F401 - register the OpenAPI scheme and the health section
+        from . import metrics, schema, throttles  # noqa: F401 - the OpenAPI scheme, the health section, order metrics

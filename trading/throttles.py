@@ -19,6 +19,7 @@ import time
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts import budget
+from opitios import metrics
 from opitios.auth import token_user_id
 from opitios.config import current_config
 from opitios.health import DEGRADED, OK, register_section
@@ -63,6 +64,8 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
             logger.error("rate-limit store unavailable, failing open scope=%s error=%s", self.scope, exc.__class__.__name__)
             return True
         request.rate_limit = self._headers(self.taken)
+        if not self.taken.allowed:
+            metrics.throttled.labels(self.scope).inc()
         return self.taken.allowed
 
     def wait(self) -> float:

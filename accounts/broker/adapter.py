@@ -59,6 +59,7 @@ from accounts.broker.contract import (
 )
 from accounts.broker.convert import to_account_info, to_bar, to_option_contract, to_order, to_position, to_quote, to_utc
 from accounts.broker.session import TimeoutSession, read_timeout
+from opitios.metrics import upstream_observed
 
 
 def _adopt(client, session: requests.Session) -> None:
@@ -219,6 +220,7 @@ class AlpacaAccountBroker(AccountBroker):
     def _call(self, fn: Callable, *args, timeout: float | None = None, **kwargs):
         reservation = budget.reserve(self.pk, self.rate_limit_per_minute)
         if not reservation.allowed:
+            upstream_observed(self.account_id, result="budget_exhausted")
             raise UpstreamRateLimited(
                 f"The upstream budget of account {self.account_id} ({self.rate_limit_per_minute}/min) is exhausted.",
                 retry_after=reservation.retry_after,
@@ -232,11 +234,15 @@ class AlpacaAccountBroker(AccountBroker):
                 return fn(*args, **kwargs)
         except Exception as exc:
             error = True
-            raise map_error(exc, account_id=self.account_id) from exc
+            mapped = map_error(exc, account_id=self.account_id)
+            upstream_observed(self.account_id, result="error", status=getattr(mapped, "upstream_status", None))
+            raise mapped from exc
         finally:
             with _in_flight_lock:
                 _in_flight[self.pk] -= 1
             budget.record(self.pk, latency_ms=(time.perf_counter() - started) * 1000, error=error)
+            if not error:
+                upstream_observed(self.account_id, result="ok")
 
     # --- trading ---
     def get_account(self, *, timeout: float | None = None) -> AccountInfo:

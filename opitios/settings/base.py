@@ -170,6 +170,8 @@ CELERY_BEAT_SCHEDULE["sellbot.watchdog"] = {"task": "sellbot.watchdog", "schedul
 # Backoff of sellbot.cancel_order retries: base x 2^n seconds with jitter, capped.
 SELLBOT_CANCEL_RETRY_BASE_SECONDS = env.float("SELLBOT_CANCEL_RETRY_BASE_SECONDS", default=1.0)
 SELLBOT_CANCEL_RETRY_MAX_SECONDS = env.float("SELLBOT_CANCEL_RETRY_MAX_SECONDS", default=60.0)
+# An alert counts as resolved once it stays resolved this long (opitios/alerts.py, docs/deployment.md).
+ALERT_RESOLVE_HOLD_SECONDS = env.float("OPITIOS_ALERT_RESOLVE_HOLD_SECONDS", default=120.0)
 # Whole-stack tests set OPITIOS_BEAT_TEST_INTERVAL (seconds) to prove beat fires: it adds a
 # fast ``debug.ping`` entry. Unset (the default), nothing is added.
 _beat_test_interval = env.float("OPITIOS_BEAT_TEST_INTERVAL", default=0.0)

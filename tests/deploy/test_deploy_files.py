@@ -1,0 +1,110 @@
+"""The deployment files (deploy/, Dockerfile, compose.yaml) checked here, because no container
+registry is reachable to build the image: shapes, timeouts that match the code's, the metric
+names the rules and dashboard use exist, and promtool / systemd-analyze where installed."""
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+from prometheus_client.parser import text_string_to_metric_families
+from rest_framework.test import APIClient
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+UNITS = sorted((DEPLOY / "systemd").glob("*.service"))
+GUNICORN_GRACEFUL = 20  # opitios/gunicorn.conf.py default
+
+
+def _unit(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read(path)
+    return parser
+
+
+def _seconds(text: str) -> int:
+    return int(text.rstrip("s"))
+
+
+@pytest.mark.parametrize("path", UNITS, ids=lambda p: p.name)
+def test_units_restart_run_unprivileged_and_read_the_environment_file(path):
+    service = _unit(path)["Service"]
+    assert service["User"] == "opitios" and service["Group"] == "opitios"
+    assert service["EnvironmentFile"] == "/etc/opitios/opitios.env"
+    if service["Type"] != "oneshot":
+        assert service["Restart"] == "on-failure"
+        assert service["KillMode"] == "mixed"  # SIGTERM to the main process; it retires its children
+
+
+def test_stop_timeouts_outlast_the_codes_own_graceful_times():
+    web = _unit(DEPLOY / "systemd" / "opitios-web.service")["Service"]
+    worker = _unit(DEPLOY / "systemd" / "opitios-worker@.service")["Service"]
+    assert _seconds(web["TimeoutStopSec"]) > GUNICORN_GRACEFUL
+    assert _seconds(worker["TimeoutStopSec"]) > settings.CELERY_TASK_TIME_LIMIT
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    assert _seconds(compose["web"]["stop_grace_period"]) > GUNICORN_GRACEFUL
+    assert _seconds(compose["worker"]["stop_grace_period"]) > settings.CELERY_TASK_TIME_LIMIT
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_systemd_analyze_finds_nothing_but_the_absent_install_path():
+    result = subprocess.run(["systemd-analyze", "verify", *map(str, UNITS), str(DEPLOY / "systemd" / "opitios.target")],
+                            capture_output=True, text=True, timeout=60)
+    problems = [line for line in (result.stdout + result.stderr).splitlines()
+                if line.strip() and "/opt/opitios/.venv/bin/python is not executable" not in line]
+    assert not problems, problems
+
+
+def test_compose_runs_every_process_beside_postgresql_and_redis():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"postgres", "redis", "migrate", "web", "worker", "beat", "flower"} <= set(services)
+    for name in ("web", "worker", "beat", "flower"):
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+        assert services[name]["restart"] == "on-failure"
+    assert all(p.startswith("127.0.0.1:") for s in services.values() for p in s.get("ports", []))
+    assert "secret" not in json.dumps(compose).lower().replace("secrets.yml", "")
+
+
+def test_the_image_is_multi_stage_unprivileged_and_checks_live():
+    text = (ROOT / "Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", text, re.M)) >= 2
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK .*\n?.*?/api/v1/live", text, re.M)
+
+
+def _names_used() -> set[str]:
+    texts = [(DEPLOY / "prometheus" / "opitios-rules.yml").read_text()]
+    texts += [t["expr"] for p in json.loads((DEPLOY / "grafana" / "opitios-dashboard.json").read_text())["panels"] for t in p["targets"]]
+    return {m for t in texts for m in re.findall(r"\bopitios_[a-z0-9_]+", t)}
+
+
+@pytest.mark.django_db
+def test_every_series_the_rules_and_dashboard_use_is_exported():
+    from django.utils import timezone
+
+    from audit.models import AuditChainCheck
+
+    AuditChainCheck.objects.create(ran_at=timezone.now(), ok=True, count=0)  # the age gauge exists after a first check
+    body = APIClient().get("/metrics").content.decode()
+    exported = set()
+    for family in text_string_to_metric_families(body):
+        exported |= {family.name, *(s.name for s in family.samples)}
+        if family.type in ("counter", "histogram"):
+            exported |= {family.name + suffix for suffix in ("_total", "_bucket", "_count", "_sum")}
+    assert _names_used() - exported == set()
+
+
+@pytest.mark.skipif(not shutil.which("promtool"), reason="promtool is not installed (Debian: prometheus)")
+def test_promtool_accepts_the_rules_and_the_scrape_config():
+    for args in (["check", "rules", "opitios-rules.yml"], ["check", "config", "--syntax-only", "prometheus.yml"]):
+        result = subprocess.run(["promtool", *args], cwd=DEPLOY / "prometheus", capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
