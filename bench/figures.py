@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Run order: cheap and independent first; the long whole-stack ones last.
-SCRIPTS = ("sim_throughput", "sim_streams", "audit_write", "order_overhead", "quote_throughput", "saturation", "accounts_scale", "memory",
-           "sell_sweep")
+SCRIPTS = ("sim_throughput", "sim_streams", "audit_write", "order_overhead", "quote_throughput", "saturation", "lifecycle", "accounts_scale",
+           "memory", "sell_sweep")
 # Modules under bench/ that are not benchmark scripts.
 HELPERS = frozenset({"__init__", "__main__", "figures", "machine", "report", "wrk", "gateway", "profile_order"})
 
@@ -61,6 +61,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure("sim_stream_msgs_per_s", "alpacasim stream messages/s sustained, one core", "sim_streams", ("sustained_msgs_per_s",),
            "msg/s", ">=", 1000),
     Figure("sim_stream_p99_ms", "alpacasim stream tick → client p99 at 1,000 msg/s", "sim_streams", ("latency_phase", "p99_ms"), "ms"),
+    Figure("fill_to_ledger_p99_ms", "Fill to ledger (alpacasim event timestamp → committed OrderEvent), p99, 200 accounts",
+           "lifecycle", ("fill_to_ledger_ms", "p99"), "ms", "<=", 100),
+    Figure("fill_to_ledger_p50_ms", "Fill to ledger, p50", "lifecycle", ("fill_to_ledger_ms", "p50"), "ms"),
+    Figure("listener_kb_per_account", "Trade-updates listener memory per connected account", "lifecycle", ("memory_per_account_kb",), "KB"),
     Figure("web_worker_peak_rss_mb", "Web worker peak RSS, 1000 accounts", "memory", ("web_worker_peak_rss_mb",), "MB"),
     Figure("celery_worker_peak_rss_mb", "Celery worker peak RSS (largest process), 1000 accounts", "memory",
            ("celery_worker_peak_rss_mb",), "MB"),

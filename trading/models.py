@@ -9,6 +9,8 @@ class Source(models.TextChoices):
     API = "api", "api"
     BULK = "bulk", "bulk"
     SELLBOT = "sellbot", "sellbot"
+    # Seen only on the account's trade-updates stream: placed outside the gateway (e.g. Alpaca's dashboard).
+    EXTERNAL = "external", "external"
 
 
 class Outcome(models.TextChoices):
@@ -28,7 +30,7 @@ class OrderRecord(models.Model):
     source = models.CharField(max_length=8, choices=Source.choices)
     user_id = models.CharField(max_length=128, blank=True)
 
-    client_order_id = models.CharField(max_length=48)
+    client_order_id = models.CharField(max_length=128)  # Alpaca allows 128 (an external order's may be that long)
     # The idempotency key is (account, client_order_id) over the current attempt; a retry after a
     # broker fault supersedes the failed row (is_current=False) so every attempt keeps its record.
     is_current = models.BooleanField(default=True)
@@ -71,6 +73,13 @@ class OrderRecord(models.Model):
     broker_ms = models.FloatField(null=True, blank=True)
     overhead_ms = models.FloatField(null=True, blank=True)
 
+    # The order's life at the broker, from its trade-updates events (trading.ledger; docs/architecture.md).
+    filled_qty = models.DecimalField(max_digits=20, decimal_places=9, default=0)
+    filled_avg_price = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True)
+    filled_at = models.DateTimeField(null=True, blank=True)
+    first_fill_ms = models.FloatField(null=True, blank=True, help_text="From submission to the first fill.")
+    last_fill_ms = models.FloatField(null=True, blank=True, help_text="From submission to the last fill.")
+
     class Meta:
         ordering = ["-received_at"]
         constraints = [
@@ -102,3 +111,39 @@ class OrderRecord(models.Model):
         return intent_fingerprint(symbol=self.symbol, side=self.side, type=self.order_type, time_in_force=self.time_in_force,
                                   qty=self.qty, notional=self.notional, limit_price=self.limit_price, stop_price=self.stop_price,
                                   asset_class=self.asset_class, extended_hours=self.extended_hours)
+
+
+class OrderEvent(models.Model):
+    """One event of an order's life at the broker (its trade-updates stream, or reconciliation over REST
+    after a gap). Append-only; idempotent by ``dedupe_key``: the execution id of a fill, else
+    ``order id:event:broker timestamp``."""
+
+    account = models.ForeignKey("accounts.AlpacaAccount", on_delete=models.PROTECT, related_name="order_events", db_index=False)
+    record = models.ForeignKey(OrderRecord, on_delete=models.PROTECT, related_name="events", null=True, blank=True)
+    broker_order_id = models.CharField(max_length=64)
+    client_order_id = models.CharField(max_length=128, blank=True)
+    event = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=32, blank=True)
+    side = models.CharField(max_length=8, blank=True)
+    order_status = models.CharField(max_length=32, blank=True, help_text="The order's status after this event.")
+    qty = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True, help_text="This execution's quantity.")
+    price = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True, help_text="This execution's price.")
+    position_qty = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True)
+    order_filled_qty = models.DecimalField(max_digits=20, decimal_places=9, default=0, help_text="The order's cumulative fill.")
+    execution_id = models.CharField(max_length=64, blank=True)
+    broker_at = models.DateTimeField(help_text="The broker's timestamp (UTC, microseconds).")
+    received_at = models.DateTimeField(help_text="When the gateway received it (UTC, microseconds).")
+    reconciled = models.BooleanField(default=False, help_text="Recovered over REST after a gap in the stream.")
+    dedupe_key = models.CharField(max_length=160, unique=True)
+
+    class Meta:
+        ordering = ["-broker_at"]
+        indexes = [
+            models.Index(fields=["account", "-broker_at"], name="order_event_account_at"),
+            models.Index(fields=["broker_order_id", "broker_at"], name="order_event_order_at"),
+            models.Index(fields=["event", "-broker_at"], name="order_event_event_at"),
+            models.Index(fields=["-received_at"], name="order_event_recv"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.event} {self.symbol} {self.broker_order_id}"

@@ -145,7 +145,7 @@ def order_timeline(record: OrderRecord) -> list[dict]:
     """The steps of one order, oldest first, each with its time and the time since the previous step.
 
     Checks (validation, balance) run between received and submitted and have no timestamp of their own.
-    Broker events (fills, cancels) join here once the order lifecycle is recorded."""
+    Broker events (``OrderEvent``: fills, cancels, ...) follow, at the broker's timestamps."""
     steps = [
         ("received", record.received_at, ""),
         ("checks", None, f"balance: {record.balance_status}" if record.balance_status else ""),
@@ -153,8 +153,21 @@ def order_timeline(record: OrderRecord) -> list[dict]:
         ("responded", record.responded_at, record.broker_status),
         ("completed", record.completed_at, record.outcome),
     ]
+    for event in record.events.order_by("broker_at", "pk"):
+        steps.append((f"broker-{event.event}", event.broker_at, _event_note(event)))
     timeline, previous = [], None
     for name, at, note in steps:
         timeline.append({"step": name, "at": at, "previous": previous if at is not None else None, "note": note})
         previous = at or previous
     return timeline
+
+
+def _event_note(event) -> str:
+    parts = [f"status {event.order_status}"] if event.order_status else []
+    if event.qty is not None:
+        parts.append(f"{event.qty.normalize():f} @ {event.price.normalize():f}" if event.price is not None else f"qty {event.qty.normalize():f}")
+    if event.position_qty is not None:
+        parts.append(f"position {event.position_qty.normalize():f}")
+    if event.reconciled:
+        parts.append("recovered over REST after a stream gap")
+    return "; ".join(parts)

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -273,8 +273,9 @@ class AlpacaAccountBroker(AccountBroker):
         except BrokerNotFound:
             return None
 
-    def list_orders(self, *, status: str = "open", limit: int = 100, symbols: list[str] | None = None) -> list[BrokerOrder]:
-        request = GetOrdersRequest(status=QueryOrderStatus(status), limit=limit, symbols=symbols or None)
+    def list_orders(self, *, status: str = "open", limit: int = 100, symbols: list[str] | None = None,
+                    after: datetime | None = None) -> list[BrokerOrder]:
+        request = GetOrdersRequest(status=QueryOrderStatus(status), limit=limit, symbols=symbols or None, after=after)
         return [to_order(o) for o in self._call(self._trading.get_orders, request)]
 
     def cancel_order(self, order_id: str) -> None:

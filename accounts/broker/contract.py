@@ -125,6 +125,21 @@ class BrokerOrder:
 
 
 @dataclass(frozen=True)
+class TradeUpdate:
+    """One event of the trade-updates stream: ``order`` is the order as it stood after the event; the
+    execution fields are set on ``fill`` and ``partial_fill``."""
+
+    event: str
+    order: BrokerOrder
+    timestamp: datetime  # the broker's, aware UTC, microseconds
+    received_at: datetime  # ours, aware UTC
+    qty: Decimal | None = None
+    price: Decimal | None = None
+    position_qty: Decimal | None = None
+    execution_id: str = ""
+
+
+@dataclass(frozen=True)
 class Position:
     symbol: str
     asset_class: str
@@ -189,7 +204,8 @@ class AccountBroker(Protocol):
     def submit_order(self, order: OrderRequest) -> BrokerOrder: ...
     def get_order(self, order_id: str) -> BrokerOrder: ...
     def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None: ...
-    def list_orders(self, *, status: str = "open", limit: int = 100, symbols: list[str] | None = None) -> list[BrokerOrder]: ...
+    def list_orders(self, *, status: str = "open", limit: int = 100, symbols: list[str] | None = None,
+                    after: datetime | None = None) -> list[BrokerOrder]: ...
     def cancel_order(self, order_id: str) -> None: ...
     def get_clock(self) -> Clock: ...
 

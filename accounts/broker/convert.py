@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from accounts.broker.contract import AccountInfo, Bar, BrokerOrder, OptionContractQuote, Position, Quote
+from accounts.broker.contract import AccountInfo, Bar, BrokerOrder, OptionContractQuote, Position, Quote, TradeUpdate
 
 
 def _dec(value) -> Decimal | None:
@@ -59,6 +59,52 @@ def to_order(o) -> BrokerOrder:
         canceled_at=to_utc(o.canceled_at),
         extended_hours=bool(o.extended_hours),
         raw=o.model_dump(mode="json", exclude_none=True),
+    )
+
+
+def _when(value) -> datetime | None:
+    if not value:
+        return None
+    return to_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+
+
+def order_from_json(o: dict) -> BrokerOrder:
+    """An order as Alpaca's JSON carries it (the REST body, or a trade update's ``order``)."""
+    return BrokerOrder(
+        id=str(o["id"]),
+        client_order_id=str(o.get("client_order_id") or ""),
+        symbol=str(o.get("symbol") or ""),
+        asset_class=str(o.get("asset_class") or ""),
+        side=str(o.get("side") or ""),
+        type=str(o.get("type") or o.get("order_type") or ""),
+        time_in_force=str(o.get("time_in_force") or ""),
+        status=str(o.get("status") or ""),
+        qty=_dec(o.get("qty")),
+        notional=_dec(o.get("notional")),
+        filled_qty=_dec(o.get("filled_qty")) or Decimal(0),
+        filled_avg_price=_dec(o.get("filled_avg_price")),
+        limit_price=_dec(o.get("limit_price")),
+        stop_price=_dec(o.get("stop_price")),
+        created_at=_when(o.get("created_at")),
+        submitted_at=_when(o.get("submitted_at")),
+        filled_at=_when(o.get("filled_at")),
+        canceled_at=_when(o.get("canceled_at")),
+        extended_hours=bool(o.get("extended_hours")),
+        raw=o,
+    )
+
+
+def trade_update_from_json(data: dict, *, received_at: datetime) -> TradeUpdate:
+    order = order_from_json(data["order"])
+    return TradeUpdate(
+        event=str(data["event"]),
+        order=order,
+        timestamp=_when(data.get("timestamp")) or order.filled_at or order.submitted_at or received_at,
+        received_at=received_at,
+        qty=_dec(data.get("qty")),
+        price=_dec(data.get("price")),
+        position_qty=_dec(data.get("position_qty")),
+        execution_id=str(data.get("execution_id") or ""),
     )
 
 

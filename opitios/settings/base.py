@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "trading",
     "sellbot",
     "streaming",
+    "lifecycle",
 ]
 
 MIDDLEWARE = [
@@ -202,6 +203,13 @@ FINALISE_RETRY_SECONDS = env.float("FINALISE_RETRY_SECONDS", default=10.0)
 ACCOUNTS_CONCURRENCY = env.int("ACCOUNTS_CONCURRENCY", default=32)
 # How often a process re-checks the accounts table for added, disabled or edited accounts.
 ACCOUNTS_POOL_REFRESH_SECONDS = env.float("ACCOUNTS_POOL_REFRESH_SECONDS", default=2.0)
+
+# The trade-updates listener (lifecycle/listener.py, docs/operations.md).
+LIFECYCLE_SHARD_INDEX = env.int("LIFECYCLE_SHARD_INDEX", default=0)
+LIFECYCLE_SHARD_COUNT = env.int("LIFECYCLE_SHARD_COUNT", default=1)
+LIFECYCLE_POLL_SECONDS = env.float("LIFECYCLE_POLL_SECONDS", default=3.0)
+LIFECYCLE_RECONCILE_MARGIN_SECONDS = env.float("LIFECYCLE_RECONCILE_MARGIN_SECONDS", default=300.0)
+LIFECYCLE_RECONCILE_LOOKBACK_HOURS = env.float("LIFECYCLE_RECONCILE_LOOKBACK_HOURS", default=24.0)
 # Balance snapshots are a cache of Alpaca's answer, not a compliance record: pruned after this.
 ACCOUNTS_SNAPSHOT_RETENTION_DAYS = env.int("ACCOUNTS_SNAPSHOT_RETENTION_DAYS", default=7)
 

@@ -30,7 +30,7 @@ from tests.helpers.traffic import Traffic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-PROGRAMS = ("sim", "web", "worker", "beat", "flower")
+PROGRAMS = ("sim", "web", "worker", "beat", "flower", "listener")
 
 
 def _status(url: str) -> int:
@@ -122,7 +122,7 @@ def test_every_process_restarts_after_a_kill_and_the_system_survives_redis_and_p
                 windows: dict[str, tuple[float, float]] = {}
 
                 # --- SIGKILL each kind of process in turn ---------------------------------------------------
-                for name in ("web", "worker", "beat", "sim"):
+                for name in ("web", "worker", "beat", "listener", "sim"):
                     old, starts = run.pid(name), run.started(name)
                     assert old is not None and run.up(name), run.output()[-4000:]
                     before_started_at = _worker_started_at(pg) if name == "worker" else None
@@ -143,8 +143,9 @@ def test_every_process_restarts_after_a_kill_and_the_system_survives_redis_and_p
                         run.wait_for(lambda b=traced: run.app().count("celery.app.trace | Task ") > b, "a task run by the new worker")
                     elif name == "beat":
                         run.wait_for(lambda b=work_before[1]: run.app().count("Sending due task ") > b, "a task sent by the new beat")
-                    else:
+                    elif name == "sim":
                         run.wait_for(lambda: _status(f"{run.sim}/_sim/health") == 200, "the simulator back")
+                    # the listener: back under a new pid (above) is its whole contract here; tests/lifecycle covers its work
                     back_at = time.monotonic()
                     windows[name] = (killed_at, back_at)
                     run.wait_for(lambda t=back_at: len([a for a in traffic.since(t) if a.status == 201]) >= 3, f"orders after the {name} kill")

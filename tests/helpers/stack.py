@@ -180,6 +180,8 @@ class Stack:
             return [PY, "-m", "streaming.serve"]
         if name.startswith("hub"):  # with Redis: hub, hub2, ... compete for the leader lock
             return [PY, "manage.py", "run_hub"]
+        if name == "listener":
+            return [PY, "manage.py", "listen_trade_updates"]
         if name == "flower":
             self.flower_port = free_port()
             return [PY, "-m", "celery", "-A", "opitios", "flower", f"--port={self.flower_port}", "--address=127.0.0.1"]
@@ -198,6 +200,7 @@ class Stack:
             "web": lambda: self.get("/api/v1/health", timeout=1)[0] == 200,
             "worker": lambda: self.node_name() in self.ping_workers(),
             "beat": lambda: "beat: Starting" in self.output("beat"),
+            "listener": lambda: "trade-updates shard 0/1 lease taken" in self.app_log(),
             "flower": lambda: self._http(f"http://127.0.0.1:{self.flower_port}/healthcheck", timeout=1)[0] == 200,
             "ws": lambda: _port_open(self.ws_port),
         }

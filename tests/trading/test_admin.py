@@ -104,7 +104,7 @@ def test_a_record_shows_its_timeline_in_microseconds_and_its_response_as_json(of
     body = officer_client.get(reverse("admin:trading_orderrecord_change", args=[record.pk])).content.decode()
     timeline = body.split('id="order-timeline"')[1].split("</table>")[0]
     steps = re.findall(r'<tr class="step-([\w-]+)">', timeline)
-    assert steps == ["received", "checks", "submitted", "responded", "completed", "broker-events"]
+    assert steps == ["received", "checks", "submitted", "responded", "completed"]  # broker events: tests/trading/test_ledger.py
     for moment in (record.received_at, record.submitted_at, record.responded_at, record.completed_at):
         assert f"{moment:%Y-%m-%d %H:%M:%S.%f} UTC" in timeline
     broker_us = (record.responded_at - record.submitted_at) // timedelta(microseconds=1)

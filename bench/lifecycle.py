@@ -1,0 +1,131 @@
+"""Order lifecycle figures: fill to ledger (alpacasim's event timestamp to the committed ``OrderEvent``),
+and the listener's memory per connected account.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/opitios python -m bench.lifecycle [--accounts 200] [--orders 300] [--smoke]
+
+Runs in a throwaway test database (``test_<name>``, created, migrated and dropped), against its own alpacasim
+(clock forced open). The listener runs in this process, as ``listen_trade_updates`` runs it; market orders
+are sent straight to alpacasim, one after the other across the accounts. A fill's latency is taken when its
+write has committed (the listener's handler returned), from the broker's ``timestamp`` of the event.
+Memory per account: this process's RSS once every stream is connected and reconciled, less its RSS before
+the listener started, divided by the accounts. Prints JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.gateway import pct  # noqa: E402
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=200)
+    parser.add_argument("--orders", type=int, default=300)
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args()
+    n_accounts, n_orders = (5, 10) if args.smoke else (args.accounts, args.orders)
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opitios.settings.test")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.cache import cache
+    from django.db import connection
+
+    from accounts import broker as broker_seam
+    from accounts import crypto
+    from accounts.broker import OrderRequest, broker_for
+    from accounts.models import AlpacaAccount
+    from alpacasim.accounts import generated_credentials
+    from lifecycle import handling, listener
+    from tests.helpers.sim import SimServer
+
+    if connection.vendor != "postgresql":
+        print(json.dumps({"error": "set DATABASE_URL to a PostgreSQL database; the listener writes from several threads"}))
+        sys.exit(2)
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    latencies: list[float] = []
+    delivery: list[float] = []
+    original = handling.update_handle
+
+    def timed(*, account, update):
+        done = original(account=account, update=update)
+        if update.event == "fill" and not done.duplicate:
+            latencies.append((time.time() - update.timestamp.timestamp()) * 1000)
+            delivery.append((update.received_at - update.timestamp).total_seconds() * 1000)
+        return done
+
+    listener.update_handle = timed
+    try:
+        with SimServer(config=None, accounts=n_accounts, seed=11, rate_limit=False, extra_args=["--clock", "open"]) as sim:
+            settings.ALPACA_PAPER_URL, settings.ALPACA_LIVE_URL, settings.ALPACA_DATA_URL = sim.paper_url, sim.live_url, sim.data_url
+            broker_seam.reset_pool()
+            AlpacaAccount.objects.bulk_create([
+                AlpacaAccount(account_id=f"bench_{i:04d}", name=f"bench_{i:04d}", paper_trading=True, account_type="paper",
+                              type_source="detected", api_key_encrypted=crypto.encrypt(k), secret_key_encrypted=crypto.encrypt(s))
+                for i, (k, s) in ((i, generated_credentials(i)) for i in range(1, n_accounts + 1))
+            ])
+            accounts = list(AlpacaAccount.objects.order_by("pk"))
+            for account in accounts:
+                broker_for(account)  # the REST pool is built before the baseline: it is not the listener's
+            cache.delete(listener.shard_key(0))
+            before = _rss_mb()
+            box: dict = {}
+
+            def run():
+                async def go():
+                    box["loop"], box["listener"] = asyncio.get_running_loop(), listener.Listener(poll_seconds=0.5)
+                    await box["listener"].run()
+
+                asyncio.run(go())
+
+            thread = threading.Thread(target=run, daemon=True)
+            thread.start()
+            started = time.monotonic()
+            while (cache.get(listener.shard_key(0)) or {}).get("connected") != n_accounts:
+                if time.monotonic() - started > 120:
+                    raise SystemExit("streams did not connect within 120 s")
+                time.sleep(0.2)
+            connect_s = time.monotonic() - started
+            per_account_kb = (_rss_mb() - before) * 1024 / n_accounts
+            for i in range(n_orders):
+                account = accounts[i % n_accounts]
+                broker_for(account).submit_order(OrderRequest(symbol="AAPL", side="buy", type="market", time_in_force="day",
+                                                              client_order_id=f"bench-{i}", qty=Decimal(1)))
+            deadline = time.monotonic() + 60
+            while len(latencies) < n_orders and time.monotonic() < deadline:
+                time.sleep(0.05)
+            box["loop"].call_soon_threadsafe(box["listener"].stop)
+            thread.join(timeout=30)
+            broker_seam.reset_pool()
+    finally:
+        listener.update_handle = original
+        connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
+    print(json.dumps({
+        "accounts": n_accounts, "orders": n_orders, "fills_recorded": len(latencies), "connect_all_s": round(connect_s, 2),
+        "fill_to_ledger_ms": {"p50": pct(latencies, 50), "p95": pct(latencies, 95), "p99": pct(latencies, 99)},
+        "event_to_receive_ms": {"p50": pct(delivery, 50), "p99": pct(delivery, 99)},
+        "memory_per_account_kb": round(per_account_kb, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()

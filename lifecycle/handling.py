@@ -1,0 +1,54 @@
+"""What the listener does with one event, and with a reconnect: synchronous services, run in threads."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.broker import BrokerNotFound, broker_for
+from accounts.broker.contract import TradeUpdate
+from accounts.models import AlpacaAccount
+from sellbot.fill_events import buy_fill_absorb
+from trading import ledger
+
+logger = logging.getLogger("opitios.lifecycle")
+
+
+def _after_write(account: AlpacaAccount, recorded: ledger.Recorded, order) -> None:
+    if recorded.filled > 0:
+        buy_fill_absorb(account=account, record=recorded.record, order=order)
+
+
+def update_handle(*, account: AlpacaAccount, update: TradeUpdate) -> ledger.Recorded:
+    recorded = ledger.trade_update_record(account=account, update=update)
+    _after_write(account, recorded, update.order)
+    return recorded
+
+
+def account_reconcile(*, account: AlpacaAccount) -> int:
+    """Recover what the stream may have missed (before the first connection, or across a gap): every
+    order created since the account's last event (less a margin), and every order the ledger still has as
+    open. alpacasim and Alpaca's trading API have no account-activities feed the gateway uses, so orders
+    are the source (docs/architecture.md). The number of events recovered."""
+    broker = broker_for(account)
+    last = ledger.last_event_at(account=account)
+    since = (last - timedelta(seconds=settings.LIFECYCLE_RECONCILE_MARGIN_SECONDS) if last
+             else timezone.now() - timedelta(hours=settings.LIFECYCLE_RECONCILE_LOOKBACK_HOURS))
+    orders = {o.id: o for o in broker.list_orders(status="all", limit=500, after=since)}
+    for order_id in ledger.open_order_ids(account=account):
+        if order_id not in orders:
+            try:
+                orders[order_id] = broker.get_order(order_id)
+            except BrokerNotFound:
+                continue
+    recovered = 0
+    for order in sorted(orders.values(), key=lambda o: o.submitted_at or o.created_at or timezone.now()):
+        for recorded in ledger.order_reconcile(account=account, order=order):
+            if not recorded.duplicate:
+                recovered += 1
+            _after_write(account, recorded, order)
+    if recovered:
+        logger.warning("trade updates reconciled account=%s events=%s", account.account_id, recovered)
+    return recovered

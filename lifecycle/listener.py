@@ -1,0 +1,257 @@
+"""The trade-updates listener: one asyncio process holding one stream per enabled account of its shard
+(docs/operations.md, "Trade-updates listener").
+
+- Shards: account pk mod ``LIFECYCLE_SHARD_COUNT`` == ``LIFECYCLE_SHARD_INDEX``. With Redis, a shard is held
+  under a lease (``lifecycle:lease:<index>``, renewed every poll, expiring after ``LEASE_SECONDS``), so a
+  second node started with the same index waits until the first one stops. The ledger is idempotent, so a
+  lease lost to a pause costs duplicates ignored, never a double count.
+- Accounts: the table is polled every ``LIFECYCLE_POLL_SECONDS`` (its count and latest ``updated_at``, then
+  the rows when either moved): enabling, disabling or re-keying an account, in the admin or by sync, starts,
+  stops or restarts its stream without a restart.
+- Each stream reconnects with exponential backoff and full jitter, and reconciles its account over REST on
+  every connection (the first included: a restart is a gap too) before it reads events. An event that cannot
+  be written drops the connection, so the reconcile after it recovers the event.
+- Health: every poll the shard's figures go to the cache (``lifecycle:shard:<index>``), read by
+  ``/health/detailed``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import close_old_connections, connections
+from django.db.models import Count, Max
+from django.db.models.functions import Mod
+
+from accounts.broker import BrokerError, BrokerRejected
+from accounts.broker.trade_stream import StreamTarget, TradeStream, stream_target, stream_url
+from accounts.models import AlpacaAccount
+from opitios.logging import register_secrets
+
+from .handling import account_reconcile, update_handle
+
+logger = logging.getLogger("opitios.lifecycle")
+
+LEASE_SECONDS = 15.0
+BACKOFF_BASE, BACKOFF_CAP = 0.5, 30.0
+STATE_TTL = 30
+
+
+def shard_key(index: int) -> str:
+    return f"lifecycle:shard:{index}"
+
+
+def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**attempt)], so 1,000 streams do not reconnect in step."""
+    return random.uniform(0, min(cap, base * 2 ** min(attempt, 16)))
+
+
+@dataclass
+class StreamState:
+    target: StreamTarget
+    task: asyncio.Task | None = None
+    connected: bool = False
+    connected_at: float | None = None
+    last_event_at: float | None = None
+    reconnects: int = 0
+    events: int = 0
+    recovered: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Listener:
+    def __init__(self, *, shard_index: int = 0, shard_count: int = 1, poll_seconds: float | None = None, threads: int = 8) -> None:
+        if not 0 <= shard_index < shard_count:
+            raise ValueError(f"shard index {shard_index} outside 0..{shard_count - 1}")
+        self.shard_index, self.shard_count = shard_index, shard_count
+        self.poll_seconds = settings.LIFECYCLE_POLL_SECONDS if poll_seconds is None else poll_seconds
+        self.node = f"{socket.gethostname()}:{os.getpid()}"
+        self.streams: dict[int, StreamState] = {}
+        self._threads = threads
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lifecycle")
+        self._accounts: dict[int, AlpacaAccount] = {}
+        self._seen: tuple | None = None
+        self._stop = asyncio.Event()
+        self.holds_lease = False
+
+    # --- threads (Django ORM, REST) ----------------------------------------------------------
+    async def _sync(self, fn, /, *args, **kwargs):
+        def call():
+            close_old_connections()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                close_old_connections()
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _mine(self):
+        return AlpacaAccount.objects.filter(enabled=True).annotate(shard=Mod("pk", self.shard_count)).filter(shard=self.shard_index)
+
+    def _changed(self) -> bool:
+        seen = tuple(AlpacaAccount.objects.aggregate(n=Count("pk"), at=Max("updated_at")).values())
+        changed, self._seen = seen != self._seen, seen
+        return changed
+
+    def _targets(self) -> dict[int, StreamTarget]:
+        targets = {}
+        for account in self._mine():
+            if account.config_error:
+                continue
+            known = self.streams.get(account.pk)
+            url = stream_url(settings.ALPACA_PAPER_URL if account.paper_trading else settings.ALPACA_LIVE_URL)
+            if known is not None and known.target.fingerprint == (account.api_key_encrypted, account.secret_key_encrypted, url):
+                targets[account.pk] = known.target  # unchanged keys: no decryption
+                self._accounts[account.pk] = account
+                continue
+            try:
+                targets[account.pk] = stream_target({"pk": account.pk, "account_id": account.account_id,
+                                                     "paper_trading": account.paper_trading,
+                                                     "api_key_encrypted": account.api_key_encrypted,
+                                                     "secret_key_encrypted": account.secret_key_encrypted}, register=False)
+            except Exception as exc:  # undecryptable keys: the account is reported, never the process stopped
+                logger.error("trade stream not started account=%s error=%s", account.account_id, exc.__class__.__name__)
+                continue
+            self._accounts[account.pk] = account
+        # One regex compile for the batch: registering 2,000 keys one by one is quadratic.
+        register_secrets([v for t in targets.values() for v in (t.api_key, t.secret_key)])
+        return targets
+
+    def _lease(self) -> bool:
+        """Hold this shard's lease (always held without Redis: one node)."""
+        if not settings.REDIS_URL:
+            return True
+        key = f"lifecycle:lease:{self.shard_index}"
+        if cache.add(key, self.node, LEASE_SECONDS) or cache.get(key) == self.node:
+            cache.touch(key, LEASE_SECONDS)
+            return True
+        return False
+
+    def _release(self) -> None:
+        key = f"lifecycle:lease:{self.shard_index}"
+        if settings.REDIS_URL and cache.get(key) == self.node:
+            cache.delete(key)
+
+    # --- streams -----------------------------------------------------------------------------
+    async def _account_loop(self, state: StreamState) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            target = state.target
+            try:
+                async with TradeStream(target) as stream:
+                    # Listening already, so nothing new is missed; connected once the gap is reconciled.
+                    state.recovered += await self._sync(account_reconcile, account=self._accounts[target.pk])
+                    state.connected, state.connected_at, attempt = True, time.time(), 0
+                    async for update in stream.updates():
+                        state.last_event_at = time.time()
+                        await self._sync(update_handle, account=self._accounts[target.pk], update=update)
+                        state.events += 1
+            except asyncio.CancelledError:
+                raise
+            except BrokerRejected as exc:
+                logger.error("trade stream refused account=%s: %s", target.account_id, exc.message)
+                attempt = max(attempt, 5)  # wrong keys stay wrong until someone re-keys the account
+            except BrokerError as exc:
+                logger.warning("trade stream lost account=%s: %s", target.account_id, exc.message)
+            except Exception as exc:  # a write that failed: reconnect, and the reconcile recovers the event
+                logger.exception("trade update not recorded account=%s error=%s", target.account_id, exc.__class__.__name__)
+            state.connected = False
+            state.reconnects += 1
+            try:
+                await asyncio.wait_for(self._stop.wait(), backoff_delay(attempt))
+            except TimeoutError:
+                pass
+            attempt += 1
+
+    def _start(self, target: StreamTarget) -> None:
+        state = self.streams[target.pk] = StreamState(target)
+        state.task = asyncio.create_task(self._account_loop(state), name=f"trade-stream-{target.account_id}")
+
+    async def _stop_stream(self, pk: int) -> None:
+        state = self.streams.pop(pk)
+        if state.task is not None:
+            state.task.cancel()
+            await asyncio.gather(state.task, return_exceptions=True)
+
+    async def _refresh(self) -> None:
+        held = await self._sync(self._lease)
+        if held != self.holds_lease:
+            logger.info("trade-updates shard %s/%s lease %s node=%s", self.shard_index, self.shard_count,
+                        "taken" if held else "lost", self.node)
+        self.holds_lease = held
+        if not held:
+            for pk in list(self.streams):
+                await self._stop_stream(pk)
+            self._seen = None
+            return
+        if not await self._sync(self._changed):
+            return
+        targets = await self._sync(self._targets)
+        for pk in [pk for pk, s in self.streams.items() if pk not in targets or s.target.fingerprint != targets[pk].fingerprint]:
+            await self._stop_stream(pk)
+        for pk, target in targets.items():
+            if pk not in self.streams:
+                self._start(target)
+
+    def snapshot(self) -> dict:
+        now = time.time()
+        ages = [now - (s.last_event_at or s.connected_at) for s in self.streams.values() if s.connected and s.connected_at]
+        return {
+            "node": self.node, "shard": self.shard_index, "shards": self.shard_count, "lease": self.holds_lease,
+            "expected": len(self.streams), "connected": sum(s.connected for s in self.streams.values()),
+            "reconnects": sum(s.reconnects for s in self.streams.values()),
+            "events": sum(s.events for s in self.streams.values()),
+            "recovered": sum(s.recovered for s in self.streams.values()),
+            "oldest_last_event_age_seconds": round(max(ages), 3) if ages else None,
+            "at": now,
+        }
+
+    async def _publish(self) -> None:
+        await self._sync(cache.set, shard_key(self.shard_index), self.snapshot(), STATE_TTL)
+
+    async def run(self) -> None:
+        logger.info("trade-updates listener shard %s/%s node=%s", self.shard_index, self.shard_count, self.node)
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self._refresh()
+                    await self._publish()
+                except Exception as exc:  # the database or cache away for a moment: streams keep running
+                    logger.warning("trade-updates listener refresh failed: %s", exc.__class__.__name__)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), self.poll_seconds)
+                except TimeoutError:
+                    pass
+        finally:
+            for pk in list(self.streams):
+                await self._stop_stream(pk)
+            await self._sync(self._release)
+            await self._sync(cache.delete, shard_key(self.shard_index))  # a stopped shard reports as missing
+            await self._close_connections()
+            self._executor.shutdown(wait=True)
+
+    async def _close_connections(self) -> None:
+        """Every pool thread closes its database connection (one task each: they meet at a barrier)."""
+        barrier = threading.Barrier(self._threads)
+
+        def close():
+            try:
+                barrier.wait(timeout=5)
+            except threading.BrokenBarrierError:
+                pass
+            connections.close_all()
+
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._executor, close) for _ in range(self._threads)))
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,131 @@
+"""The order ledger from trade updates (trading/ledger.py) as pure logic: events built as the stream
+delivers them (no broker involved), into OrderEvent, OrderRecord and the audit chain; and the compliance
+admin's views of them. The stream itself is driven end to end in tests/lifecycle/."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from accounts.broker.contract import TradeUpdate
+from accounts.broker.convert import order_from_json
+from audit.models import AuditEvent
+from trading import ledger
+from trading.models import OrderEvent, OrderRecord, Source
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2030, 3, 4, 15, 0, 0, 123456, tzinfo=UTC)
+
+
+def _order(status: str, filled: str = "0", avg: str | None = None, **extra) -> dict:
+    return {"id": "b-1", "client_order_id": "ext-1", "symbol": "MSFT", "asset_class": "us_equity", "side": "buy", "type": "limit",
+            "time_in_force": "gtc", "status": status, "qty": "10", "filled_qty": filled, "filled_avg_price": avg, "limit_price": "1.00",
+            "created_at": "2030-03-04T15:00:00.000001Z", "submitted_at": "2030-03-04T15:00:00.000001Z", **extra}
+
+
+def _update(event: str, order: dict, at: datetime = T0, **execution) -> TradeUpdate:
+    return TradeUpdate(event=event, order=order_from_json(order), timestamp=at, received_at=at + timedelta(milliseconds=3),
+                       **{k: Decimal(v) if k != "execution_id" else v for k, v in execution.items()})
+
+
+def test_every_event_type_and_partial_fills_summing(demo_accounts):
+    account = demo_accounts["account_001"]
+    steps = [
+        _update("new", _order("new")),
+        _update("partial_fill", _order("partially_filled", "4", "1.00"), T0 + timedelta(seconds=1), qty="4", price="1.00",
+                position_qty="4", execution_id="x1"),
+        _update("partial_fill", _order("partially_filled", "4", "1.00"), T0 + timedelta(seconds=1), qty="4", price="1.00",
+                position_qty="4", execution_id="x1"),  # delivered twice
+        _update("fill", _order("filled", "10", "0.982"), T0 + timedelta(seconds=2), qty="6", price="0.97", position_qty="10",
+                execution_id="x2"),
+    ]
+    results = [ledger.trade_update_record(account=account, update=u) for u in steps]
+    assert [r.duplicate for r in results] == [False, False, True, False]
+    record = OrderRecord.objects.get()
+    assert record.source == Source.EXTERNAL and record.broker_order_id == "b-1" and record.filled_qty == 10
+    assert record.filled_avg_price == Decimal("0.982") and record.broker_status == "filled"
+    assert record.first_fill_ms == pytest.approx(1123.455) and record.last_fill_ms == pytest.approx(2123.455)
+    assert sum(e.qty for e in record.events.all() if e.qty) == record.filled_qty
+    assert record.events.get(execution_id="x2").received_at - record.events.get(execution_id="x2").broker_at == timedelta(milliseconds=3)
+    assert AuditEvent.objects.filter(action="order.partially_filled").count() == 1
+    assert AuditEvent.objects.filter(action="order.filled", object_id=str(record.pk)).count() == 1
+
+    for n, (event, status, action) in enumerate([("canceled", "canceled", "order.canceled"), ("expired", "expired", "order.expired"),
+                                                 ("replaced", "replaced", "order.replaced"), ("rejected", "rejected", None),
+                                                 ("pending_new", "pending_new", None)]):
+        order = {**_order(status), "id": f"b-{event}", "client_order_id": f"c-{event}"}
+        first = ledger.trade_update_record(account=account, update=_update(event, order, T0 + timedelta(seconds=n)))
+        again = ledger.trade_update_record(account=account, update=_update(event, order, T0 + timedelta(seconds=n)))
+        assert not first.duplicate and again.duplicate
+        assert OrderRecord.objects.get(broker_order_id=f"b-{event}").broker_status == status
+        if action:
+            assert AuditEvent.objects.filter(action=action, object_id=str(first.record.pk)).count() == 1
+
+
+def test_a_gateway_order_is_linked_not_duplicated(demo_accounts, config_file, world):
+    from .conftest import client_for, token
+
+    r = client_for(token()).post("/api/v1/stocks/order", {"symbol": "AAPL", "qty": "2", "side": "buy", "type": "market",
+                                                          "time_in_force": "day", "client_order_id": "gw-1"}, format="json")
+    assert r.status_code == 201
+    record = OrderRecord.objects.get(client_order_id="gw-1")
+    order = {**_order("filled", "2", "150.10"), "id": record.broker_order_id, "client_order_id": "gw-1", "symbol": "AAPL"}
+    done = ledger.trade_update_record(account=demo_accounts["account_001"], update=_update(
+        "fill", order, timezone_now(), qty="2", price="150.10", position_qty="2", execution_id="gw-x"))
+    assert done.record.pk == record.pk and OrderRecord.objects.count() == 1
+    record.refresh_from_db()
+    assert record.source == Source.API and record.filled_qty == 2 and record.first_fill_ms >= 0
+
+
+def timezone_now() -> datetime:
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+def test_reconciliation_adds_only_what_the_ledger_lacks(demo_accounts):
+    account = demo_accounts["account_001"]
+    ledger.trade_update_record(account=account, update=_update("new", _order("new")))
+    ledger.trade_update_record(account=account, update=_update(
+        "partial_fill", _order("partially_filled", "4", "1.00"), qty="4", price="1.00", position_qty="4", execution_id="x1"))
+    later = order_from_json(_order("canceled", "10", "0.982", canceled_at="2030-03-04T15:00:09.000001Z",
+                                   updated_at="2030-03-04T15:00:09.000001Z"))
+    done = ledger.order_reconcile(account=account, order=later)
+    assert [(r.event.event, r.event.qty) for r in done] == [("partial_fill", Decimal("6")), ("canceled", None)]
+    assert done[0].event.price == Decimal("0.970000") and all(r.event.reconciled for r in done)
+    assert ledger.order_reconcile(account=account, order=later) == []
+    assert OrderRecord.objects.get().filled_qty == 10
+
+
+def test_officer_sees_the_lifecycle_and_the_event_list(officer_client, demo_accounts):
+    account = demo_accounts["account_001"]
+    ledger.trade_update_record(account=account, update=_update("new", _order("new")))
+    ledger.trade_update_record(account=account, update=_update(
+        "fill", _order("filled", "10", "1.00"), T0 + timedelta(seconds=1), qty="10", price="1.00", position_qty="10", execution_id="x9"))
+    record = OrderRecord.objects.get()
+    page = officer_client.get(reverse("admin:trading_orderrecord_change", args=[record.pk])).content.decode()
+    assert 'class="step-broker-new"' in page and 'class="step-broker-fill"' in page and "10 @ 1" in page and "position 10" in page
+
+    url = reverse("admin:trading_orderevent_changelist")
+    response = officer_client.get(url, {"event": "fill"})
+    assert response.status_code == 200
+    assert [e.execution_id for e in response.context["cl"].result_list] == ["x9"]
+    assert [e.event for e in officer_client.get(url, {"q": "MSFT"}).context["cl"].result_list] == ["fill", "new"]
+    export = officer_client.get(reverse("admin:trading_orderevent_export", args=["csv"]), {"event": "fill"})
+    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
+    assert len(rows) == 2 and "x9" in rows[1]
+    assert AuditEvent.objects.filter(action="admin.exported").exists()
+    assert OrderEvent.objects.count() == 2
+
+
+def test_an_external_order_with_a_long_client_order_id_is_kept_whole(demo_accounts):
+    long_id = "dashboard-" + "x" * 118  # Alpaca allows 128 characters
+    order = {**_order("new"), "id": "b-long", "client_order_id": long_id}
+    done = ledger.trade_update_record(account=demo_accounts["account_001"], update=_update("new", order))
+    assert done.record.client_order_id == long_id and done.record.source == Source.EXTERNAL
+    assert OrderEvent.objects.get(broker_order_id="b-long").client_order_id == long_id
