@@ -41,6 +41,8 @@ CANCEL_SCOPES = ("sell_orders", "bot_orders", "all_orders")
 SELL_ORDER_TYPES = ("limit_at_bid", "market")
 ZERO_DAY_MODES = ("strategy", "flatten")
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
+STOCK_FEEDS = ("iex", "sip")
+OPTION_FEEDS = ("indicative", "opra")
 RATE_RE = re.compile(r"^\s*(-?\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -127,6 +129,25 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class MarketDataConfig:
+    """The streaming hub and /ws/market-data (docs/configuration.md, ``market_data``)."""
+
+    stream_account: str | None = None  # None: the first enabled paper account, by account id
+    stock_feed: str = "iex"
+    option_feed: str = "indicative"
+    default_symbols: list[str] = field(default_factory=list)
+    # A streamed quote older than this is not served by REST quotes (they ask Alpaca instead).
+    max_quote_age_ms: int = 2000
+    unsubscribe_grace_seconds: float = 30.0
+    max_symbols_per_connection: int = 100
+    max_connections_per_user: int = 10
+    max_connections_per_ip: int = 50
+    max_backlog: int = 1000
+    heartbeat_seconds: float = 20.0
+    stall_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class StrategyOneConfig:
     profit_rate: Decimal = Decimal("1.1")
     stop_loss_rate: Decimal = Decimal("0.8")
@@ -200,6 +221,7 @@ class OpitiosConfig:
     rate_limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     api: ApiConfig = field(default_factory=ApiConfig)
     sell_module: SellModuleConfig = field(default_factory=SellModuleConfig)
+    market_data: MarketDataConfig = field(default_factory=MarketDataConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     accounts: dict[str, AccountConfig] = field(default_factory=dict)
@@ -422,6 +444,40 @@ def _parse_api(raw: Any, c: _Collector) -> ApiConfig:
     )
 
 
+def _symbol_list(v: Any) -> list[str]:
+    symbols = _str_list(v)
+    bad = [x for x in symbols if not re.fullmatch(r"[A-Za-z0-9.]{1,21}", x.strip())]
+    if bad:
+        raise ValueError(f"expected stock or OCC option symbols, got {bad[:5]!r}")
+    return list(dict.fromkeys(x.strip().upper() for x in symbols))
+
+
+def _account_id(v: Any) -> str:
+    if not isinstance(v, str) or not ACCOUNT_ID_RE.match(v):
+        raise ValueError("must be an account id (1-64 letters, digits, '_', '.' or '-')")
+    return v
+
+
+MARKET_DATA_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "stream_account": _optional(_account_id),
+    "stock_feed": _choice(STOCK_FEEDS),
+    "option_feed": _choice(OPTION_FEEDS),
+    "default_symbols": _symbol_list,
+    "max_quote_age_ms": _int_in("market_data.max_quote_age_ms"),
+    "unsubscribe_grace_seconds": _float_in("market_data.unsubscribe_grace_seconds"),
+    "max_symbols_per_connection": _int_in("market_data.max_symbols_per_connection"),
+    "max_connections_per_user": _int_in("market_data.max_connections_per_user"),
+    "max_connections_per_ip": _int_in("market_data.max_connections_per_ip"),
+    "max_backlog": _int_in("market_data.max_backlog"),
+    "heartbeat_seconds": _float_in("market_data.heartbeat_seconds"),
+    "stall_seconds": _float_in("market_data.stall_seconds"),
+}
+
+
+def _parse_market_data(raw: Any, c: _Collector) -> MarketDataConfig:
+    return MarketDataConfig(**c.lenient(c.section(raw, "market_data"), "market_data", MARKET_DATA_FIELDS))
+
+
 def _parse_jwt(raw: Any, c: _Collector) -> JwtConfig:
     if raw is None:
         raw = {}
@@ -563,7 +619,7 @@ def _parse_alerts(raw: Any, c: _Collector) -> AlertsConfig:
     return AlertsConfig(**values)
 
 
-SECTIONS = ("jwt", "trading", "rate_limits", "api", "sell_module", "metrics", "alerts", "accounts")
+SECTIONS = ("jwt", "trading", "rate_limits", "api", "sell_module", "market_data", "metrics", "alerts", "accounts")
 
 
 def parse_config(data: Any, *, source: Path | None, demo: bool) -> OpitiosConfig:
@@ -580,6 +636,7 @@ def parse_config(data: Any, *, source: Path | None, demo: bool) -> OpitiosConfig
     rate_limits = _parse_rate_limits(data.get("rate_limits"), c)
     api = _parse_api(data.get("api"), c)
     sell_module = _parse_sell_module(data.get("sell_module"), c)
+    market_data = _parse_market_data(data.get("market_data"), c)
     metrics = _parse_metrics(data.get("metrics"), c)
     alerts = _parse_alerts(data.get("alerts"), c)
     accounts, account_errors = _parse_accounts(data.get("accounts"), c)
@@ -591,6 +648,7 @@ def parse_config(data: Any, *, source: Path | None, demo: bool) -> OpitiosConfig
         rate_limits=rate_limits,
         api=api,
         sell_module=sell_module,
+        market_data=market_data,
         metrics=metrics,
         alerts=alerts,
         accounts=accounts,

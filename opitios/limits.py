@@ -83,6 +83,15 @@ RANGES: dict[str, Range] = {
     "sell_module.strategy_one.stop_loss_rate": _r(0, 1, low_open=True, high_open=True),
     "sell_module.strategy_one.trailing_stop_rate": _r(0, 1, low_open=True, high_open=True),
     "sell_module.position_time_limit.max_hold_minutes": _r(1, 525600, integer=True),  # a year
+    # market_data (the streaming hub); 405 is Alpaca's symbol limit per stream connection
+    "market_data.max_quote_age_ms": _r(0, 60000, integer=True),
+    "market_data.unsubscribe_grace_seconds": _r(0, 3600),
+    "market_data.max_symbols_per_connection": _r(1, 405, integer=True),
+    "market_data.max_connections_per_user": _r(1, 1000, integer=True),
+    "market_data.max_connections_per_ip": _r(1, 10000, integer=True),
+    "market_data.max_backlog": _r(10, 100000, integer=True),
+    "market_data.heartbeat_seconds": _r(1, 300),
+    "market_data.stall_seconds": _r(1, 300),
     # rate_limits: the count of "N/period"
     "rate_limits.count": _r(1, 1_000_000_000, integer=True),  # benchmarks switch throttling off with 10000000/min
     # jwt

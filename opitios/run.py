@@ -3,8 +3,9 @@
 Demo mode (no secrets.yml) adds alpacasim when the package is present; a Redis broker adds
 Flower. Ports come from OPITIOS_WEB_PORT (8090), OPITIOS_SIM_PORT (8091) and
 OPITIOS_FLOWER_PORT (5555); the web address from opitios.web_bind (loopback in demo mode,
-GUNICORN_BIND overrides). A child that crashes is restarted with a backoff
-(opitios/supervisord_conf.py); Ctrl-C (SIGINT) or SIGTERM stops every child and then supervisord.
+GUNICORN_BIND overrides); /ws/market-data on OPITIOS_WS_PORT (8092), whose process
+hosts the market-data hub on embedded defaults; with Redis the hub is its own process (docs/streaming.md).
+A child that crashes is restarted with a backoff (opitios/supervisord_conf.py); Ctrl-C (SIGINT) or SIGTERM stops every child and then supervisord.
 """
 import fcntl
 import importlib.util
@@ -33,6 +34,7 @@ def _banner(*, demo: bool, sim: bool, flower: bool, ports: dict[str, str], bind:
         f"  Listening  {bind}" + ("   (every interface)" if bind.startswith(("0.0.0.0:", "[::]:")) else ""),
         f"  API docs   {web}/api/v1/docs",
         f"  Health     {web}/api/v1/health",
+        f"  Streaming  ws://127.0.0.1:{ports['ws']}/ws/market-data",
         f"  Admin      {web}/admin/   (create a login: {PY} manage.py createsuperuser)",
     ]
     if flower:
@@ -54,6 +56,7 @@ def main() -> int:
         "web": os.environ.setdefault("OPITIOS_WEB_PORT", "8090"),
         "sim": os.environ.setdefault("OPITIOS_SIM_PORT", "8091"),
         "flower": os.environ.setdefault("OPITIOS_FLOWER_PORT", "5555"),
+        "ws": os.environ.setdefault("OPITIOS_WS_PORT", "8092"),
         "flower_address": os.environ.get("OPITIOS_FLOWER_ADDRESS", "127.0.0.1"),
     }
     from opitios.config import config_path
@@ -69,7 +72,9 @@ def main() -> int:
         os.environ.setdefault("ALPACA_LIVE_URL", f"{sim_url}/live")
         os.environ.setdefault("ALPACA_DATA_URL", sim_url)
     flower = bool(os.environ.get("REDIS_URL"))
-    processes = (["sim"] if sim else []) + ["web", "worker", "beat", "listener"] + (["flower"] if flower else [])
+    hub = bool(os.environ.get("REDIS_URL"))  # without Redis the ws process hosts the hub
+    processes = ((["sim"] if sim else []) + ["web", "ws", "worker", "beat", "listener"] + (["hub"] if hub else [])
+                 + (["flower"] if flower else []))
 
     _manage("migrate", "--noinput", "--verbosity", "0")
     _manage("collectstatic", "--noinput", "--verbosity", "0")

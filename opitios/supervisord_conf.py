@@ -34,6 +34,8 @@ def commands(py: str, ports: dict[str, str]) -> dict[str, list[str]]:
         "web": [py, "-m", "gunicorn", "opitios.wsgi", "-c", "opitios/gunicorn.conf.py"],
         "worker": [py, "-m", "celery", "-A", "opitios", "worker", "-l", "INFO", "-n", "worker@%h"],
         "beat": [py, "-m", "celery", "-A", "opitios", "beat", "-l", "INFO"],
+        "ws": [py, "-m", "streaming.serve"],  # /ws/market-data; on embedded defaults it hosts the hub too
+        "hub": [py, "manage.py", "run_hub"],  # with Redis: the hub (leader-locked) as its own process
         # The trade-updates listener: one shard (LIFECYCLE_SHARD_INDEX / _COUNT), docs/operations.md.
         "listener": [py, "manage.py", "listen_trade_updates"],
         "flower": [py, "-m", "celery", "-A", "opitios", "flower", f"--port={ports['flower']}", f"--address={ports['flower_address']}"],

@@ -238,6 +238,8 @@ class QuoteSerializer(serializers.Serializer):
     bid_size = serializers.CharField(allow_null=True)
     ask_size = serializers.CharField(allow_null=True)
     timestamp = serializers.DateTimeField(allow_null=True)
+    source = serializers.ChoiceField(choices=["stream", "rest"], help_text="stream: the hub's last-value cache; rest: Alpaca.")
+    age_ms = serializers.IntegerField(allow_null=True, help_text="stream: ms since the hub received it; rest: ms since its exchange timestamp.")
 
 
 class QuoteResultSerializer(serializers.Serializer):

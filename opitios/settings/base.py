@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "accounts",
     "trading",
     "sellbot",
+    "streaming",
     "lifecycle",
 ]
 
@@ -60,6 +61,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "opitios.urls"
 WSGI_APPLICATION = "opitios.wsgi.application"
+ASGI_APPLICATION = "opitios.asgi.application"
 
 TEMPLATES = [
     {
@@ -112,6 +114,16 @@ if REDIS_URL:
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
+    # The hub (its own process) fans out to the ASGI processes through Redis (docs/streaming.md).
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # A blocking receive waits brpop_timeout (5 s): the socket timeout must outlast it.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 2}],
+                       "capacity": 10_000, "expiry": 30,
+                       "prefix": "opitios-" + Path(str(DATABASES["default"]["NAME"])).name},
+        }
+    }
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2}
 else:
     # A file cache is shared by every process on the host (web, worker, beat).
@@ -125,6 +137,8 @@ else:
     _broker_dir = VAR_DIR / "celery" / "broker"
     _broker_dir.mkdir(parents=True, exist_ok=True)
     (VAR_DIR / "celery" / "results").mkdir(parents=True, exist_ok=True)
+    # No Redis: the hub runs inside the one ASGI process, so an in-process layer suffices.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}}
     CELERY_BROKER_URL = "filesystem://localhost//"  # the host is nominal; naming it avoids a warning per start
     # kombu's filesystem transport with a drain that stops consuming once a worker shuts down
     # (see the module): a SIGTERMed worker stops in about a second, not after the supervisor's SIGKILL.
@@ -173,6 +187,12 @@ _sim = "http://127.0.0.1:8091"
 ALPACA_PAPER_URL = env.str("ALPACA_PAPER_URL", default=f"{_sim}/paper" if DEMO_MODE else "https://paper-api.alpaca.markets")
 ALPACA_LIVE_URL = env.str("ALPACA_LIVE_URL", default=f"{_sim}/live" if DEMO_MODE else "https://api.alpaca.markets")
 ALPACA_DATA_URL = env.str("ALPACA_DATA_URL", default=_sim if DEMO_MODE else "https://data.alpaca.markets")
+# Market-data streams (docs/streaming.md): Alpaca's own host, or the simulator's data URL as ws://.
+ALPACA_STREAM_URL = env.str(
+    "ALPACA_STREAM_URL",
+    default="wss://stream.data.alpaca.markets" if ALPACA_DATA_URL.rstrip("/") == "https://data.alpaca.markets"
+    else ALPACA_DATA_URL.replace("https://", "wss://", 1).replace("http://", "ws://", 1),
+)
 BROKER_CONNECT_TIMEOUT = env.float("BROKER_CONNECT_TIMEOUT", default=2.0)
 BROKER_READ_TIMEOUT = env.float("BROKER_READ_TIMEOUT", default=5.0)
 # The order bulkhead (trading/bulkhead.py): broker order calls in flight per web process, so a slow

@@ -27,7 +27,8 @@ def _get(url: str) -> int:
 
 def test_make_run_serves_and_stops_every_child_on_ctrl_c(tmp_path, settings):
     env, database = stack_environment(tmp_path)
-    ports = {"OPITIOS_WEB_PORT": free_port(), "OPITIOS_SIM_PORT": free_port(), "OPITIOS_FLOWER_PORT": free_port()}
+    ports = {"OPITIOS_WEB_PORT": free_port(), "OPITIOS_SIM_PORT": free_port(), "OPITIOS_FLOWER_PORT": free_port(),
+             "OPITIOS_WS_PORT": free_port()}
     env.update({k: str(v) for k, v in ports.items()}, WEB_CONCURRENCY="1")
     env.pop("GUNICORN_BIND", None)
     out_path = tmp_path / "make-run.log"
@@ -48,7 +49,7 @@ def test_make_run_serves_and_stops_every_child_on_ctrl_c(tmp_path, settings):
             assert proc.poll() is None, f"make run exited ({proc.returncode}):\n{output()}"
             assert time.monotonic() < deadline, f"the web process never answered:\n{output()}"
             time.sleep(0.3)
-        expected = {"web", "worker", "beat", "listener"} | ({"flower"} if settings.REDIS_URL else set())
+        expected = {"web", "ws", "worker", "beat", "listener"} | ({"flower", "hub"} if settings.REDIS_URL else set())
         deadline = time.monotonic() + 20
         while not all(f"success: {name} entered RUNNING state" in output() for name in expected):
             assert time.monotonic() < deadline, output()
@@ -56,6 +57,7 @@ def test_make_run_serves_and_stops_every_child_on_ctrl_c(tmp_path, settings):
 
         text = output()
         assert f"{web}/api/v1/docs" in text and f"{web}/admin/" in text  # it says where everything is
+        assert f"ws://127.0.0.1:{ports['OPITIOS_WS_PORT']}/ws/market-data" in text
         assert ("Flower" in text) == bool(settings.REDIS_URL)
         # demo mode with its published keys listens on loopback only, and says so (SPEC §2)
         assert f"Listening  127.0.0.1:{ports['OPITIOS_WEB_PORT']}\n" in text, text

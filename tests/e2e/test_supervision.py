@@ -107,7 +107,7 @@ def test_every_process_restarts_after_a_kill_and_the_system_survives_redis_and_p
         env, shared_database = stack_environment(tmp_path, env={"DATABASE_URL": pg.url("opitios_supervision"), "REDIS_URL": redis.url(0)})
         if shared_database is not None:
             shared_database.drop()  # made for the shared server; this stack uses its own cluster
-        env.update(OPITIOS_WEB_PORT=str(free_port()), OPITIOS_SIM_PORT=str(free_port()), OPITIOS_FLOWER_PORT=str(free_port()),
+        env.update(OPITIOS_WEB_PORT=str(free_port()), OPITIOS_SIM_PORT=str(free_port()), OPITIOS_FLOWER_PORT=str(free_port()), OPITIOS_WS_PORT=str(free_port()),
                    WEB_CONCURRENCY="1")
         for key in ("GUNICORN_BIND", "OPITIOS_SECRETS", "ALPACA_PAPER_URL", "ALPACA_LIVE_URL", "ALPACA_DATA_URL"):
             env.pop(key, None)  # demo mode: make run starts the simulator and points the accounts at it

@@ -50,6 +50,14 @@ class StackError(AssertionError):
     pass
 
 
+def _port_open(port: int | None) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return port is not None and s.connect_ex(("127.0.0.1", port)) == 0
+
+
 # Celery's worker lines: "Task <name>[<id>] received", "... succeeded in 0.01s: <result>", "... retry: Retry in 0.3s: ...",
 # "... raised unexpected: ...". A retry is received again under the same id, so an id's last line says where it stands.
 _TASK_LINE = re.compile(r"Task (?P<name>[\w.-]+)\[(?P<id>[0-9a-f-]+)\] (?P<event>received|succeeded|retry|raised)(?P<rest>[^\n]*)\n")
@@ -131,6 +139,7 @@ class Stack:
         self.node = f"e2e-{secrets.token_hex(3)}"
         self.web_port: int | None = None
         self.flower_port: int | None = None
+        self.ws_port: int | None = None
         self.env: dict[str, str] = {}
         self.database: TempPostgresDatabase | None = None
         self._procs: dict[str, subprocess.Popen] = {}
@@ -165,6 +174,12 @@ class Stack:
             return [PY, "-m", "celery", "-A", "opitios", "worker", "-l", "INFO", "-n", f"{self.node}@%h"]  # pool size: settings
         if name == "beat":
             return [PY, "-m", "celery", "-A", "opitios", "beat", "-l", "INFO", "--pidfile", str(self.root / "beat.pid")]
+        if name == "ws":  # /ws/market-data (and the hub itself on embedded defaults)
+            self.ws_port = free_port()
+            self.env["OPITIOS_WS_PORT"] = str(self.ws_port)
+            return [PY, "-m", "streaming.serve"]
+        if name.startswith("hub"):  # with Redis: hub, hub2, ... compete for the leader lock
+            return [PY, "manage.py", "run_hub"]
         if name == "listener":
             return [PY, "manage.py", "listen_trade_updates"]
         if name == "flower":
@@ -187,9 +202,10 @@ class Stack:
             "beat": lambda: "beat: Starting" in self.output("beat"),
             "listener": lambda: "trade-updates shard 0/1 lease taken" in self.app_log(),
             "flower": lambda: self._http(f"http://127.0.0.1:{self.flower_port}/healthcheck", timeout=1)[0] == 200,
+            "ws": lambda: _port_open(self.ws_port),
         }
         names = names or self.processes
-        self.wait_for(lambda: all(checks[n]() for n in names), f"{', '.join(names)} to be ready", self.start_timeout)
+        self.wait_for(lambda: all(checks.get(n, lambda: True)() for n in names), f"{', '.join(names)} to be ready", self.start_timeout)
 
     def kill(self, name: str, sig: int = signal.SIGKILL, *, timeout: float | None = None) -> int:
         """Send ``sig`` to one process and wait for it to exit; returns its exit code.

@@ -13,6 +13,7 @@ from opitios.errors import ApplicationError
 from ..formatting import bar_json, contract_json, quote_json
 from ..intents import occ_parse, stock_symbol_valid
 from ..permissions import MarketDataAccess
+from ..quote_source import rest_age_ms, streamed_quotes
 from ..selectors import trading_config
 from ..serializers import (
     BarsQuerySerializer,
@@ -41,9 +42,19 @@ def _routing(data: dict) -> dict:
     return {"account_id": data.get("account_id") or None, "routing_key": data.get("routing_key") or None}
 
 
+def _sourced(quote, source: str, age_ms: int | None) -> dict:
+    return {**quote_json(quote), "source": source, "age_ms": age_ms}
+
+
 def _batch(symbols: list[str], fetch, routing: dict) -> list[dict]:
-    """One upstream call for the batch; if the upstream refuses the batch (one bad symbol), each
-    symbol is fetched alone so a failing symbol does not fail the others."""
+    """Streamed symbols from the last-value cache; the others in one upstream call. If the upstream
+    refuses the batch (one bad symbol), each symbol is fetched alone so a failing symbol does not fail
+    the others."""
+    streamed = streamed_quotes(symbols)
+    results = [{"symbol": s, "quote": _sourced(q, "stream", age)} for s, (q, age) in streamed.items()]
+    symbols = [s for s in symbols if s not in streamed]
+    if not symbols:
+        return results
     try:
         quotes = fetch(symbols, **routing)
     except BrokerRejected:
@@ -56,10 +67,9 @@ def _batch(symbols: list[str], fetch, routing: dict) -> list[dict]:
                 errors[symbol] = exc
     else:
         errors = {}
-    results = []
     for symbol in symbols:
         if symbol in quotes and quotes[symbol] is not None:
-            results.append({"symbol": symbol, "quote": quote_json(quotes[symbol])})
+            results.append({"symbol": symbol, "quote": _sourced(quotes[symbol], "rest", rest_age_ms(quotes[symbol]))})
         elif symbol in errors:
             e = broker_application_error(errors[symbol])
             results.append({"symbol": symbol, "error": {"code": e.code, "message": e.message, "details": e.details}})
@@ -91,10 +101,13 @@ class StockQuoteView(TradingAPIView):
         symbol = _stock_symbol(symbol)
         q = MarketRoutingQuerySerializer(data=request.query_params)
         q.is_valid(raise_exception=True)
+        streamed = streamed_quotes([symbol]).get(symbol)
+        if streamed is not None:
+            return Response(_sourced(streamed[0], "stream", streamed[1]))
         quote = broker_seam.market_data().stock_quotes([symbol], **_routing(q.validated_data)).get(symbol)
         if quote is None:
             raise ApplicationError("not_found", f"No quote for {symbol}.", status_code=404)
-        return Response(quote_json(quote))
+        return Response(_sourced(quote, "rest", rest_age_ms(quote)))
 
 
 class StockQuotesBatchView(TradingAPIView):

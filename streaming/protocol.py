@@ -1,0 +1,54 @@
+"""The client protocol of /ws/market-data (docs/streaming.md): kept from the system Opitios replaces."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from trading.intents import occ_parse, stock_symbol_valid
+
+
+def data_type(symbol: str) -> str | None:
+    """``stock``, ``option`` (a compact OCC symbol), or None when it is neither."""
+    if occ_parse(symbol) is not None:
+        return "option"
+    if stock_symbol_valid(symbol):
+        return "stock"
+    return None
+
+
+def group(symbol: str) -> str:
+    return f"md.{symbol}"
+
+
+def iso(ts) -> str | None:
+    if isinstance(ts, datetime):
+        return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return ts if isinstance(ts, str) else None
+
+
+def now_iso() -> str:
+    return iso(datetime.now(UTC))
+
+
+def quote_message(symbol: str, kind: str, upstream: dict) -> dict:
+    return {
+        "type": "quote", "symbol": symbol, "data_type": kind,
+        "bid_price": upstream.get("bp"), "ask_price": upstream.get("ap"),
+        "bid_size": upstream.get("bs"), "ask_size": upstream.get("as"),
+        "timestamp": iso(upstream.get("t")),
+    }
+
+
+def trade_message(symbol: str, kind: str, upstream: dict) -> dict:
+    return {
+        "type": "trade", "symbol": symbol, "data_type": kind,
+        "price": upstream.get("p"), "size": upstream.get("s"), "timestamp": iso(upstream.get("t")),
+    }
+
+
+def subscription_update(added: list[str], rejected: dict[str, str], total: int) -> dict:
+    return {
+        "type": "subscription_update",
+        "added_symbols": added,
+        "rejected_symbols": [{"symbol": s, "reason": r} for s, r in rejected.items()],
+        "total_subscribed": total,
+    }

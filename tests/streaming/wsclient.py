@@ -1,0 +1,64 @@
+"""A /ws/market-data client for tests: real WebSockets to a running ``streaming.serve``.
+
+Each test drives its clients inside ``run(coro)``; ``Client.next(type, predicate)`` waits (with a
+deadline) for the next message of that type, skipping others; ``closed()`` waits for the server's close.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+DEADLINE = 20.0
+
+
+def run(coro, timeout: float = 120.0):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+class Client:
+    def __init__(self, ws) -> None:
+        self.ws = ws
+
+    @classmethod
+    async def open(cls, port: int, *, token: str | None = None, header_token: str | None = None, **kw) -> Client:
+        url = f"ws://127.0.0.1:{port}/ws/market-data" + (f"?token={token}" if token else "")
+        headers = {"Authorization": f"Bearer {header_token}"} if header_token else None
+        return cls(await connect(url, additional_headers=headers, open_timeout=DEADLINE, **kw))
+
+    async def send(self, message: dict) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def subscribe(self, symbols: list[str]) -> dict:
+        await self.send({"type": "subscribe", "symbols": symbols})
+        return await self.next("subscription_update")
+
+    async def next(self, kind: str, predicate=lambda m: True, timeout: float = DEADLINE) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {kind!r} message within {timeout}s")
+            try:
+                message = json.loads(await asyncio.wait_for(self.ws.recv(), left))
+            except TimeoutError:
+                continue
+            if message.get("type") == kind and predicate(message):
+                return message
+
+    async def closed(self, timeout: float = DEADLINE) -> tuple[int | None, str]:
+        """Read until the server closes; its close code and reason."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    await self.ws.recv()
+        except ConnectionClosed as exc:
+            rcvd = exc.rcvd
+            return (rcvd.code, rcvd.reason) if rcvd else (None, "")
+        raise AssertionError("not closed")
+
+    async def close(self) -> None:
+        await self.ws.close()
