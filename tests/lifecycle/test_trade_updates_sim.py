@@ -116,7 +116,9 @@ def test_gap_recovered_by_reconciliation_without_loss_or_duplicate(listening, ac
         assert sum(e.qty for e in events if e.qty) == 1
     partial = [e for e in _events(before.id) if e.event == "partial_fill"]
     assert len(partial) == 1 and partial[0].qty == 2 and partial[0].price == Decimal("1.000000") and partial[0].reconciled
-    assert [e.event for e in _events(after.id)] == ["new", "fill"] and not _events(after.id)[1].reconciled
+    # recorded once each; on a busy machine the order may land while the reconnect's reconciliation still
+    # runs, so whether the stream or the reconciliation recorded it is not asserted
+    assert [e.event for e in _events(after.id)] == ["new", "fill"]
     assert listening.health()["reconnects"] >= 2 and listening.health()["recovered_by_reconciliation"] >= 8
     # a second reconnect reconciles the same orders again, and adds nothing
     count = OrderEvent.objects.count()
