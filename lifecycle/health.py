@@ -10,7 +10,10 @@ from .listener import shard_key
 
 def trade_updates_section() -> dict:
     count = settings.LIFECYCLE_SHARD_COUNT
-    shards = cache.get_many([shard_key(i) for i in range(count)])
+    try:
+        shards = cache.get_many([shard_key(i) for i in range(count)])
+    except Exception as exc:  # the cache (Redis) is down: the listeners' state is unknown, orders still work
+        return {"status": DEGRADED, "shards": count, "error": f"status store unavailable ({exc.__class__.__name__})"}
     missing = [i for i in range(count) if shard_key(i) not in shards]
     rows = list(shards.values())
     expected = sum(r["expected"] for r in rows)

@@ -42,4 +42,8 @@ def summary(status: dict | None, now: float | None = None) -> dict:
 
 
 def health_section() -> dict:
-    return summary(read())
+    try:
+        status = read()
+    except Exception as exc:  # the cache (Redis) is down: the hub's state is unknown, REST quotes still work
+        return {"status": DEGRADED, "hub": "unknown", "error": f"status store unavailable ({exc.__class__.__name__})", "feeds": {}}
+    return summary(status)
