@@ -9,7 +9,7 @@ import logging
 import uuid
 
 from celery import shared_task
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_ready
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
@@ -37,6 +37,14 @@ def _sellbot_watchdog_grace(**kwargs):
         )
     finally:
         connection.close()  # not into the pool's forks
+
+
+@worker_ready.connect
+def _sellbot_watchdog_grace_ready(**kwargs):
+    """Again once the worker can consume (pool forked, broker connected, mingle done): on a loaded host
+    that takes seconds after worker_init, longer than the 3 x check_interval grace, and the first
+    watchdog would report the restart as a stall before the first sweep could run."""
+    _sellbot_watchdog_grace()
 
 
 def _queued_key(account_pk: int) -> str:

@@ -60,7 +60,10 @@ def _port_open(port: int | None) -> bool:
 
 # Celery's worker lines: "Task <name>[<id>] received", "... succeeded in 0.01s: <result>", "... retry: Retry in 0.3s: ...",
 # "... raised unexpected: ...". A retry is received again under the same id, so an id's last line says where it stands.
-_TASK_LINE = re.compile(r"Task (?P<name>[\w.-]+)\[(?P<id>[0-9a-f-]+)\] (?P<event>received|succeeded|retry|raised)(?P<rest>[^\n]*)\n")
+# A message past its expiry is dropped by the worker that receives it ("Discarding revoked task: <name>[<id>]"):
+# it is finished too, as "discarded" (e.g. a killed sweep's checks reaching a worker restarted after their expiry).
+_TASK_LINE = re.compile(r"(?:Task |Discarding revoked task: )(?P<name>[\w.-]+)\[(?P<id>[0-9a-f-]+)\]"
+                        r"(?: (?P<event>received|succeeded|retry|raised)|(?P<discarded>))(?P<rest>[^\n]*)\n")
 
 
 class TaskLine(NamedTuple):
@@ -314,13 +317,14 @@ class Stack:
         A task received after the mark started after it: what it did reflects the state at the mark."""
         received: dict[str, TaskLine] = {}
         for m in _TASK_LINE.finditer(self.app_log(), since):
-            if m["event"] == "received" or m["id"] in received:
-                received[m["id"]] = TaskLine(m["name"], m["event"], m["rest"])
+            event = m["event"] or "discarded"
+            if event == "received" or m["id"] in received:
+                received[m["id"]] = TaskLine(m["name"], event, m["rest"])
         return received
 
     def tasks_done(self, name: str, *, since: int) -> list[TaskLine]:
-        """The ``name`` tasks received after ``since`` that have finished (succeeded or raised)."""
-        return [t for t in self.tasks(since=since).values() if t.name == name and t.event in ("succeeded", "raised")]
+        """The ``name`` tasks received after ``since`` that have finished (succeeded, raised or discarded)."""
+        return [t for t in self.tasks(since=since).values() if t.name == name and t.event in ("succeeded", "raised", "discarded")]
 
     def diagnostics(self, tail: int = 4000) -> str:
         parts = [f"--- {name} (running={self.running().get(name)}) ---\n{self.output(name)[-tail:]}" for name in self.processes]
