@@ -119,7 +119,9 @@ def test_gap_recovered_by_reconciliation_without_loss_or_duplicate(listening, ac
     # recorded once each; on a busy machine the order may land while the reconnect's reconciliation still
     # runs, so whether the stream or the reconciliation recorded it is not asserted
     assert [e.event for e in _events(after.id)] == ["new", "fill"]
-    assert listening.health()["reconnects"] >= 2 and listening.health()["recovered_by_reconciliation"] >= 8
+    # the shard publishes its counters periodically: wait for them rather than read a stale snapshot
+    wait_for(lambda: listening.health()["reconnects"] >= 2 and listening.health()["recovered_by_reconciliation"] >= 8,
+             what="the reconnect and the recovered events in the listener's health")
     # a second reconnect reconciles the same orders again, and adds nothing
     count = OrderEvent.objects.count()
     sim.control("POST", "/_sim/streams/faults", {"action": "drop", "feed": "paper/stream"})

@@ -21,7 +21,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e,
 TAKEOVER_BOUND = 15.0  # lock TTL 5 s + standby poll 1.7 s + connect, with room for a loaded CI host
 
 
-def test_sigkilled_leader_is_replaced_and_clients_stay_connected(sim_server, tmp_path):
+def test_sigkilled_leader_is_replaced_and_clients_stay_connected(sim, sim_server, tmp_path):  # noqa: F811
+    # ``sim`` resets the shared simulator first: a fixed clock left by an earlier test would date the ticks
     sim_server.control("POST", "/_sim/streams/config", {"tick_rate": 10})
     stack = Stack(tmp_path, processes=("ws", "hub", "hub2"), env=stack_env(sim_server, secrets_file(tmp_path)))
     stack.start()
