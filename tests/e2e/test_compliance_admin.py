@@ -79,6 +79,16 @@ def _login(browser, live_server):
     browser.find_element(By.NAME, "username").send_keys("officer")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    _wait_for(browser, "#user-tools")  # only a logged-in page has it
+
+
+def _wait_for(browser, css: str):
+    """A click that submits a form returns before the next page has loaded on a busy host: wait for its element."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, 30).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css)))
 
 
 @pytest.fixture
@@ -125,7 +135,7 @@ def test_compliance_officer_in_a_real_browser(browser, live_server, seeded):
 
     checks = AuditChainCheck.objects.count()
     browser.find_element(By.ID, "verify-chain-now").click()
-    message = browser.find_element(By.CSS_SELECTOR, "ul.messagelist li.success").text
+    message = _wait_for(browser, "ul.messagelist li.success").text
     assert message.startswith("Audit chain verified OK: 6 events") and browser.current_url.endswith("/admin/compliance/")
     assert AuditChainCheck.objects.count() == checks + 1 and AuditChainCheck.objects.order_by("-ran_at").first().source == "admin"
     assert AuditEvent.objects.filter(action="audit.chain_verified", actor_id="officer").count() == 1
