@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 # Per-script wall-clock bounds (seconds); the whole full run stays under 10 minutes.
 TIMEOUT_FULL = {"sim_throughput": 90, "sim_streams": 60, "audit_write": 120, "order_overhead": 150, "quote_throughput": 120,
-                "scale_out": 120, "accounts_scale": 150, "memory": 240, "sell_sweep": 240,
+                "scale_out": 180, "accounts_scale": 150, "memory": 240, "sell_sweep": 240,
                 "lifecycle": 120}
 TIMEOUT_SMOKE = 90
 # Smoke bounds longer than TIMEOUT_SMOKE: scale_out boots two gunicorns after migrating (a minute on a busy 2-core host).

@@ -4,12 +4,13 @@ One gateway (bench/gateway.py: alpacasim, production settings, raised throttles 
 with one worker (``WEB_CONCURRENCY=1``); a second gunicorn, the same configuration on another port and its
 own metrics directory, shares its database and cache, as a second web host would (docs/deployment.md,
 "Scale-out"). wrk drives ``connections`` connections at one web process, then the same number split
-half and half across the two at once; the ratio is the two's summed requests/s over the one's.
+half and half across the two at once, alternating for ``rounds`` rounds; the ratio is the median over the
+rounds of the two's summed 2xx requests/s over the one's.
 
 On this 2-core machine the webs, wrk and alpacasim share the cores, so the ratio says how much a second
 process adds here (the first is already CPU-bound), not what a second host adds.
 
-    python -m bench.scale_out [--duration 5] [--connections 16] [--smoke]
+    python -m bench.scale_out [--duration 3] [--rounds 3] [--connections 16] [--order-connections 8] [--smoke]
 
 Prints one JSON object (the last line of stdout).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import statistics
 import subprocess
 import sys
 import time
@@ -80,11 +82,14 @@ def throughput(bases: list[str], path: str, *, connections: int, duration: float
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=float, default=5)
-    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--duration", type=float, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating one/two rounds; the ratio is their median")
+    ap.add_argument("--connections", type=int, default=16, help="quotes")
+    # Orders: 8, twice one web's broker slots (BROKER_ORDER_CONCURRENCY = threads / 2): more is shed as 503 broker_busy
+    ap.add_argument("--order-connections", type=int, default=8)
     ap.add_argument("--smoke", action="store_true", help="1 s per run")
     args = ap.parse_args(argv)
-    duration = 1 if args.smoke else args.duration
+    duration, rounds = (1, 1) if args.smoke else (args.duration, args.rounds)
     with gateway_stack(workers=1) as gw:
         gw.sim.set_price("AAPL", 1.0)  # a dollar a share: thousands of market buys stay within the account's cash
         web2, base2 = second_web(gw.env)
@@ -94,12 +99,15 @@ def main(argv=None) -> dict:
                 for _ in range(2 if args.smoke else 10):
                     assert requests.get(f"{base}/api/v1/stocks/AAPL/quote", timeout=10).status_code == 200
             order = {"method": "POST", "headers": {**auth, "Content-Type": "application/json"}, "body_per_request": ORDER}
-            common = {"connections": args.connections, "duration": duration}
             rows = {}
-            for name, path, extra in (("quote", "/api/v1/stocks/AAPL/quote", {}), ("order", "/api/v1/stocks/order", order)):
-                one = throughput([gw.base_url], path, **common, **extra)
-                two = throughput([gw.base_url, base2], path, **common, **extra)
-                rows[name] = {"one": one, "two": two, "ratio": round(two["requests_per_s"] / (one["requests_per_s"] or 1), 3)}
+            for name, path, extra in (("quote", "/api/v1/stocks/AAPL/quote", {"connections": args.connections}),
+                                      ("order", "/api/v1/stocks/order", {**order, "connections": args.order_connections})):
+                runs = []
+                for _ in range(rounds):  # alternated, so a burst of load from elsewhere on the host hits both sides
+                    one = throughput([gw.base_url], path, duration=duration, **extra)
+                    two = throughput([gw.base_url, base2], path, duration=duration, **extra)
+                    runs.append({"one": one, "two": two, "ratio": round(two["requests_per_s"] / (one["requests_per_s"] or 1), 3)})
+                rows[name] = {"ratio": statistics.median(r["ratio"] for r in runs), "rounds": runs}
         finally:
             web2.terminate()
             try:
@@ -108,8 +116,8 @@ def main(argv=None) -> dict:
                 web2.kill()
         result = {
             "bench": "scale_out",
-            "method": f"wrk -c{args.connections} -d{duration:g}s at one gunicorn (WEB_CONCURRENCY=1), then split across two "
-                      "sharing the database and cache; ratio = two's summed req/s / one's",
+            "method": f"wrk -c{args.connections} (orders -c{args.order_connections}) -d{duration:g}s at one gunicorn (WEB_CONCURRENCY=1), then split across two "
+                      f"sharing the database and cache, {rounds} alternating rounds; ratio = median of two's summed 2xx req/s / one's",
             **gw.info,
             "quote_ratio": rows["quote"]["ratio"],
             "order_ratio": rows["order"]["ratio"],
