@@ -11,6 +11,9 @@ PostgreSQL database ``<base>_e2e_<random>`` dropped at stop. REDIS_URL passes th
 Processes run with the settings `make run` uses (opitios.settings.local) and the test
 process's JWT key, so ``opitios.auth.issue_token`` mints tokens the stack accepts.
 
+Several of a kind: ``processes=("web", "web2", "worker", "worker2", "hub", "hub2", "listener", "listener2", ...)``;
+each web gets its own port (``stack.ports[name]``; ``request(..., web="web2")``) and metrics directory, each worker
+its own Celery node name (``node_name("worker2")``); a second hub or listener stands by for the lock or lease.
 Each process runs in its own session; its output goes to ``<tmp>/out/<name>.log``, shown by
 ``diagnostics()`` in assertion messages. ``stop()`` sends SIGTERM to every main process,
 SIGKILL to its process group after ``stop_timeout``, and fails if any process (or a descendant) is left.
