@@ -31,11 +31,11 @@ def listener_collector():
         family = CounterMetricFamily(name, text)
         family.add_metric([], section[key])
         yield family
-    if section["oldest_last_event_age_seconds"] is not None:
-        lag = GaugeMetricFamily("opitios_trade_updates_oldest_event_age_seconds",
-                                "Seconds since the last event (or the connection) of the quietest connected account.")
+    lag = GaugeMetricFamily("opitios_trade_updates_oldest_event_age_seconds",
+                            "Seconds since the last event (or the connection) of the quietest connected account.")
+    if section["oldest_last_event_age_seconds"] is not None:  # no sample while no stream is connected
         lag.add_metric([], section["oldest_last_event_age_seconds"])
-        yield lag
+    yield lag
 
 
 def connect() -> None:
