@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from accounts.broker import AccountInfo, Bar, OptionContractQuote, Position, Quote
+from accounts.broker import AccountInfo, Bar, BrokerOrder, OptionContractQuote, Position, Quote
 from opitios.formats import iso, num
 
-from .intents import OPTION, OPTION_MULTIPLIER, occ_parse
+from .intents import OPTION, OPTION_MULTIPLIER, OrderIntent, occ_parse
 
 
 def quote_json(q: Quote) -> dict:
@@ -77,3 +77,45 @@ def position_json(p: Position) -> dict:
         "unrealized_pl": None if pl is None else str(pl.quantize(q)),
         "unrealized_plpc": None if plpc is None else str(plpc.quantize(Decimal("0.000001"))),
     }
+
+
+def broker_order_json(order: BrokerOrder) -> dict:
+    return {
+        "id": order.id,
+        "client_order_id": order.client_order_id,
+        "symbol": order.symbol,
+        "asset_class": order.asset_class,
+        "side": order.side,
+        "type": order.type,
+        "time_in_force": order.time_in_force,
+        "status": order.status,
+        "qty": num(order.qty),
+        "notional": num(order.notional),
+        "filled_qty": num(order.filled_qty),
+        "filled_avg_price": num(order.filled_avg_price),
+        "limit_price": num(order.limit_price),
+        "stop_price": num(order.stop_price),
+        "extended_hours": order.extended_hours,
+        "created_at": iso(order.created_at),
+        "submitted_at": iso(order.submitted_at),
+        "filled_at": iso(order.filled_at),
+        "canceled_at": iso(order.canceled_at),
+    }
+
+
+def _intent_json(intent: OrderIntent) -> dict:
+    return {
+        "symbol": intent.symbol,
+        "asset_class": intent.asset_class,
+        "side": intent.side,
+        "type": intent.type,
+        "time_in_force": intent.time_in_force,
+        "qty": num(intent.qty),
+        "notional": num(intent.notional),
+        "limit_price": num(intent.limit_price),
+        "stop_price": num(intent.stop_price),
+        "extended_hours": intent.extended_hours,
+        "client_order_id": intent.client_order_id,
+    }
+
+
