@@ -10,12 +10,12 @@ from django.db import IntegrityError, transaction
 from accounts.broker import BrokerOrder
 from accounts.models import AlpacaAccount
 from opitios.errors import ApplicationError
-from opitios.formats import num as _num
+from opitios.formats import num
 
 from .intents import OrderIntent
 from .models import FINAL_OUTCOMES, OrderRecord, Outcome
 from .outcome import utcnow
-from .results import OrderResult
+from .results import Placement, Refusal
 
 logger = logging.getLogger("opitios.trading.orders")
 
@@ -109,7 +109,7 @@ def _conflict(account: AlpacaAccount, intent: OrderIntent, current: OrderRecord)
         "use a new client_order_id.",
         status_code=409,
         details={"client_order_id": intent.client_order_id, "existing": {
-            "symbol": current.symbol, "side": current.side, "qty": _num(current.qty), "notional": _num(current.notional),
+            "symbol": current.symbol, "side": current.side, "qty": num(current.qty), "notional": num(current.notional),
             "outcome": current.outcome, "broker_order_id": current.broker_order_id or None}},
     )
 
@@ -122,18 +122,19 @@ def _broker_order_matches(order: BrokerOrder, intent: OrderIntent) -> bool:
     return order.notional is not None and order.notional == intent.notional
 
 
-def _replay(record: OrderRecord) -> OrderResult:
+def _replay(record: OrderRecord) -> Placement:
     body = dict(record.response or {})
     if "error" in body:
         body["error"] = {**body["error"], "details": {**body["error"].get("details", {}), "replayed": True}}
     else:
         body["replayed"] = True
-    headers = {"Idempotent-Replayed": "true"}
     logger.info(
         "order account=%s type=%s source=%s side=%s symbol=%s qty=%s status=replayed order_id=%s client_order_id=%s",
         record.account.account_id, record.account_type, record.source, record.side, record.symbol,
         record.qty if record.qty is not None else f"${record.notional}", record.broker_order_id or "-", record.client_order_id,
     )
-    return OrderResult(record.http_status or 200, body, record, headers)
+    error = body.get("error")
+    refusal = Refusal(error["code"], error["message"], error.get("details", {})) if error else None
+    return Placement(record.outcome, record, body, refusal=refusal, replayed=True)
 
 

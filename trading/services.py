@@ -1,9 +1,11 @@
-"""The order flow (SPEC §5), one service for every path: API, quick orders, bulk and the sell bot.
+"""The order flow (docs/architecture.md, "The order pipeline"), one service for every path: API,
+quick orders, bulk and the sell bot.
 
 ``order_place`` takes ``received_at``, validates, checks the account may trade, reserves the
-``(account, client_order_id)`` idempotency key in a short transaction, runs the pre-trade checks,
-submits through ``accounts/broker.py`` outside any transaction and finalises the ``OrderRecord``
-with its audit event; then writes one ``key=value`` log line. Every attempt that reaches the
+``(account, client_order_id)`` idempotency key (``idempotency.py``) in a short transaction, runs the
+pre-trade checks (``checks.py``), submits through ``accounts/broker/`` outside any transaction and
+finalises the ``OrderRecord`` with its audit event and log line (``outcome.py``). It returns a
+``Placement`` (``results.py``); the edge renders it (``errors.py``). Every attempt that reaches the
 reservation leaves a record: accepted, refused by us, rejected by the broker, or failed.
 """
 from __future__ import annotations
@@ -26,19 +28,19 @@ from opitios.errors import ApplicationError, error_body
 from . import balance as bal
 from .bulkhead import order_slot
 from .checks import _account_refusal, _balance_refusal, _limit_refusal
-from .errors import _broker_refusal
-from .formatting import broker_order_json
+from .errors import _broker_refusal, placement_response
+from .formatting import account_ref_json, broker_order_json
 from .idempotency import _broker_order_matches, _replay, _reserve
 from .intents import OrderIntent, intent_validate
 from .models import OrderRecord, Outcome, Source
 from .outcome import _finalise, order_outcome_write, utcnow
-from .results import OrderResult, _Refusal
+from .results import Placement, Refusal
 from .selectors import balance_settings
 
 logger = logging.getLogger("opitios.trading.orders")
 
 # Public names other code imports from here (the modules split out of this one).
-__all__ = ["OrderResult", "broker_order_json", "client_order_id_new", "order_cancel", "order_outcome_write", "order_place",
+__all__ = ["Placement", "broker_order_json", "client_order_id_new", "order_cancel", "order_outcome_write", "order_place",
            "orders_bulk_place", "utcnow"]
 
 
@@ -57,9 +59,9 @@ def order_place(
     user_id: str,
     received_at: datetime | None = None,
     slot_wait: float | None = None,
-) -> OrderResult:
-    """Place one order on one account through the full SPEC §5 flow. Never raises for a broker
-    fault or a rule: the result carries the HTTP status and body. Raises ``ApplicationError``
+) -> Placement:
+    """Place one order on one account through the full flow. Never raises for a broker fault or a
+    rule: the ``Placement`` carries the outcome, the refusal and the stored answer. Raises ``ApplicationError``
     (400) only for invalid input, before any record exists, and 409 for a concurrent duplicate.
     ``slot_wait``: seconds to wait for a bulkhead slot (trading/bulkhead.py); default BROKER_ORDER_SLOT_WAIT."""
     received_at = received_at or utcnow()
@@ -78,8 +80,8 @@ def order_place(
             headers={"Retry-After": "1"},
         )
 
-    def refuse(refusal: _Refusal, check: bal.BalanceCheck | None = None) -> OrderResult:
-        return _finalise(record, account=account, intent=intent, outcome=Outcome.REFUSED, http_status=refusal.http_status,
+    def refuse(refusal: Refusal, check: bal.BalanceCheck | None = None) -> Placement:
+        return _finalise(record, account=account, intent=intent, outcome=Outcome.REFUSED,
                          check=check, refusal=refusal)
 
     try:
@@ -98,40 +100,40 @@ def order_place(
             logger.exception("order placement raised unexpectedly account=%s client_order_id=%s", account.account_id,
                              intent.client_order_id)
         if isinstance(exc, crypto.CredentialError):
-            refusal = _Refusal("broker_error", f"The credentials of account {account.account_id} cannot be used.", 502)
+            refusal = Refusal("broker_error", f"The credentials of account {account.account_id} cannot be used.")
         elif isinstance(exc, (OperationalError, InterfaceError)):
-            refusal = _Refusal("database_unavailable", "The database is unavailable; retry shortly.", 503, headers={"Retry-After": "5"})
+            refusal = Refusal("database_unavailable", "The database is unavailable; retry shortly.")
         else:
-            refusal = _Refusal("internal_error", f"Unexpected failure ({exc.__class__.__name__}); retry with the same client_order_id.", 500)
+            refusal = Refusal("internal_error", f"Unexpected failure ({exc.__class__.__name__}); retry with the same client_order_id.")
         if record.submitted_at is not None and record.responded_at is None:
             record.responded_at = utcnow()
-        return _finalise(record, account=account, intent=intent, outcome=Outcome.FAILED, http_status=refusal.http_status,
+        return _finalise(record, account=account, intent=intent, outcome=Outcome.FAILED,
                          check=None, refusal=refusal)
 
 
 def _place_reserved(*, record: OrderRecord, account: AlpacaAccount, intent: OrderIntent, mode: str, refuse,
-                    slot_wait: float | None) -> OrderResult:
+                    slot_wait: float | None) -> Placement:
     refusal = _account_refusal(account)
     if refusal:
         return refuse(refusal)
     wait = settings.BROKER_ORDER_SLOT_WAIT if slot_wait is None else slot_wait
     with order_slot(wait=wait) as acquired:
         if not acquired:
-            return refuse(_Refusal(
+            return refuse(Refusal(
                 "broker_busy",
                 "Too many orders are waiting on the broker in this process; retry shortly with the same client_order_id.",
-                503, {"max_in_flight": settings.BROKER_ORDER_CONCURRENCY}, {"Retry-After": "1"},
+                {"max_in_flight": settings.BROKER_ORDER_CONCURRENCY},
             ))
         return _place_at_broker(record=record, account=account, intent=intent, mode=mode, refuse=refuse)
 
 
-def _place_at_broker(*, record: OrderRecord, account: AlpacaAccount, intent: OrderIntent, mode: str, refuse) -> OrderResult:
+def _place_at_broker(*, record: OrderRecord, account: AlpacaAccount, intent: OrderIntent, mode: str, refuse) -> Placement:
     """Steps 4 (retry reconciliation) to 7 of the flow: every broker call of one order, in one bulkhead slot."""
     try:
         broker = broker_seam.broker_for(account)
     except BrokerError as exc:
         outcome, refusal = _broker_refusal(exc)
-        return _finalise(record, account=account, intent=intent, outcome=Outcome.FAILED, http_status=refusal.http_status,
+        return _finalise(record, account=account, intent=intent, outcome=Outcome.FAILED,
                          check=None, refusal=refusal)
 
     if mode == "retry":
@@ -142,7 +144,7 @@ def _place_at_broker(*, record: OrderRecord, account: AlpacaAccount, intent: Ord
         except BrokerError as exc:
             record.responded_at = utcnow()
             outcome, refusal = _broker_refusal(exc)
-            return _finalise(record, account=account, intent=intent, outcome=Outcome.FAILED, http_status=refusal.http_status,
+            return _finalise(record, account=account, intent=intent, outcome=Outcome.FAILED,
                              check=None, refusal=refusal)
         if existing is not None:
             record.responded_at = utcnow()
@@ -186,16 +188,16 @@ def _place_at_broker(*, record: OrderRecord, account: AlpacaAccount, intent: Ord
             # the retry asked): it is live, never "rejected". Finalise from the broker's copy.
             return _recover_duplicate(record, account=account, intent=intent, check=check, exc=exc, broker=broker)
         outcome, refusal = _broker_refusal(exc)
-        return _finalise(record, account=account, intent=intent, outcome=outcome, http_status=refusal.http_status,
+        return _finalise(record, account=account, intent=intent, outcome=outcome,
                          check=check, refusal=refusal)
     except Exception as exc:  # a fault in the seam must still leave a record and a 502, never a 500
         record.responded_at = utcnow()
         logger.exception("broker submit raised unexpectedly account=%s", account.account_id)
-        refusal = _Refusal("broker_error", f"Unexpected broker failure ({exc.__class__.__name__}).", 502)
-        return _finalise(record, account=account, intent=intent, outcome=Outcome.FAILED, http_status=502, check=check,
+        refusal = Refusal("broker_error", f"Unexpected broker failure ({exc.__class__.__name__}).")
+        return _finalise(record, account=account, intent=intent, outcome=Outcome.FAILED, check=check,
                          refusal=refusal)
     record.responded_at = utcnow()
-    return _finalise(record, account=account, intent=intent, outcome=Outcome.ACCEPTED, http_status=201, check=check, order=order)
+    return _finalise(record, account=account, intent=intent, outcome=Outcome.ACCEPTED, check=check, order=order)
 
 
 def _duplicate_client_order_id(exc: BrokerError) -> bool:
@@ -205,33 +207,33 @@ def _duplicate_client_order_id(exc: BrokerError) -> bool:
 
 
 def _recover(record: OrderRecord, *, account: AlpacaAccount, intent: OrderIntent, existing: BrokerOrder,
-             check: bal.BalanceCheck | None) -> OrderResult:
+             check: bal.BalanceCheck | None) -> Placement:
     """Finalise from the order the broker already holds under this client_order_id, if it is this order."""
     if not _broker_order_matches(existing, intent):
         # The broker holds a different order under this id: it is not ours to "recover".
-        return _finalise(record, account=account, intent=intent, outcome=Outcome.REFUSED, http_status=409, check=check,
-                         refusal=_Refusal(
+        return _finalise(record, account=account, intent=intent, outcome=Outcome.REFUSED, check=check,
+                         refusal=Refusal(
                              "idempotency_conflict",
                              f"client_order_id {intent.client_order_id} is already used at the broker by a different order "
                              f"({existing.side} {existing.qty or existing.notional} {existing.symbol}); use a new client_order_id.",
-                             409, {"broker_order_id": existing.id}))
+                             {"broker_order_id": existing.id}))
     # When the order reached the broker is the broker's submitted_at, not the time we asked about it.
     record.submitted_at = existing.submitted_at or existing.created_at or record.submitted_at
     record.recovered = True
-    return _finalise(record, account=account, intent=intent, outcome=Outcome.ACCEPTED, http_status=201, check=check,
+    return _finalise(record, account=account, intent=intent, outcome=Outcome.ACCEPTED, check=check,
                      order=existing, extra={"recovered": True})
 
 
 def _recover_duplicate(record: OrderRecord, *, account: AlpacaAccount, intent: OrderIntent, check: bal.BalanceCheck | None,
-                       exc: BrokerError, broker) -> OrderResult:
+                       exc: BrokerError, broker) -> Placement:
     try:
         existing = broker.get_order_by_client_id(intent.client_order_id)
     except BrokerError as lookup:
         existing, exc = None, lookup
     if existing is None:  # uncertain, not final: a retry with the same id asks again
-        refusal = _Refusal("broker_error", f"The broker reports client_order_id {intent.client_order_id} in use but could "
-                           f"not return it ({exc.message or exc.code}); retry with the same client_order_id.", 502)
-        return _finalise(record, account=account, intent=intent, outcome=Outcome.FAILED, http_status=502, check=check,
+        refusal = Refusal("broker_error", f"The broker reports client_order_id {intent.client_order_id} in use but could "
+                           f"not return it ({exc.message or exc.code}); retry with the same client_order_id.")
+        return _finalise(record, account=account, intent=intent, outcome=Outcome.FAILED, check=check,
                          refusal=refusal)
     return _recover(record, account=account, intent=intent, existing=existing, check=check)
 
@@ -260,16 +262,17 @@ def order_cancel(*, account: AlpacaAccount, order_id: str, user_id: str, actor_t
         OrderRecord.objects.filter(account=account, broker_order_id=order_id).update(broker_status="pending_cancel")
         audit_record(actor_type=actor_type, actor_id=user_id, action="order.cancelled", account=account, obj=record, data=data)
     logger.info("order cancel account=%s type=%s order_id=%s user=%s", account.account_id, account.account_type, order_id, user_id)
-    return {"id": order_id, "status": "pending_cancel", "account": {"id": account.account_id, "type": account.account_type}}
+    return {"id": order_id, "status": "pending_cancel", "account": account_ref_json(account)}
 
 
 def _bulk_one(account: AlpacaAccount, intent: OrderIntent, user_id: str, received_at: datetime) -> dict:
     try:
         # Bulk runs on its own pool threads, not request threads: it waits for a bulkhead slot.
-        result = order_place(account=account, intent=intent, source=Source.BULK, user_id=user_id, received_at=received_at,
-                             slot_wait=settings.BROKER_CONNECT_TIMEOUT + settings.BROKER_READ_TIMEOUT)
-        return {"account_id": account.account_id, "status_code": result.http_status, **(
-            {"order": result.body} if result.ok else {"error": result.body["error"]})}
+        placement = order_place(account=account, intent=intent, source=Source.BULK, user_id=user_id, received_at=received_at,
+                                slot_wait=settings.BROKER_CONNECT_TIMEOUT + settings.BROKER_READ_TIMEOUT)
+        status, body, _ = placement_response(placement)
+        return {"account_id": account.account_id, "status_code": status, **(
+            {"order": body} if status < 400 else {"error": body["error"]})}
     except ApplicationError as exc:
         return {"account_id": account.account_id, "status_code": exc.status_code, "error": error_body(exc.code, exc.message, exc.details)["error"]}
     except Exception as exc:

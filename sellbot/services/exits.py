@@ -24,13 +24,15 @@ from trading.services import order_place
 
 from .. import strategy
 from ..market import MarketSnapshot
-from ..models import ManagedPosition, PositionStatus, SellDecision
+from ..models import DecisionOutcome, ManagedPosition, PositionStatus, SellDecision
 from ..strategy import exit_client_order_id, exit_order_shape
 from .check_result import AccountCheck
-from .positions import _position_close
+from .positions import position_close
 from .quotes import _quotes
 
 logger = logging.getLogger("opitios.sellbot")
+
+_NOT_PLACED = (DecisionOutcome.REFUSED, DecisionOutcome.REJECTED, DecisionOutcome.FAILED)
 
 
 EXIT_CANCELLED_STATUSES = frozenset({"canceled", "expired"})
@@ -60,13 +62,13 @@ def _continue_exit(account, mp: ManagedPosition, bp: Position | None, open_by_cl
         return
     now = timezone.now()
     if bp is None or bp.qty == 0:
-        _position_close(mp, reason=mp.exit_reason or "sold", now=now)
+        position_close(mp, reason=mp.exit_reason or "sold", now=now)
         result.add("closed")
         return
     if not market_open:
         return
     decision_row = SellDecision.objects.filter(client_order_id=coid).first()
-    if order is None and decision_row is not None and decision_row.outcome == "pending":
+    if order is None and decision_row is not None and decision_row.outcome == DecisionOutcome.PENDING:
         # Persisted but never answered (the task died): resubmit the same id; the broker has not seen it.
         _submit_exit(account, decision_row, worker, result)
         return
@@ -131,18 +133,17 @@ def _submit_exit(account: AlpacaAccount, row: SellDecision, worker: str, result:
         if exc.status_code == 409:  # the same id is in flight elsewhere: the next sweep asks again
             result.add("orders_in_flight")
             return
-        outcome, broker_id, error = "refused", "", f"{exc.code}: {exc.message}"
+        outcome, broker_id, error = DecisionOutcome.REFUSED, "", f"{exc.code}: {exc.message}"
     else:
-        record = placed.record
-        if placed.ok:
-            outcome = "replayed" if placed.body.get("replayed") else "placed"
-            broker_id, error = (record.broker_order_id if record else "") or str(placed.body.get("id") or ""), ""
+        if placed.refusal is None:
+            outcome = DecisionOutcome.REPLAYED if placed.replayed else DecisionOutcome.PLACED
+            broker_id, error = placed.record.broker_order_id, ""
         else:
-            err = placed.body.get("error", {})
-            outcome = record.outcome if record is not None and record.outcome in ("refused", "rejected", "failed") else "failed"
-            broker_id, error = "", f"{err.get('code')}: {err.get('message')}"
+            outcome = DecisionOutcome(placed.outcome) if placed.outcome in _NOT_PLACED else DecisionOutcome.FAILED
+            broker_id, error = "", f"{placed.refusal.code}: {placed.refusal.message}"
     SellDecision.objects.filter(pk=row.pk).update(outcome=outcome, broker_order_id=broker_id, error=error[:500])
-    result.add(f"orders_{'ok' if outcome in ('placed', 'replayed') else 'failed'}")
-    log = logger.info if outcome in ("placed", "replayed") else logger.error
+    ok = outcome in (DecisionOutcome.PLACED, DecisionOutcome.REPLAYED)
+    result.add(f"orders_{'ok' if ok else 'failed'}")
+    log = logger.info if ok else logger.error
     log("sellbot exit account=%s symbol=%s reason=%s attempt=%s type=%s limit=%s qty=%s client_order_id=%s outcome=%s %s",
         account.account_id, row.symbol, row.reason, row.attempt, row.order_type, row.limit_price, row.qty, row.client_order_id, outcome, error)
