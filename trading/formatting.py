@@ -1,17 +1,21 @@
 """JSON shapes of the broker contract's dataclasses in API responses."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from accounts.broker import AccountInfo, Bar, BrokerOrder, OptionContractQuote, Position, Quote
 from opitios.formats import iso, num
+from opitios.serializers import lean_renderer
 
 from .intents import OPTION, OPTION_MULTIPLIER, OrderIntent, occ_parse
+from .serializers import AccountRefSerializer, OrderSerializer, QuoteSerializer, TimingSerializer
 
-
-def quote_json(q: Quote) -> dict:
-    return {"symbol": q.symbol, "bid": num(q.bid), "ask": num(q.ask), "bid_size": num(q.bid_size), "ask_size": num(q.ask_size),
-            "timestamp": iso(q.timestamp)}
+# The shapes defined by the output serializers, rendered without a Serializer per call.
+quote_json: Callable[[Quote], dict] = lean_renderer(QuoteSerializer, exclude=("source", "age_ms"))
+broker_order_json: Callable[[BrokerOrder], dict] = lean_renderer(OrderSerializer)
+account_ref_json: Callable[[object], dict] = lean_renderer(AccountRefSerializer)
+timing_json: Callable[[object], dict] = lean_renderer(TimingSerializer)
 
 
 def bar_json(b: Bar) -> dict:
@@ -33,11 +37,6 @@ def contract_json(c: OptionContractQuote) -> dict | None:
         "implied_volatility": num(c.implied_volatility),
         "greeks": {k: str(v) for k, v in c.greeks.items() if v is not None} if c.greeks else None,
     }
-
-
-def account_ref_json(account) -> dict:
-    """The account an answer is about, as every account-scoped response names it."""
-    return {"id": account.account_id, "type": account.account_type}
 
 
 def account_json(account, info: AccountInfo) -> dict:
@@ -79,31 +78,7 @@ def position_json(p: Position) -> dict:
     }
 
 
-def broker_order_json(order: BrokerOrder) -> dict:
-    return {
-        "id": order.id,
-        "client_order_id": order.client_order_id,
-        "symbol": order.symbol,
-        "asset_class": order.asset_class,
-        "side": order.side,
-        "type": order.type,
-        "time_in_force": order.time_in_force,
-        "status": order.status,
-        "qty": num(order.qty),
-        "notional": num(order.notional),
-        "filled_qty": num(order.filled_qty),
-        "filled_avg_price": num(order.filled_avg_price),
-        "limit_price": num(order.limit_price),
-        "stop_price": num(order.stop_price),
-        "extended_hours": order.extended_hours,
-        "created_at": iso(order.created_at),
-        "submitted_at": iso(order.submitted_at),
-        "filled_at": iso(order.filled_at),
-        "canceled_at": iso(order.canceled_at),
-    }
-
-
-def _intent_json(intent: OrderIntent) -> dict:
+def intent_json(intent: OrderIntent) -> dict:
     return {
         "symbol": intent.symbol,
         "asset_class": intent.asset_class,

@@ -16,13 +16,14 @@ from accounts.models import AlpacaAccount
 from audit.services import audit_record
 from opitios.db import update_by_pk
 from opitios.errors import error_body
-from opitios.formats import iso as _iso
+from opitios.formats import iso
 
 from . import balance as bal
-from .formatting import _intent_json, broker_order_json
+from .errors import refusal_status
+from .formatting import account_ref_json, broker_order_json, intent_json, timing_json
 from .intents import OrderIntent
 from .models import OrderRecord, Outcome, Source
-from .results import OrderResult, _Refusal
+from .results import Placement, Refusal
 
 logger = logging.getLogger("opitios.trading.orders")
 
@@ -46,30 +47,17 @@ def _ms(a: datetime | None, b: datetime | None) -> float | None:
     return None if a is None or b is None else round((b - a).total_seconds() * 1000, 3)
 
 
-def _timing(record: OrderRecord) -> dict:
-    return {
-        "received_at": _iso(record.received_at),
-        "submitted_at": _iso(record.submitted_at),
-        "responded_at": _iso(record.responded_at),
-        "completed_at": _iso(record.completed_at),
-        "total_ms": record.total_ms,
-        "broker_ms": record.broker_ms,
-        "overhead_ms": record.overhead_ms,
-    }
-
-
 def _finalise(
     record: OrderRecord,
     *,
     account: AlpacaAccount,
     intent: OrderIntent,
     outcome: str,
-    http_status: int,
     check: bal.BalanceCheck | None,
     order: BrokerOrder | None = None,
-    refusal: _Refusal | None = None,
+    refusal: Refusal | None = None,
     extra: dict | None = None,
-) -> OrderResult:
+) -> Placement:
     record._finalising = True  # from here a failure is the outcome's write, not the placement
     record.completed_at = utcnow()
     record.total_ms = _ms(record.received_at, record.completed_at)
@@ -78,31 +66,31 @@ def _finalise(
     if record.recovered:  # the broker's own time for the order is not known: the answer was lost
         record.broker_ms = record.overhead_ms = None
     record.outcome = outcome
-    record.http_status = http_status
+    record.http_status = http_status = refusal_status(refusal)
     record.balance_status = check.status if check else ""
-    account_json = {"id": account.account_id, "type": account.account_type}
+    account_json = account_ref_json(account)
     checks = {"balance": check.as_json()} if check else {}
     if order is not None:
         record.broker_order_id = order.id
         record.broker_status = order.status
         body = {**broker_order_json(order), "account": account_json, "source": record.source, "checks": checks,
-                "timing": _timing(record), "replayed": False, **(extra or {})}
+                "timing": timing_json(record), "replayed": False, **(extra or {})}
     else:
         record.error_code, record.error_message = refusal.code, refusal.message[:500]
-        details = {"client_order_id": record.client_order_id, "order": _intent_json(intent), "account": account_json,
-                   "checks": checks, "timing": _timing(record), "replayed": False, **refusal.details}
+        details = {"client_order_id": record.client_order_id, "order": intent_json(intent), "account": account_json,
+                   "checks": checks, "timing": timing_json(record), "replayed": False, **refusal.details}
         body = error_body(refusal.code, refusal.message, details)
     record.response = body
 
     audit_data = {
         "client_order_id": record.client_order_id,
-        "order": _intent_json(intent),
+        "order": intent_json(intent),
         "outcome": outcome,
         "http_status": http_status,
         "broker_order_id": record.broker_order_id or None,
         "error": None if refusal is None else {"code": refusal.code, "message": refusal.message},
         "checks": checks,
-        "timing": _timing(record),
+        "timing": timing_json(record),
         "source": record.source,
         "account_type": account.account_type,
     }
@@ -114,8 +102,7 @@ def _finalise(
         raise
 
     _log_line(record, account, refusal)
-    headers = dict(refusal.headers) if refusal else {}
-    return OrderResult(http_status, body, record, headers)
+    return Placement(outcome, record, body, order=order, refusal=refusal)
 
 
 def order_outcome_write(record: OrderRecord, *, account, check, outcome: str, audit_data: dict, actor_type: str) -> None:
@@ -143,6 +130,11 @@ _OUTCOME_FIELDS = ("submitted_at", "responded_at", "completed_at", "total_ms", "
                    "http_status", "balance_status", "broker_order_id", "broker_status", "error_code", "error_message", "response")
 
 
+# A fill event may reach the ledger (trading/ledger.py) before this write: the broker status it
+# recorded ("filled") is newer than the one the placement answer carried, and is kept.
+_KEPT_FIELDS = ("broker_status",)
+
+
 def _write_outcome_once(record: OrderRecord, *, account, check, outcome: str, audit_data: dict, actor_type: str) -> None:
     actions = [AUDIT_ACTIONS[outcome]]
     if check is not None and check.status == bal.INSUFFICIENT:
@@ -154,12 +146,12 @@ def _write_outcome_once(record: OrderRecord, *, account, check, outcome: str, au
     with transaction.atomic() if len(actions) > 1 else nullcontext():
         for index, action in enumerate(actions):
             audit_record(actor_type=actor_type, actor_id=record.user_id, action=action, account=account, obj=record, data=audit_data,
-                         alongside=None if index else update_by_pk(record, _OUTCOME_FIELDS))
+                         alongside=None if index else update_by_pk(record, _OUTCOME_FIELDS, keep=_KEPT_FIELDS))
     if outcome == Outcome.ACCEPTED:
         transaction.on_commit(lambda pk=account.pk: _refresh_pool.submit(_enqueue_refresh, pk))
 
 
-def _log_line(record: OrderRecord, account: AlpacaAccount, refusal: _Refusal | None) -> None:
+def _log_line(record: OrderRecord, account: AlpacaAccount, refusal: Refusal | None) -> None:
     # ERROR means someone must act: a failed order, or an account that refuses every order. A routine
     # refusal of one order (insufficient_balance, a limit) is the system working: WARNING.
     level = logging.INFO
@@ -186,7 +178,7 @@ def _log_unrecorded(record: OrderRecord, account: AlpacaAccount) -> None:
         "attempt=%s received_at=%s submitted_at=%s responded_at=%s total_ms=%s broker_ms=%s code=%s",
         account.account_id, record.account_type, record.source, record.side, record.symbol,
         record.qty if record.qty is not None else f"${record.notional}", record.outcome, record.broker_order_id or "-",
-        record.client_order_id, record.attempt, _iso(record.received_at), _iso(record.submitted_at), _iso(record.responded_at),
+        record.client_order_id, record.attempt, iso(record.received_at), iso(record.submitted_at), iso(record.responded_at),
         record.total_ms, record.broker_ms, record.error_code or "-",
     )
 

@@ -19,7 +19,7 @@ from ..selectors import HOLD_PREFIX, bot_state, sell_config
 from .cancellations import stale_orders_flag
 from .check_result import AccountCheck, counter_add
 from .exits import _continue_exit, _exit_place
-from .positions import _adopt_positions, _position_close, fills_absorb
+from .positions import _adopt_positions, fills_absorb, position_close
 from .quotes import _clock, _quotes
 
 logger = logging.getLogger("opitios.sellbot")
@@ -86,7 +86,7 @@ def _check_locked(account: AlpacaAccount, config: SellModuleConfig, result: Acco
         if mp.status == PositionStatus.CLOSING:
             _continue_exit(account, mp, bp, open_by_client_id, broker, config, market_open, result, worker, market)
         elif bp is None or bp.qty == 0:
-            _position_close(mp, reason="position_gone", now=now)
+            position_close(mp, reason="position_gone", now=now)
             result.add("closed")
         else:
             to_price.append(mp)

@@ -9,11 +9,20 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from opitios.celery import app as celery_app
+from opitios.formats import iso
 
 from ..models import BotStatus, SellBotState
-from ..selectors import STATE_PK, bot_health, bot_state, sell_config
+from ..selectors import STATE_PK, bot_health, bot_state_defaults, sell_config
 
 logger = logging.getLogger("opitios.sellbot")
+
+
+def bot_state_ensure() -> SellBotState:
+    """The singleton, created on first use with the configured defaults (selectors only read it)."""
+    state = SellBotState.objects.filter(pk=STATE_PK).first()
+    if state is None:
+        state, _ = SellBotState.objects.get_or_create(pk=STATE_PK, defaults=bot_state_defaults())
+    return state
 
 
 def bot_control(*, action: str, actor_id: str) -> SellBotState:
@@ -22,7 +31,7 @@ def bot_control(*, action: str, actor_id: str) -> SellBotState:
         raise ValueError(f"unknown action {action!r}")
     now = timezone.now()
     with transaction.atomic():
-        state = bot_state()
+        state = bot_state_ensure()
         state = SellBotState.objects.select_for_update().get(pk=state.pk)
         was_enabled = state.enabled
         if action in ("stop", "restart"):
@@ -51,7 +60,7 @@ def _dispatch_sweep() -> None:
 
 def sweep_begin(*, sweep_id: str, worker: str) -> SellBotState | None:
     """Mark a sweep started; None when the bot is stopped (then nothing runs)."""
-    state = bot_state()
+    state = bot_state_ensure()
     if not state.enabled:
         return None
     now = timezone.now()
@@ -71,13 +80,13 @@ def sweep_finish(*, sweep_id: str, started_at: datetime, counts: dict) -> None:
 
 def worker_started(*, now: datetime | None = None) -> None:
     """A Celery worker started: the watchdog's grace window starts again (an ordinary restart is no stall)."""
-    bot_state()
+    bot_state_ensure()
     SellBotState.objects.filter(pk=STATE_PK).update(worker_started_at=now or timezone.now())
 
 
 def bot_watchdog(*, worker: str) -> bool:
     """True when the bot is enabled and stalled; the first detection is logged and audited."""
-    state = bot_state()
+    state = bot_state_ensure()
     status, _, why = bot_health(state=state)
     if status != BotStatus.STALLED:
         return False
@@ -89,9 +98,5 @@ def bot_watchdog(*, worker: str) -> bool:
         if first:
             logger.error("sellbot stalled: %s; last sweep finished %s; re-dispatching", why, state.last_sweep_finished_at)
             audit_record(actor_type="system", actor_id=worker, action="sellbot.stalled", obj=state,
-                         data={"reason": why, "last_sweep_finished_at": _iso(state.last_sweep_finished_at)})
+                         data={"reason": why, "last_sweep_finished_at": iso(state.last_sweep_finished_at)})
     return True
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

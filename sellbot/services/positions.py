@@ -10,12 +10,11 @@ from django.utils import timezone
 from accounts.broker import BrokerError, BrokerNotFound, Position
 from accounts.models import AlpacaAccount
 from audit.services import audit_record
+from trading.ledger import FINAL_STATUSES
 
 from ..models import AutoSellFill, ManagedPosition, PositionOrigin, PositionStatus
 from ..selectors import account_auto_sell_buys
 from .check_result import AccountCheck
-
-FINAL_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "done_for_day", "replaced"})
 
 
 def fills_absorb(*, account: AlpacaAccount, broker, result: AccountCheck) -> None:
@@ -77,7 +76,8 @@ def _adopt_positions(account: AlpacaAccount, positions: dict[str, Position], now
         result.add("adopted")
 
 
-def _position_close(mp: ManagedPosition, *, reason: str, now: datetime) -> None:
+def position_close(mp: ManagedPosition, *, reason: str, now: datetime) -> None:
+    """The position is no longer held (sold by its exit, or gone at the broker); a reason already set is kept."""
     mp.status, mp.closed_at = PositionStatus.CLOSED, now
     if not mp.exit_reason:
         mp.exit_reason = reason
