@@ -38,7 +38,7 @@ def _account_refusal(account: AlpacaAccount) -> Refusal | None:
             {"configured_paper": account.paper_trading},
         )
     if account.type_source == TypeSource.FALLBACK and not account.paper_trading:
-        # SPEC §4's safe mode labels a failed detection "paper", but a live-configured account's
+        # The safe mode (docs/architecture.md, "Accounts") labels a failed detection "paper", but a live-configured account's
         # orders still go to the live endpoint: real-money orders would be recorded as paper. We
         # cannot label them truthfully, so they are refused until a detection succeeds.
         return Refusal(

@@ -1,4 +1,5 @@
-"""Request and response serializers of the trading API (inputs validate; outputs document the schema)."""
+"""Request and response serializers of the trading API: inputs validate; outputs define the response shapes
+(the order, quote, timing and account-reference shapes are rendered from them by trading/formatting.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

@@ -15,9 +15,10 @@ from .. import strategy
 from ..locks import held_lock
 from ..market import MarketSnapshot, max_age
 from ..models import ManagedPosition, PositionStatus
-from ..selectors import HOLD_PREFIX, bot_state, sell_config
+from ..selectors import HOLD_PREFIX, sell_config
 from .cancellations import stale_orders_flag
 from .check_result import AccountCheck, counter_add
+from .control import bot_state_ensure
 from .exits import _continue_exit, _exit_place
 from .positions import _adopt_positions, fills_absorb, position_close
 from .quotes import _clock, _quotes
@@ -29,10 +30,10 @@ ACCOUNT_LOCK_TTL = 60.0  # longer than check_account's hard time limit
 
 
 def account_check(*, account_pk: int, worker: str = "", market: MarketSnapshot | None = None) -> AccountCheck:
-    """Cancel stale orders, then evaluate the managed positions, then act (SPEC §6 "A sweep").
+    """Cancel stale orders, then evaluate the managed positions, then act (docs/architecture.md, "Sell bot").
     ``market`` is the sweep's clock and quotes (``sellbot.market``), used while fresh."""
     result = AccountCheck(account_pk)
-    if not bot_state().enabled:
+    if not bot_state_ensure().enabled:
         result.skipped = "stopped"
         return result
     account = AlpacaAccount.objects.filter(pk=account_pk, enabled=True).first()

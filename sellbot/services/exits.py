@@ -122,7 +122,7 @@ def _str(value) -> str | None:
 
 
 def _submit_exit(account: AlpacaAccount, row: SellDecision, worker: str, result: AccountCheck) -> None:
-    """Send the decided order through the normal order flow (SPEC §5, source=sellbot)."""
+    """Send the decided order through the order pipeline (docs/architecture.md, source=sellbot)."""
     intent = OrderIntent(
         symbol=row.symbol, side="sell", type=row.order_type, time_in_force="day", asset_class=OPTION, qty=row.qty,
         limit_price=row.limit_price, client_order_id=row.client_order_id,
