@@ -130,7 +130,7 @@ def _submit_exit(account: AlpacaAccount, row: SellDecision, worker: str, result:
     try:
         placed = order_place(account=account, intent=intent, source="sellbot", user_id=worker or "sellbot")
     except ApplicationError as exc:
-        if exc.status_code == 409:  # the same id is in flight elsewhere: the next sweep asks again
+        if exc.code == "idempotency_conflict":  # the same id is in flight elsewhere: the next sweep asks again
             result.add("orders_in_flight")
             return
         outcome, broker_id, error = DecisionOutcome.REFUSED, "", f"{exc.code}: {exc.message}"
