@@ -9,13 +9,14 @@ from opitios.formats import iso, num
 from opitios.serializers import lean_renderer
 
 from .intents import OPTION, OPTION_MULTIPLIER, OrderIntent, occ_parse
-from .serializers import AccountRefSerializer, OrderSerializer, QuoteSerializer, TimingSerializer
+from .serializers import AccountRefSerializer, OrderIntentSerializer, OrderSerializer, QuoteSerializer, TimingSerializer
 
 # The shapes defined by the output serializers, rendered without a Serializer per call.
 quote_json: Callable[[Quote], dict] = lean_renderer(QuoteSerializer, exclude=("source", "age_ms"))
 broker_order_json: Callable[[BrokerOrder], dict] = lean_renderer(OrderSerializer)
 account_ref_json: Callable[[object], dict] = lean_renderer(AccountRefSerializer)
 timing_json: Callable[[object], dict] = lean_renderer(TimingSerializer)
+intent_json: Callable[[OrderIntent], dict] = lean_renderer(OrderIntentSerializer)
 
 
 def bar_json(b: Bar) -> dict:
@@ -76,21 +77,3 @@ def position_json(p: Position) -> dict:
         "unrealized_pl": None if pl is None else str(pl.quantize(q)),
         "unrealized_plpc": None if plpc is None else str(plpc.quantize(Decimal("0.000001"))),
     }
-
-
-def intent_json(intent: OrderIntent) -> dict:
-    return {
-        "symbol": intent.symbol,
-        "asset_class": intent.asset_class,
-        "side": intent.side,
-        "type": intent.type,
-        "time_in_force": intent.time_in_force,
-        "qty": num(intent.qty),
-        "notional": num(intent.notional),
-        "limit_price": num(intent.limit_price),
-        "stop_price": num(intent.stop_price),
-        "extended_hours": intent.extended_hours,
-        "client_order_id": intent.client_order_id,
-    }
-
-

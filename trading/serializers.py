@@ -1,5 +1,5 @@
 """Request and response serializers of the trading API: inputs validate; outputs define the response shapes
-(the order, quote, timing and account-reference shapes are rendered from them by trading/formatting.py)."""
+(the order, order intent, quote, timing and account-reference shapes are rendered from them by trading/formatting.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -131,6 +131,22 @@ class TimingSerializer(serializers.Serializer):
     total_ms = serializers.FloatField(allow_null=True)
     broker_ms = serializers.FloatField(allow_null=True)
     overhead_ms = serializers.FloatField(allow_null=True)
+
+
+class OrderIntentSerializer(serializers.Serializer):
+    """The order as the client asked for it: ``details.order`` of an order's error answer and its audit event."""
+
+    symbol = serializers.CharField()
+    asset_class = serializers.CharField()
+    side = serializers.CharField()
+    type = serializers.CharField()
+    time_in_force = serializers.CharField()
+    qty = serializers.CharField(allow_null=True)
+    notional = serializers.CharField(allow_null=True)
+    limit_price = serializers.CharField(allow_null=True)
+    stop_price = serializers.CharField(allow_null=True)
+    extended_hours = serializers.BooleanField()
+    client_order_id = serializers.CharField()
 
 
 class OrderSerializer(serializers.Serializer):
