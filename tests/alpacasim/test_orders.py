@@ -20,7 +20,7 @@ from alpaca.trading.requests import (
     StopOrderRequest,
 )
 
-from .conftest import PAPER2_KEY, PAPER2_SECRET, trading_client
+from .conftest import PAPER2_KEY, PAPER2_SECRET, PAPER_KEY, trading_client
 
 
 def market(symbol, qty, side=OrderSide.BUY, **kw):
@@ -423,7 +423,8 @@ def test_close_all_positions(sim, trading):
     assert trading.get_all_positions() == []
 
 
-def test_short_selling_stocks_is_allowed(sim, trading):
+def test_short_selling_stocks_is_allowed_on_margin(sim, trading):
+    sim.upsert_account(PAPER_KEY, multiplier=2)  # a margin account (cash accounts: test_margin.py)
     sim.set_price("AAPL", 100)
     order = trading.submit_order(market("AAPL", 5, OrderSide.SELL))
     assert (
