@@ -212,11 +212,11 @@ class Broker:
         return margin.requirements(stock_gross, option_long)
 
     def lastday_price(self, symbol: str) -> Decimal:
-        """The walk's (or the option model's) price at the previous session's close, as the snapshot's
-        ``prevDailyBar`` closes."""
+        """The walk's (or the option model's) last price of the previous session, the close of the
+        snapshot's ``prevDailyBar`` (its last price step before the regular close)."""
         prev_close = nyse.previous_close(self.market.clock.now())
         spec = parse_occ(symbol)
-        ts = prev_close.timestamp()
+        ts = prev_close.timestamp() - self.market.step
         return money(self.market.option_price_at(spec, ts) if spec else self.market.price_at(symbol, ts))
 
     def valuation(self, acct: Account) -> dict[str, Decimal]:
