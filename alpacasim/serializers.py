@@ -127,6 +127,8 @@ def account_json(acct: Account, v: dict[str, Decimal]) -> dict:
         "crypto_tier": 0,
         "intraday_adjustments": "0",
         "pending_reg_taf_fees": "0",
+        "pending_transfer_in": "0",
+        "pending_transfer_out": "0",
     }
 
 

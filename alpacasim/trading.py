@@ -42,12 +42,12 @@ CONFIGURABLE = {
     "dtbp_check": ("both", "entry", "exit"), "trade_confirm_email": ("all", "none"),
     "suspend_trade": (True, False), "no_shorting": (True, False),
     "fractional_trading": (True, False), "pdt_check": ("both", "entry", "exit"),
-    "ptp_no_exception_entry": (True, False),
+    "ptp_no_exception_entry": (True, False), "disable_overnight_trading": (True, False),
 }  # fmt: skip
 
 
 async def patch_account_configurations(request: web.Request) -> web.Response:
-    """Stored and echoed; the order rules do not read them (yet)."""
+    """Stored and echoed; `no_shorting` refuses short sales, the other keys are not read."""
     acct = request["account"]
     body = await read_json(request)
     for key, value in body.items():
@@ -69,6 +69,7 @@ def _configurations(acct) -> dict:
         "max_options_trading_level": acct.options_level,
         "pdt_check": "entry",
         "ptp_no_exception_entry": False,
+        "disable_overnight_trading": False,
         **acct.configurations,
     }
 
