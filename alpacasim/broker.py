@@ -150,6 +150,7 @@ class Broker:
         self.rng = random.Random(self.seed)
         self.open_by_symbol: dict[str, dict[str, Order]] = {}
         self.order_index: dict[str, Order] = {}
+        self._lastday: dict[tuple[str, float], Decimal] = {}
 
     def _emit(self, event: str, order: Order, **extra) -> None:
         for listener in list(self.listeners):
@@ -214,10 +215,16 @@ class Broker:
     def lastday_price(self, symbol: str) -> Decimal:
         """The walk's (or the option model's) last price of the previous session, the close of the
         snapshot's ``prevDailyBar`` (its last price step before the regular close)."""
-        prev_close = nyse.previous_close(self.market.clock.now())
-        spec = parse_occ(symbol)
-        ts = prev_close.timestamp() - self.market.step
-        return money(self.market.option_price_at(spec, ts) if spec else self.market.price_at(symbol, ts))
+        ts = nyse.previous_close(self.market.clock.now()).timestamp() - self.market.step
+        key = (symbol, ts)
+        price = self._lastday.get(key)
+        if price is None:  # own cache: the walk's keeps only the current step per symbol
+            if len(self._lastday) > 10_000:
+                self._lastday.clear()
+            spec = parse_occ(symbol)
+            price = money(self.market.option_price_at(spec, ts) if spec else self.market.price_at(symbol, ts))
+            self._lastday[key] = price
+        return price
 
     def valuation(self, acct: Account) -> dict[str, Decimal]:
         self.roll_session(acct)
