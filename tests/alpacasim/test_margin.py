@@ -13,12 +13,13 @@ from alpaca.trading.enums import OrderSide, OrderStatus
 from alpacasim.config import load_config
 from tests.helpers.sim import SimError
 
-from .conftest import PAPER_KEY, trading_client
+from .conftest import PAPER_KEY, cash_account, trading_client
 from .test_order_rejections import refused
 from .test_orders import market
 
 
 def test_a_cash_account_has_its_cash_as_buying_power_and_may_not_short(sim, trading):
+    cash_account(sim)
     sim.set_price("AAPL", 100)
     acct = trading.get_account()
     assert acct.multiplier == "1" and acct.shorting_enabled is False

@@ -9,12 +9,14 @@ from alpaca.trading.requests import GetOrdersRequest
 from tests.helpers.sim import SimError
 from tests.helpers.sim_streams import wait_for
 
+from .conftest import cash_account
 from .test_orders import limit, market
 from .test_sessions import at
 from .test_streams_trade_updates import FIXED, _events, _listening, _ready
 
 
 def test_pending_new_until_acknowledged_then_new_and_filled(sim, streams, trading):
+    cash_account(sim)
     sim.set_clock(now=FIXED)
     assert sim.control("POST", "/_sim/order_model", {"pending_new_seconds": 0.5}) == {"pending_new_seconds": 0.5}
     runner = _listening(streams)
@@ -64,6 +66,7 @@ def test_a_gtc_order_is_done_for_day_at_the_close_and_trades_again_at_the_open(s
 
 
 def test_a_done_for_day_order_can_be_canceled(sim, trading):
+    cash_account(sim)
     at(sim, "2026-11-30T15:00")
     sim.set_price("AAPL", 100)
     gtc = trading.submit_order(limit("AAPL", 1, 90, OrderSide.BUY, tif=TimeInForce.GTC))

@@ -19,6 +19,7 @@ from alpaca.trading.requests import (
     MarketOrderRequest,
 )
 
+from .conftest import cash_account
 from .test_orders import limit, market
 
 NY = ZoneInfo("America/New_York")
@@ -68,6 +69,7 @@ def test_a_market_order_placed_while_closed_is_accepted_and_fills_at_the_open(si
     ids=["regular-close", "early-close"],
 )
 def test_day_orders_expire_at_the_close_and_gtc_orders_are_done_for_day(sim, trading, placed, after_close):
+    cash_account(sim)
     at(sim, placed)
     sim.set_price("AAPL", 100)
     day = trading.submit_order(limit("AAPL", 1, 50, tif=TimeInForce.DAY))
