@@ -1060,7 +1060,7 @@ class Broker:
         self._finish(order, "replaced")
         self._register(acct, new)
         if new.status != "held":
-            self._emit("new", new)
+            self._emit("pending_new" if new.status == "pending_new" else "new", new)
         self._evaluate(acct, new)
         return new
 

@@ -4,7 +4,7 @@ them, through alpaca-py over real HTTP and WebSocket."""
 from decimal import Decimal
 
 from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
-from alpaca.trading.requests import GetOrdersRequest
+from alpaca.trading.requests import GetOrdersRequest, ReplaceOrderRequest
 
 from tests.helpers.sim import SimError
 from tests.helpers.sim_streams import wait_for
@@ -75,3 +75,18 @@ def test_a_done_for_day_order_can_be_canceled(sim, trading):
     trading.cancel_order_by_id(gtc.id)
     assert trading.get_order_by_id(gtc.id).status == OrderStatus.CANCELED
     assert Decimal(trading.get_account().buying_power) == 100000
+
+
+def test_a_replacement_is_pending_new_too(sim, streams, trading):
+    sim.set_clock(now=FIXED)
+    sim.set_price("AAPL", 100)
+    sim.control("POST", "/_sim/order_model", {"pending_new_seconds": 0.3})
+    runner = _listening(streams)
+    _ready(sim, runner)
+    order = trading.submit_order(limit("AAPL", 1, 90))
+    assert [e.event for e in _events(runner, str(order.id), "new", timeout=30)] == ["pending_new", "new"]
+    new = trading.replace_order_by_id(order.id, ReplaceOrderRequest(limit_price=91))
+    assert new.status == OrderStatus.PENDING_NEW and str(new.replaces) == str(order.id)
+    assert [e.event for e in _events(runner, str(order.id), "replaced", timeout=30)] == ["pending_replace", "replaced"]
+    assert [e.event for e in _events(runner, str(new.id), "new", timeout=30)] == ["pending_new", "new"]
+    assert trading.get_order_by_id(new.id).status == OrderStatus.NEW
