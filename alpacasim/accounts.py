@@ -70,6 +70,7 @@ class Account:
     # (market-clock epoch seconds, cash, {symbol: qty}) after every change of holdings, for the
     # intraday portfolio history; before the first entry the account held its initial cash only
     timeline: list = field(default_factory=list)
+    timeline_base: tuple | None = None  # (cash, holdings) before the first kept entry, once trimmed
 
     @classmethod
     def from_spec(cls, spec: AccountSpec) -> Account:

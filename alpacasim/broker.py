@@ -30,6 +30,7 @@ TIFS = ("day", "gtc", "opg", "cls", "ioc", "fok")
 CENT = Decimal("0.01")
 QTY_STEP = Decimal("0.000000001")
 ZERO = Decimal(0)
+TIMELINE_MAX = 50_000  # holdings records kept per account for the intraday portfolio history
 
 
 def now_utc() -> datetime:
@@ -773,6 +774,10 @@ class Broker:
         acct.timeline.append(
             (self.market.clock.timestamp(), acct.cash, {p.symbol: p.qty for p in acct.positions.values()})
         )
+        if len(acct.timeline) > TIMELINE_MAX:  # bounded: the oldest half folds into the base state
+            half = TIMELINE_MAX // 2
+            acct.timeline_base = acct.timeline[half - 1][1:]
+            del acct.timeline[:half]
 
     @staticmethod
     def _book(

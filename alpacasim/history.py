@@ -69,7 +69,10 @@ def _intraday(broker, acct, now, days, timeframe, reporting, per_day) -> dict:
 
     def equity_at(ts: float) -> Decimal:
         i = bisect.bisect_right(keys, ts)
-        cash, holdings = (timeline[i - 1][1], timeline[i - 1][2]) if i else (acct.initial_cash, {})
+        if i:
+            cash, holdings = timeline[i - 1][1], timeline[i - 1][2]
+        else:
+            cash, holdings = acct.timeline_base or (acct.initial_cash, {})
         at = datetime.fromtimestamp(ts, NY)
         return cash + sum(
             (qty * broker.close_price(sym, at) * (100 if parse_occ(sym) else 1) for sym, qty in holdings.items()),
