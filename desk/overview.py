@@ -29,7 +29,7 @@ PAGE_SIZE = 50
 # ?sort= keys (a leading "-" sorts descending) and what they sort by; ties by account id.
 SORTS = {
     "account": "account_id", "type": "account_type", "cash": "last_cash", "equity": "last_equity",
-    "day_pl": "day_pl", "open_orders": "open_orders", "managed": "managed_positions",
+    "day_pl": "day_pl", "open_orders": "open_orders", "managed": "managed_open",
 }
 DEFAULT_SORT = "account"
 
@@ -57,7 +57,7 @@ def overview_queryset(*, query: str = "", sort: str = DEFAULT_SORT, now: dt.date
         start_equity=Subquery(before_today.values("equity")[:1], output_field=money),
         day_pl=F("last_equity") - F("start_equity"),
         open_orders=_count(open_orders),
-        managed_positions=_count(managed),
+        managed_open=_count(managed),
     )
     if query:
         accounts = accounts.filter(Q(account_id__icontains=query) | Q(name__icontains=query) | Q(tier__iexact=query))
@@ -87,6 +87,6 @@ def accounts_overview(*, query: str = "", sort: str = DEFAULT_SORT, page: int | 
     rows = [{
         "account": a, "state": account_trading_state(a), "cash": a.last_cash, "equity": a.last_equity,
         "day_pl": a.day_pl, "fetched_at": a.last_fetched_at, "open_orders": a.open_orders,
-        "positions": positions.get(a.pk, 0), "managed": a.managed_positions,
+        "positions": positions.get(a.pk, 0), "managed": a.managed_open,
     } for a in items]
     return OverviewPage(page=shown, rows=rows, sort=sort, query=query.strip())
