@@ -1,6 +1,7 @@
 """The latency monitor, read from the order ledger (``OrderRecord``): p50/p95/p99 of total, broker and
 overhead ms, with accept/refuse/reject/fail rates, over the last N days, by UTC day, UTC hour of day,
-order type and source. On PostgreSQL one scan (GROUPING SETS, percentile_cont); elsewhere in Python
+order type and source. Orders the gateway placed only: an external order (seen on the trade-updates
+stream) has no gateway timing and no gateway outcome. On PostgreSQL one scan (GROUPING SETS, percentile_cont); elsewhere in Python
 with the same percentile (``opitios.stats.percentile_cont``)."""
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from opitios.stats import percentile_cont
-from trading.models import OrderRecord, Outcome
+from trading.models import OrderRecord, Outcome, Source
 
 PERCENTILES = (0.5, 0.95, 0.99)
 MEASURES = ("total_ms", "broker_ms", "overhead_ms")
@@ -36,7 +37,8 @@ def latency_monitor(*, days: int = DEFAULT_DAYS, now: dt.datetime | None = None)
         })
     for rows in result.values():
         rows.sort(key=lambda row: (row["key"] is None, row["key"]))
-    return {"days": days, "since": since, "groups": result}
+    return {"days": days, "since": since, "groups": result,
+            "calendar": [(since + dt.timedelta(days=n)).date() for n in range(days)]}
 
 
 def _sql(since: dt.datetime) -> dict:
@@ -50,10 +52,10 @@ def _sql(since: dt.datetime) -> dict:
         f"SELECT ({col['received_at']} AT TIME ZONE 'UTC')::date AS d,",
         f"extract(hour FROM {col['received_at']} AT TIME ZONE 'UTC')::int AS h, {col['order_type']} AS t, {col['source']} AS s,",
         f"{col['outcome']} AS outcome, {col['total_ms']} AS total_ms, {col['broker_ms']} AS broker_ms, {col['overhead_ms']} AS overhead_ms",
-        f"FROM {q(meta.db_table)} WHERE {col['received_at']} >= %s AND {col['outcome']} <> %s) AS x",
+        f"FROM {q(meta.db_table)} WHERE {col['received_at']} >= %s AND {col['outcome']} <> %s AND {col['source']} <> %s) AS x",
         "GROUP BY GROUPING SETS ((), (d), (h), (t), (s))",
     ])
-    params = [o.value for o in OUTCOMES] + [*PERCENTILES] * len(MEASURES) + [since, Outcome.PENDING.value]
+    params = [o.value for o in OUTCOMES] + [*PERCENTILES] * len(MEASURES) + [since, Outcome.PENDING.value, Source.EXTERNAL.value]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -70,7 +72,7 @@ def _sql(since: dt.datetime) -> dict:
 
 def _python(since: dt.datetime) -> dict:
     buckets: dict[tuple, dict] = defaultdict(lambda: {"count": 0, "outcomes": defaultdict(int), **{m: [] for m in MEASURES}})
-    rows = (OrderRecord.objects.filter(received_at__gte=since).exclude(outcome=Outcome.PENDING)
+    rows = (OrderRecord.objects.filter(received_at__gte=since).exclude(outcome=Outcome.PENDING).exclude(source=Source.EXTERNAL)
             .values_list("received_at", "order_type", "source", "outcome", *MEASURES))
     for received_at, order_type, source, outcome, *values in rows.iterator(chunk_size=5000):
         at = received_at.astimezone(dt.UTC)

@@ -31,7 +31,7 @@ def desk_view(view):
             raise PermissionDenied
         started = time.perf_counter()
         title, template, context = view(request, *args, **kwargs)
-        context = {**admin.site.each_context(request), "title": title, "desk_page": view.__name__, **context,
+        context = {**admin.site.each_context(request), "site_header": "Opitios desk", "title": title, "desk_page": view.__name__, **context,
                    "built_ms": round((time.perf_counter() - started) * 1000, 1)}
         return TemplateResponse(request, f"desk/{template}", context)
 
@@ -73,9 +73,10 @@ def account_page(request, account_id: str):
 def latency(request):
     days = max(1, min(_int(request.GET.get("days"), DEFAULT_DAYS), MAX_DAYS))
     monitor = latency_monitor(days=days)
-    by_day = monitor["groups"]["day"]
-    chart = line_chart(labels=[row["key"].strftime("%m-%d") for row in by_day],
-                       series=[(f"total {p}", colour, [row["total_ms"][p] for row in by_day])
+    by_day = {row["key"]: row for row in monitor["groups"]["day"]}
+    days = monitor["calendar"]  # every day of the window, with data or not
+    chart = line_chart(labels=[day.strftime("%m-%d") for day in days],
+                       series=[(f"total {p}", colour, [by_day[day]["total_ms"][p] if day in by_day else None for day in days])
                                for p, colour in (("p50", "#417690"), ("p95", "#e0a800"), ("p99", "#ba2121"))],
                        css_class="latency-chart", aria_label="order latency by day", value_text=lambda v: f"{v:.1f} ms",
                        empty_text="no orders in these days")

@@ -24,18 +24,18 @@ pytestmark = [
 MONEY = re.compile(r"[−+]?\$\d{1,3}(,\d{3})*\.\d{2}")
 
 
-def _login(browser, live_server, username: str, next_page: str):
+def _login(driver, live_server, username: str, next_page: str):
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{live_server.url}{next_page}")  # not logged in: the admin's login page, then back here
-    _wait_for(browser, "input[name=username]").send_keys(username)
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    _wait_for(browser, "#user-tools")
+    driver.get(f"{live_server.url}{next_page}")  # not logged in: the admin's login page, then back here
+    _wait_for(driver, "input[name=username]").send_keys(username)
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    _wait_for(driver, "#user-tools")
 
 
-def _status(browser, url: str) -> int:
-    return browser.execute_async_script(
+def _status(driver, url: str) -> int:
+    return driver.execute_async_script(
         "const done = arguments[arguments.length - 1]; fetch(arguments[0], {redirect: 'manual'}).then(r => done(r.status));", url)
 
 
@@ -57,7 +57,7 @@ def desk(transactional_db, live):  # noqa: F811
     account = accounts[0]
     for n in range(1, 17):  # with the fills' orders below, all fit the account page's 25 recent orders
         record(account, n=n, received_at=now - timedelta(minutes=n * 7), total_ms=3.0 + n / 4, broker_ms=2.0 + n / 5, overhead_ms=1.0 + n / 20,
-               outcome="refused" if n % 4 == 0 else "accepted", order_type="limit" if n % 3 else "market", source="sellbot" if n % 4 == 0 else "api")
+               outcome="refused" if n % 4 == 0 else "accepted", broker_status="" if n % 4 == 0 else "filled", order_type="limit" if n % 3 else "market", source="sellbot" if n % 4 == 0 else "api")
     order = {"symbol": "MSFT", "qty": "2", "side": "buy", "type": "market", "time_in_force": "day", "client_order_id": "desk-e2e-1"}
     assert client_for(token(user_id="u1", account_id=account.account_id)).post("/api/v1/stocks/order", order, format="json").status_code == 201
     day = 24 * 60
@@ -72,7 +72,7 @@ def desk(transactional_db, live):  # noqa: F811
     return account
 
 
-def test_desk_user_in_a_real_browser(browser, live_server, desk):
+def test_desk_user_in_a_real_browser(browser, live_server, desk):  # noqa: F811
     from selenium.webdriver.common.by import By
 
     _login(browser, live_server, "dana", "/desk/")
@@ -120,7 +120,7 @@ def test_desk_user_in_a_real_browser(browser, live_server, desk):
         assert _status(browser, live_server.url + page) == 403, page
 
 
-def test_compliance_officer_is_kept_out_of_the_desk(browser, live_server, desk):
+def test_compliance_officer_is_kept_out_of_the_desk(browser, live_server, desk):  # noqa: F811
     from selenium.webdriver.common.by import By
 
     _login(browser, live_server, "officer", "/admin/")
