@@ -2,13 +2,18 @@
 overhead ms, with accept/refuse/reject/fail rates, over the last N days, by UTC day, UTC hour of day,
 order type and source. Orders the gateway placed only: an external order (seen on the trade-updates
 stream) has no gateway timing and no gateway outcome. On PostgreSQL one scan (GROUPING SETS, percentile_cont); elsewhere in Python
-with the same percentile (``opitios.stats.percentile_cont``)."""
+with the same percentile (``opitios.stats.percentile_cont``). The page reads ``latency_monitor_cached``: the
+figures of each window are computed at most every CACHE_SECONDS (one scan of up to a month of orders is
+too slow to repeat per page view), and the page says when they were computed."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from collections import defaultdict
 
-from django.db import connection
+from django.core.cache import cache
+from django.db import connection, transaction
 from django.utils import timezone
 
 from opitios.stats import percentile_cont
@@ -21,6 +26,36 @@ DIMENSIONS = ("all", "day", "hour", "order_type", "source")
 DEFAULT_DAYS, MAX_DAYS = 7, 31
 # GROUPING(d, h, t, s) of each grouping set: a bit is 1 where the column is not grouped.
 _MASKS = {15: "all", 7: "day", 11: "hour", 13: "order_type", 14: "source"}
+CACHE_SECONDS = 30
+_CACHE_KEY = "desk:latency:{days}"
+
+logger = logging.getLogger("opitios.desk")
+
+
+def latency_monitor_cached(*, days: int = DEFAULT_DAYS) -> dict:
+    """``latency_monitor`` computed at most every CACHE_SECONDS per window, with ``computed_at`` and
+    ``compute_ms``; a cache that fails only costs the computation."""
+    days = max(1, min(int(days), MAX_DAYS))
+    key = _CACHE_KEY.format(days=days)
+    try:
+        cached = cache.get(key)
+    except Exception:  # noqa: BLE001 - the cache is an optimisation here
+        logger.warning("latency monitor: cache read failed", exc_info=True)
+        cached = None
+    if cached is not None:
+        return cached
+    started = time.perf_counter()
+    result = latency_monitor(days=days)
+    result.update(computed_at=timezone.now(), compute_ms=round((time.perf_counter() - started) * 1000, 1))
+    try:
+        cache.set(key, result, CACHE_SECONDS)
+    except Exception:  # noqa: BLE001
+        logger.warning("latency monitor: cache write failed", exc_info=True)
+    return result
+
+
+def forget_cached() -> None:
+    cache.delete_many([_CACHE_KEY.format(days=days) for days in range(1, MAX_DAYS + 1)])
 
 
 def latency_monitor(*, days: int = DEFAULT_DAYS, now: dt.datetime | None = None) -> dict:
@@ -56,7 +91,8 @@ def _sql(since: dt.datetime) -> dict:
         "GROUP BY GROUPING SETS ((), (d), (h), (t), (s))",
     ])
     params = [o.value for o in OUTCOMES] + [*PERCENTILES] * len(MEASURES) + [since, Outcome.PENDING.value, Source.EXTERNAL.value]
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '64MB'")  # fifteen percentile sorts of up to a month of orders, in memory
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     groups = {}

@@ -14,7 +14,7 @@ from accounts.models import AlpacaAccount
 from audit.charts import line_chart
 from desk import account as account_reads
 from desk import broker_reads
-from desk.latency import DEFAULT_DAYS, MAX_DAYS, latency_monitor
+from desk.latency import CACHE_SECONDS, DEFAULT_DAYS, MAX_DAYS, latency_monitor_cached
 from desk.overview import SORTS, accounts_overview
 from desk.permissions import DESK_PERMISSION
 from desk.quotes import quotes_connection
@@ -72,7 +72,7 @@ def account_page(request, account_id: str):
 @desk_view
 def latency(request):
     days = max(1, min(_int(request.GET.get("days"), DEFAULT_DAYS), MAX_DAYS))
-    monitor = latency_monitor(days=days)
+    monitor = latency_monitor_cached(days=days)
     by_day = {row["key"]: row for row in monitor["groups"]["day"]}
     days = monitor["calendar"]  # every day of the window, with data or not
     chart = line_chart(labels=[day.strftime("%m-%d") for day in days],
@@ -80,7 +80,7 @@ def latency(request):
                                for p, colour in (("p50", "#417690"), ("p95", "#e0a800"), ("p99", "#ba2121"))],
                        css_class="latency-chart", aria_label="order latency by day", value_text=lambda v: f"{v:.1f} ms",
                        empty_text="no orders in these days")
-    return "Latency", "latency.html", {"monitor": monitor, "chart": chart, "day_choices": (1, 7, 14, 30)}
+    return "Latency", "latency.html", {"monitor": monitor, "chart": chart, "day_choices": (1, 7, 14, 30), "cache_seconds": CACHE_SECONDS}
 
 
 @desk_view

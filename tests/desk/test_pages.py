@@ -99,6 +99,10 @@ def test_latency_monitor_percentiles_and_rates_from_the_ledger(desk_client):
     by_type = body.split('id="latency-order_type"')[1].split("</table>")[0]
     assert "limit" in by_type and "market" in by_type and ">50<" in by_type
     assert '<svg class="latency-chart"' in body
+    computed = re.search(r'id="latency-computed">([^<]+)<', body).group(1)
+    assert MS_TIME.search(computed) and "recomputed at most every 30 s" in computed
+    again = desk_client.get("/desk/latency/?days=1").content.decode()  # within the 30 s: the same figures, not a new scan
+    assert re.search(r'id="latency-computed">([^<]+)<', again).group(1) == computed
 
 
 def test_traffic_monitor_counts_requests_per_route_and_throttles(desk_client):

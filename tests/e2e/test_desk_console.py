@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from tests.desk.conftest import PASSWORD, ensure_desk_group, record, snapshot, user_in
+from tests.desk.conftest import PASSWORD, _fresh_latency_figures, ensure_desk_group, record, snapshot, user_in  # noqa: F401 - a fixture
 from tests.desk.test_account_page import OPTION, fill, live  # noqa: F401 - live is a fixture
 from tests.e2e.test_compliance_admin import CHROMEDRIVER, CHROMIUM, MS_TIME, _snap, _wait_for, browser  # noqa: F401 - browser is a fixture
 from tests.helpers.sim import sim, sim_server  # noqa: F401 - fixtures
@@ -130,3 +130,43 @@ def test_compliance_officer_is_kept_out_of_the_desk(browser, live_server, desk):
     browser.get(f"{live_server.url}/admin/trading/orderrecord/")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")) >= 17  # the same records, read-only
     assert not browser.find_elements(By.NAME, "_save")
+
+
+@pytest.fixture
+def ws_server(sim_server, tmp_path):  # noqa: F811
+    """/ws/market-data in its own process (and the hub: in it on embedded defaults, beside it with Redis) on
+    alpacasim's streams; market data public, as in the demo."""
+    import os
+
+    import yaml
+
+    from tests.helpers.stack import REPO_ROOT, Stack
+
+    data = yaml.safe_load((REPO_ROOT / "secrets.example.yml").read_text())
+    data["api"]["market_data_public"] = True
+    secrets = tmp_path / "secrets.yml"
+    secrets.write_text(yaml.safe_dump(data))
+    env = {"OPITIOS_SECRETS": str(secrets), "ALPACA_PAPER_URL": sim_server.paper_url, "ALPACA_LIVE_URL": sim_server.live_url,
+           "ALPACA_DATA_URL": sim_server.data_url}
+    stack = Stack(tmp_path / "stack", processes=("ws", "hub") if os.environ.get("REDIS_URL") else ("ws",), env=env)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_live_quotes_panel_streams_in_the_browser(browser, live_server, ws_server, transactional_db, monkeypatch):  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ensure_desk_group()
+    user_in("Desk", "dana")
+    monkeypatch.setenv("OPITIOS_WS_PUBLIC_URL", f"ws://127.0.0.1:{ws_server.ws_port}/ws/market-data")
+    _login(browser, live_server, "dana", "/desk/quotes/?symbols=AAPL,MSFT")
+    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "tr[data-symbol=AAPL] td.bid").text.startswith("$"))
+    row = browser.find_element(By.CSS_SELECTOR, "tr[data-symbol=AAPL]")
+    assert MONEY.fullmatch(row.find_element(By.CSS_SELECTOR, "td.ask").text)
+    assert MS_TIME.fullmatch(row.find_element(By.CSS_SELECTOR, "td.at").text)
+    assert browser.find_element(By.ID, "quotes-status").text.startswith("live, 2 symbols")
+    _snap(browser, "desk-quotes.png")
