@@ -1,6 +1,6 @@
 """The desk dashboard's pages with 1,000 accounts and 100,000 order records (target: each page ≤ 300 ms p95).
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/opitios python -m bench.desk_pages [--samples 40] [--smoke]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/opitios python -m bench.desk_pages [--samples 20] [--smoke]
 
 Runs alpacasim with ``--accounts N`` (the account page's two broker calls go to it) and a throwaway test
 database (``test_<name>``, created, migrated, dropped). Seeds N accounts with two balance snapshots each
@@ -95,7 +95,7 @@ def seed(n_accounts: int, records_per_account: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument("--samples", type=int, default=40, help="timed GETs per page")
+    parser.add_argument("--samples", type=int, default=20, help="timed GETs per page")
     parser.add_argument("--smoke", action="store_true", help="50 accounts, 5,000 records, a few samples")
     args = parser.parse_args()
     n_accounts, samples = (50, 4) if args.smoke else (args.accounts, args.samples)
