@@ -23,6 +23,7 @@ api_v1 = [
 urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("admin/compliance/", include("trading.compliance")),
+    path("desk/", include("desk.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/v1/", include("accounts.urls")),

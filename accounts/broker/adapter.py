@@ -29,6 +29,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import ContractType, OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import (
     GetOrdersRequest,
+    GetPortfolioHistoryRequest,
     LimitOrderRequest,
     MarketOrderRequest,
     StopLimitOrderRequest,
@@ -51,13 +52,23 @@ from accounts.broker.contract import (
     BrokerTimeout,
     BrokerUnavailable,
     Clock,
+    EquityPoint,
     OptionContractQuote,
     OrderRequest,
     Position,
     Quote,
     UpstreamRateLimited,
 )
-from accounts.broker.convert import to_account_info, to_bar, to_option_contract, to_order, to_position, to_quote, to_utc
+from accounts.broker.convert import (
+    to_account_info,
+    to_bar,
+    to_equity_points,
+    to_option_contract,
+    to_order,
+    to_position,
+    to_quote,
+    to_utc,
+)
 from accounts.broker.session import TimeoutSession, read_timeout
 from opitios.metrics import upstream_observed
 
@@ -284,6 +295,11 @@ class AlpacaAccountBroker(AccountBroker):
     def get_clock(self) -> Clock:
         c = self._call(self._trading.get_clock)
         return Clock(timestamp=to_utc(c.timestamp), is_open=bool(c.is_open), next_open=to_utc(c.next_open), next_close=to_utc(c.next_close))
+
+    def get_portfolio_history(self, *, period: str = "1M") -> list[EquityPoint]:
+        """Daily equity over ``period`` (``1W``, ``1M``, ``3M``, ``1A``): the desk's equity curve."""
+        request = GetPortfolioHistoryRequest(period=period, timeframe="1D")
+        return to_equity_points(self._call(self._trading.get_portfolio_history, request))
 
     # --- market data (called by the router) ---
     def _stock_quotes(self, symbols: list[str]) -> dict[str, Quote]:

@@ -192,6 +192,15 @@ class Clock:
     next_close: datetime
 
 
+@dataclass(frozen=True)
+class EquityPoint:
+    """One point of an account's portfolio history: the equity at ``at`` and its P&L from the period's base."""
+
+    at: datetime  # aware UTC
+    equity: Decimal | None
+    profit_loss: Decimal | None
+
+
 class AccountBroker(Protocol):
     """Trading calls on one account."""
 
@@ -208,6 +217,7 @@ class AccountBroker(Protocol):
                     after: datetime | None = None) -> list[BrokerOrder]: ...
     def cancel_order(self, order_id: str) -> None: ...
     def get_clock(self) -> Clock: ...
+    def get_portfolio_history(self, *, period: str = "1M") -> list[EquityPoint]: ...
 
 
 class MarketData(Protocol):

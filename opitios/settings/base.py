@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "sellbot",
     "streaming",
     "lifecycle",
+    "desk",
 ]
 
 MIDDLEWARE = [
