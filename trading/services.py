@@ -32,6 +32,7 @@ from . import balance as bal
 from .bulkhead import order_slot
 from .intents import OPTION, OrderIntent, intent_validate
 from .models import FINAL_OUTCOMES, OrderRecord, Outcome, Source
+from .pretrade import pretrade_refusal
 from .selectors import balance_settings, trading_config
 
 logger = logging.getLogger("opitios.trading.orders")
@@ -626,7 +627,8 @@ def _place_at_broker(*, record: OrderRecord, account: AlpacaAccount, intent: Ord
             return _recover(record, account=account, intent=intent, existing=existing, check=None)
         record.submitted_at = None
 
-    refusal = _limit_refusal(account=account, intent=intent)
+    # The risk controls (trading state, restricted symbols, rate and open-order caps, price collar): trading/pretrade.py.
+    refusal = _limit_refusal(account=account, intent=intent) or pretrade_refusal(account=account, intent=intent, broker=broker)
     if refusal:
         return refuse(refusal)
 
