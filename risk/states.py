@@ -78,10 +78,11 @@ class _Snapshot:
         self.rows: dict[str, ScopeState] | None = None
         self.version: int | None = None
         self.checked_at = float("-inf")
+        self.seen: tuple[int, float] | None = None  # (version, when) read by another caller's round trip
 
     def clear(self) -> None:
         with self.lock:
-            self.rows, self.version, self.checked_at = None, None, float("-inf")
+            self.rows, self.version, self.checked_at, self.seen = None, None, float("-inf"), None
 
 
 _snapshot = _Snapshot()
@@ -109,7 +110,8 @@ def _rows() -> dict[str, ScopeState]:
     rows = snap.rows
     if rows is not None and now - snap.checked_at < CHECK_SECONDS:
         return rows
-    version = _version()
+    seen = snap.seen
+    version = seen[0] if seen is not None and now - seen[1] < CHECK_SECONDS else _version()
     if rows is not None and version is not None and version == snap.version:
         snap.checked_at = now
         return rows
@@ -118,6 +120,17 @@ def _rows() -> dict[str, ScopeState]:
         with snap.lock:
             snap.rows, snap.version, snap.checked_at = rows, version, now
     return rows
+
+
+def version_seen(value: int | None) -> None:
+    """The shared version as a caller just read it in a round trip of its own (the API throttle reads
+    it with its counters): the next read of the states uses it instead of reading it again."""
+    if value is None:
+        return
+    snap = _snapshot
+    snap.seen = (value, time.monotonic())
+    if value != snap.version:
+        snap.checked_at = float("-inf")
 
 
 def _move_version() -> None:

@@ -25,10 +25,9 @@ from risk.states import trading_state_effective
 from . import quote_source
 from .balance import reduces_position
 from .intents import OPTION, OrderIntent
+from .throttles import order_rate_prefix
 
 logger = logging.getLogger("opitios.trading.risk")
-
-RATE_PREFIX = "risk:ops"
 
 
 @dataclass
@@ -131,7 +130,8 @@ def _rate_refusal(cfg: RiskSettings, account: AlpacaAccount) -> Refusal | None:
     if limit is None:
         return None
     # Shared by every process (Redis, or the embedded counter table); a store outage counts per process.
-    taken = budget.window_take(f"{RATE_PREFIX}:{account.pk}", limit, window=1)
+    # On the order routes the throttle already counted it in its round trip (trading/throttles.py).
+    taken = budget.window_take_precounted(order_rate_prefix(account.pk), limit, window=1)
     if taken.allowed:
         return None
     return Refusal("order_rate_exceeded", f"Account {account.account_id} is limited to {limit} orders per second; retry shortly.",
