@@ -63,7 +63,8 @@ class TradingStateAdmin(admin.ModelAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
-        TradingState.objects.get_or_create(scope=GLOBAL)  # the global row is always there to act on
+        if self.has_change_permission(request):  # the global row is there to act on (officers only look)
+            TradingState.objects.get_or_create(scope=GLOBAL)
         return super().changelist_view(request, extra_context)
 
 
