@@ -76,3 +76,19 @@ def test_order_rate_cap_per_account(live, config_file):
     assert AuditEvent.objects.filter(action="order.refused", object_id=str(refused.first().pk)).exists()
     # another account has its own budget
     assert buy(trader("account_002")).status_code == 201
+
+
+def test_price_collar_uses_the_fresh_streamed_quote_first(live, config_file):
+    import time
+
+    from opitios import lastvalue
+
+    live.set_price("AAPL", 100.0)  # REST would say 100
+    config_file.set("trading", price_collar_pct=5)
+    config_file.set("market_data", max_quote_age_ms=5000)
+    lastvalue.put(lastvalue.key("q", "AAPL"), {"bid": 199.9, "ask": 200.0, "bid_size": 1, "ask_size": 1,
+                                                "timestamp": "2026-01-02T15:00:00Z", "received_at": time.time()})
+    r = buy(trader(), type="limit", limit_price="100.00", time_in_force="gtc")
+    _refused(r, "price_collar")
+    assert r.json()["error"]["details"]["reference_source"] == "stream"
+    assert r.json()["error"]["details"]["reference_price"] == "200.0"

@@ -8,6 +8,7 @@ import pytest
 from accounts.models import AlpacaAccount
 from audit.models import AuditEvent
 from risk.states import trading_state_get
+from tests.audit.conftest import requires_postgres
 from trading.models import OrderRecord
 
 from .conftest import admin, buy, client_for, set_state, token, trader
@@ -128,3 +129,16 @@ def test_flatten_is_admin_only(live):
     assert r.status_code == 403
     r = admin().post("/api/v1/admin/flatten", {"reason": "x"}, format="json")
     assert r.status_code == 400
+
+
+@requires_postgres  # the test SQLite database (in memory, shared cache) refuses concurrent writers instead of waiting
+@pytest.mark.django_db(transaction=True)
+def test_flatten_runs_accounts_concurrently_outside_a_transaction(live):
+    """The pool path: each account on its own thread and connection (tests above run inside the test's transaction)."""
+    for account_id in ("account_001", "account_002"):
+        assert buy(trader(account_id), qty="2").status_code == 201
+    r = admin().post("/api/v1/admin/flatten", {"account_ids": ["account_001", "account_002"], "reason": "eod"}, format="json")
+    assert r.status_code == 200, r.json()
+    assert r.json()["summary"] == {"accounts": 2, "completed": 2, "incomplete": 0, "failed": 0}
+    assert _positions("account_001") == {} and _positions("account_002") == {}
+    assert OrderRecord.objects.filter(client_order_id__startswith="flat-", outcome="accepted").count() == 2
