@@ -25,9 +25,14 @@ from risk.states import trading_state_effective
 from . import quote_source
 from .balance import reduces_position
 from .intents import OPTION, OrderIntent
-from .throttles import order_rate_prefix
 
 logger = logging.getLogger("opitios.trading.risk")
+
+
+def order_rate_prefix(account_pk: int) -> str:
+    """The counter of an account's orders per second (``trading.max_orders_per_second``); the order
+    routes' throttle counts it in its own round trip (trading/throttles.py)."""
+    return f"risk:ops:{account_pk}"
 
 
 @dataclass

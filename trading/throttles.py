@@ -28,12 +28,9 @@ from opitios.config import current_config
 from opitios.health import DEGRADED, OK, register_section
 from risk import states as risk_states
 
+from .pretrade import order_rate_prefix
+
 logger = logging.getLogger("opitios.trading.throttles")
-
-
-def order_rate_prefix(account_pk: int) -> str:
-    """The counter of an account's orders per second (``trading.max_orders_per_second``)."""
-    return f"risk:ops:{account_pk}"
 
 _last_failure: dict = {"at": None, "error": None}
 DEGRADED_FOR_SECONDS = 60
