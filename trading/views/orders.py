@@ -12,6 +12,7 @@ from accounts.models import AlpacaAccount
 from opitios.auth import token_user_id
 from opitios.errors import ApplicationError
 
+from ..errors import placement_response
 from ..formatting import account_ref_json
 from ..intents import STOCK, OrderIntent, client_intent_errors
 from ..models import Source
@@ -37,8 +38,9 @@ from .manage import CANCEL_ALL_SCHEMA, cancel_all
 TAGS = ["orders"]
 
 
-def _respond(result) -> Response:
-    return Response(result.body, status=result.http_status, headers=result.headers)
+def _respond(placement) -> Response:
+    status, body, headers = placement_response(placement)
+    return Response(body, status=status, headers=headers)
 
 
 class _PlaceOrderView(TradingAPIView):
