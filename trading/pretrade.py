@@ -6,12 +6,13 @@ check, so a refusal is recorded, audited and logged like every other. Broker rea
 position, the open orders, a REST quote) are made only when a rule needs them, each within
 ``trading.balance_check_timeout_ms``. The collar and the open-order cap fail open with a warning
 when their read fails; a reduce-only decision fails closed (an order not known to reduce is refused).
+Each refusal is the pipeline's ``Refusal`` (code, message, details); its HTTP status is in trading/errors.py.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from accounts import broker as broker_seam
@@ -25,6 +26,7 @@ from risk.states import trading_state_effective
 from . import quote_source
 from .balance import reduces_position
 from .intents import OPTION, OrderIntent
+from .results import Refusal
 
 logger = logging.getLogger("opitios.trading.risk")
 
@@ -33,16 +35,6 @@ def order_rate_prefix(account_pk: int) -> str:
     """The counter of an account's orders per second (``trading.max_orders_per_second``); the order
     routes' throttle counts it in its own round trip (trading/throttles.py)."""
     return f"risk:ops:{account_pk}"
-
-
-@dataclass
-class Refusal:
-    """The same shape as the pipeline's own refusals (code, message, status, details, headers)."""
-    code: str
-    message: str
-    http_status: int
-    details: dict = field(default_factory=dict)
-    headers: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -109,13 +101,13 @@ def _state_refusal(account: AlpacaAccount, intent: OrderIntent, reduces: _Reduce
     where = "globally" if state.scope == "global" else f"on account {account.account_id}"
     details = {"trading_state": {"state": state.state, "scope": state.scope, "reason": state.reason}}
     if state.state == State.HALTED:
-        return Refusal("trading_halted", f"Trading is halted {where}: {state.reason}. Only cancels are accepted.", 422, details)
+        return Refusal("trading_halted", f"Trading is halted {where}: {state.reason}. Only cancels are accepted.", details)
     if not reduces():
         return Refusal(
             "reduce_only",
             f"Trading is reduce-only {where}: {state.reason}. Only an order that reduces an existing position "
             f"(a sell of at most the long quantity, a buy of at most the short quantity) is accepted.",
-            422, details,
+            details,
         )
     return None
 
@@ -127,7 +119,7 @@ def _restricted_refusal(cfg: RiskSettings, intent: OrderIntent, reduces: _Reduce
     if reduces():
         return None
     return Refusal("symbol_restricted", f"{intent.symbol} is a restricted symbol: only orders that reduce a position are accepted.",
-                   422, {"symbol": intent.symbol})
+                   {"symbol": intent.symbol})
 
 
 def _rate_refusal(cfg: RiskSettings, account: AlpacaAccount) -> Refusal | None:
@@ -140,7 +132,7 @@ def _rate_refusal(cfg: RiskSettings, account: AlpacaAccount) -> Refusal | None:
     if taken.allowed:
         return None
     return Refusal("order_rate_exceeded", f"Account {account.account_id} is limited to {limit} orders per second; retry shortly.",
-                   429, {"max_orders_per_second": limit}, {"Retry-After": str(taken.retry_after)})
+                   {"max_orders_per_second": limit, "retry_after_seconds": taken.retry_after})
 
 
 def _open_orders_refusal(cfg: RiskSettings, account: AlpacaAccount, intent: OrderIntent, broker: AccountBroker,
@@ -156,7 +148,7 @@ def _open_orders_refusal(cfg: RiskSettings, account: AlpacaAccount, intent: Orde
     if count < cap or reduces():  # closing a position is never blocked by the cap
         return None
     return Refusal("open_order_limit", f"Account {account.account_id} has {count} open orders, the maximum ({cap}); "
-                   "cancel some first.", 422, {"max_open_orders": cap, "open_orders": count})
+                   "cancel some first.", {"max_open_orders": cap, "open_orders": count})
 
 
 def _reference(account: AlpacaAccount, intent: OrderIntent, timeout: float) -> tuple[Decimal | None, str]:
@@ -197,7 +189,6 @@ def _collar_refusal(cfg: RiskSettings, account: AlpacaAccount, intent: OrderInte
                 "price_collar",
                 f"{name} {price} is {away:.2f}% away from the reference price {reference} of {intent.symbol} ({source}), "
                 f"beyond the {pct}% collar.",
-                422,
                 {"price_collar_pct": str(pct), "reference_price": str(reference), "reference_source": source, "field": name},
             )
     return None
