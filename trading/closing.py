@@ -21,14 +21,16 @@ from accounts import broker as broker_seam
 from accounts.broker import BrokerError, Position
 from accounts.models import AlpacaAccount
 from audit.services import audit_record
-from opitios.errors import ApplicationError, error_body
+from opitios.errors import ApplicationError, error_body, error_status
 from risk.models import State
 from risk.states import trading_state_set
 
+from .errors import broker_error_parts, placement_response
 from .formatting import account_ref_json
 from .intents import OPTION, STOCK, OrderIntent
 from .models import Source
-from .services import BULK_WORKERS, OrderResult, order_cancel, order_place, utcnow
+from .results import Placement
+from .services import BULK_WORKERS, order_cancel, order_place, utcnow
 
 logger = logging.getLogger("opitios.trading.orders")
 
@@ -37,8 +39,11 @@ CANCEL_SETTLE_SECONDS = 3.0  # how long a flatten waits for its cancels to leave
 
 
 def _error(exc: BrokerError | ApplicationError) -> dict:
-    status = exc.http_status if isinstance(exc, BrokerError) else exc.status_code
-    return {"status_code": status, **error_body(exc.code, exc.message or exc.code)}
+    """One failed row: the status and error body the single handler would answer (trading/errors.py)."""
+    if isinstance(exc, BrokerError):
+        code, message, details = broker_error_parts(exc)
+        return {"status_code": error_status(code, default=exc.http_status), **error_body(code, message, details)}
+    return {"status_code": exc.status_code, **error_body(exc.code, exc.message or exc.code, exc.details)}
 
 
 # --- cancel all ------------------------------------------------------------------------------
@@ -90,7 +95,7 @@ def _close_intent(position: Position, qty: Decimal, client_order_id: str | None)
 
 
 def position_close(*, account: AlpacaAccount, symbol: str, user_id: str, qty: Decimal | None = None,
-                   percentage: Decimal | None = None, received_at: datetime | None = None) -> OrderResult:
+                   percentage: Decimal | None = None, received_at: datetime | None = None) -> Placement:
     """Close one position (or ``qty`` / ``percentage`` of it) with a market order through the pipeline.
     404 ``position_not_found`` when the account holds none."""
     received_at = received_at or utcnow()
@@ -108,9 +113,10 @@ def _flatten_client_order_id(key: str, account: AlpacaAccount, position: Positio
     return f"flat-{digest[:40]}"
 
 
-def _result_json(symbol: str, result: OrderResult) -> dict:
-    row = {"symbol": symbol, "status_code": result.http_status}
-    return {**row, "order": result.body} if result.ok else {**row, "error": result.body["error"]}
+def _result_json(symbol: str, placement: Placement) -> dict:
+    status, body, _ = placement_response(placement)
+    row = {"symbol": symbol, "status_code": status}
+    return {**row, "order": body} if status < 400 else {**row, "error": body["error"]}
 
 
 def positions_close_all(*, account: AlpacaAccount, user_id: str, received_at: datetime | None = None,
@@ -123,12 +129,12 @@ def positions_close_all(*, account: AlpacaAccount, user_id: str, received_at: da
     for position in positions:
         cid = _flatten_client_order_id(flatten_key, account, position) if flatten_key else None
         try:
-            result = order_place(account=account, intent=_close_intent(position, abs(position.qty), cid), source=Source.API,
-                                 user_id=user_id, received_at=received_at)
+            placement = order_place(account=account, intent=_close_intent(position, abs(position.qty), cid), source=Source.API,
+                                    user_id=user_id, received_at=received_at)
         except ApplicationError as exc:
             results.append({"symbol": position.symbol, **_error(exc)})
             continue
-        results.append(_result_json(position.symbol, result))
+        results.append(_result_json(position.symbol, placement))
     failed = sum(1 for r in results if r["status_code"] >= 400)
     return {"account": account_ref_json(account), "results": results,
             "summary": {"positions": len(results), "closing": len(results) - failed, "failed": failed}}

@@ -18,6 +18,7 @@ from ..closing_serializers import (
     FlattenInSerializer,
     FlattenSerializer,
 )
+from ..errors import placement_response
 from ..permissions import HasTrading
 from ..selectors import account_readable
 from ..serializers import AccountQuerySerializer, ErrorResponseSerializer, PlacedOrderSerializer
@@ -72,10 +73,11 @@ class PositionCloseView(TradingAPIView):
         q = ClosePositionQuerySerializer(data=request.query_params)
         q.is_valid(raise_exception=True)
         account = self.resolve_account(request)
-        result = position_close(account=account, symbol=symbol.strip().upper(), user_id=token_user_id(request),
-                                qty=q.validated_data.get("qty"), percentage=q.validated_data.get("percentage"),
-                                received_at=request.received_at)
-        return Response(result.body, status=result.http_status, headers=result.headers)
+        placement = position_close(account=account, symbol=symbol.strip().upper(), user_id=token_user_id(request),
+                                   qty=q.validated_data.get("qty"), percentage=q.validated_data.get("percentage"),
+                                   received_at=request.received_at)
+        status, body, headers = placement_response(placement)
+        return Response(body, status=status, headers=headers)
 
 
 class FlattenView(TradingAPIView):
