@@ -9,6 +9,7 @@ from risk import states
 from risk.states import trading_state_set
 from sellbot import services
 from sellbot.models import SellDecision
+from sellbot.services import quotes
 from tests.sellbot.conftest import OPTION, buy_option, config_file, sim_accounts  # noqa: F401 - fixtures
 from tests.sellbot.test_views import client_for
 from trading.models import OrderRecord
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def check(account, monkeypatch):
-    monkeypatch.setattr(services, "_clock_cache", None)
+    monkeypatch.setattr(quotes, "_clock_cache", None)  # the clock cache lives in sellbot/services/quotes.py on main
     return services.account_check(account_pk=account.pk, worker="test")
 
 
