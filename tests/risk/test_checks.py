@@ -69,8 +69,11 @@ def test_open_order_cap(live, config_file):
 def test_order_rate_cap_per_account(live, config_file):
     config_file.set("trading", max_orders_per_second=2)
     c = trader()
-    codes = [buy(c).status_code for _ in range(6)]
+    responses = [buy(c) for _ in range(6)]
+    codes = [r.status_code for r in responses]
     assert 201 in codes and 429 in codes, codes
+    limited = [r for r in responses if r.status_code == 429 and r.json()["error"]["code"] == "order_rate_exceeded"]
+    assert limited and all(int(r["Retry-After"]) >= 1 for r in limited)  # trading/errors.py's table: the window's own seconds
     refused = OrderRecord.objects.filter(error_code="order_rate_exceeded")
     assert refused.exists()
     assert AuditEvent.objects.filter(action="order.refused", object_id=str(refused.first().pk)).exists()
