@@ -27,6 +27,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/v1/", include("accounts.urls")),
+    path("api/v1/", include("risk.urls")),
     path("api/v1/", include("trading.urls")),
     path("api/v1/", include("sellbot.urls")),
     path("api/v1/", include("audit.urls")),

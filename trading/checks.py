@@ -1,15 +1,17 @@
-"""The pre-trade checks of the order pipeline: the account may trade, the order limits, the minimum
-balance. Each returns a refusal or None (docs/architecture.md, "The order pipeline")."""
+"""The pre-trade checks of the order pipeline: the account may trade, the order limits, the risk controls
+(trading/pretrade.py), the minimum balance. Each returns a refusal or None (docs/architecture.md, "The order
+pipeline")."""
 from __future__ import annotations
 
 from decimal import Decimal
 
 from accounts import broker as broker_seam
-from accounts.broker import BrokerError
+from accounts.broker import AccountBroker, BrokerError
 from accounts.models import AlpacaAccount, TypeSource
 
 from . import balance as bal
 from .intents import OPTION, OrderIntent
+from .pretrade import pretrade_refusal
 from .results import Refusal
 from .selectors import trading_config
 
@@ -90,6 +92,12 @@ def _limit_refusal(*, account: AlpacaAccount, intent: OrderIntent) -> Refusal | 
             {"max_order_notional": str(cfg.max_order_notional), "notional": f"{notional:.2f}"},
         )
     return None
+
+
+def _order_refusal(*, account: AlpacaAccount, intent: OrderIntent, broker: AccountBroker) -> Refusal | None:
+    """The order limits, then right after them the risk controls (trading state, restricted symbols, rate and
+    open-order caps, price collar: trading/pretrade.py). Both run before the balance check."""
+    return _limit_refusal(account=account, intent=intent) or pretrade_refusal(account=account, intent=intent, broker=broker)
 
 
 def _balance_refusal(account: AlpacaAccount, check: bal.BalanceCheck) -> Refusal | None:

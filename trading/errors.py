@@ -25,6 +25,14 @@ ERROR_STATUSES: dict[str, ErrorStatus] = {
     "price_unavailable": ErrorStatus(503, retry_after=1),
     "insufficient_balance": ErrorStatus(422),
     "balance_unverified": ErrorStatus(503, retry_after=5),
+    # the risk controls (trading/pretrade.py, docs/risk.md); order_rate_exceeded's Retry-After is the
+    # window's own (details.retry_after_seconds), else 1
+    "trading_halted": ErrorStatus(422),
+    "reduce_only": ErrorStatus(422),
+    "symbol_restricted": ErrorStatus(422),
+    "order_rate_exceeded": ErrorStatus(429, retry_after=1),
+    "open_order_limit": ErrorStatus(422),
+    "price_collar": ErrorStatus(422),
     # the pipeline itself
     "idempotency_conflict": ErrorStatus(409),
     "broker_busy": ErrorStatus(503, retry_after=1),

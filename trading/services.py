@@ -27,7 +27,7 @@ from opitios.errors import ApplicationError, error_body
 
 from . import balance as bal
 from .bulkhead import order_slot
-from .checks import _account_refusal, _balance_refusal, _limit_refusal
+from .checks import _account_refusal, _balance_refusal, _order_refusal
 from .errors import _broker_refusal, placement_response
 from .formatting import account_ref_json, broker_order_json
 from .idempotency import _broker_order_matches, _replay, _reserve
@@ -151,7 +151,7 @@ def _place_at_broker(*, record: OrderRecord, account: AlpacaAccount, intent: Ord
             return _recover(record, account=account, intent=intent, existing=existing, check=None)
         record.submitted_at = None
 
-    refusal = _limit_refusal(account=account, intent=intent)
+    refusal = _order_refusal(account=account, intent=intent, broker=broker)
     if refusal:
         return refuse(refusal)
 

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "audit",
     "accounts",
+    "risk",
     "trading",
     "sellbot",
     "streaming",

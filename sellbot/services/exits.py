@@ -19,14 +19,17 @@ from accounts.models import AlpacaAccount
 from audit.services import audit_record
 from opitios.config import SellModuleConfig
 from opitios.errors import ApplicationError
+from risk.models import State
+from risk.states import trading_state_effective
 from trading.intents import OPTION, OrderIntent
 from trading.services import order_place
 
 from .. import strategy
 from ..market import MarketSnapshot
 from ..models import DecisionOutcome, ManagedPosition, PositionStatus, SellDecision
+from ..selectors import HOLD_PREFIX
 from ..strategy import exit_client_order_id, exit_order_shape
-from .check_result import AccountCheck
+from .check_result import AccountCheck, counter_add
 from .positions import position_close
 from .quotes import _quotes
 
@@ -90,6 +93,8 @@ def _exit_place(account, mp: ManagedPosition, bp: Position, quote: Quote | None,
     if qty <= 0:
         result.add("no_qty_available")
         return
+    if _trading_halted(account, mp.symbol, result):
+        return
     emergency = mp.exit_cancellations >= config.max_exit_attempts
     order_type, limit_price = exit_order_shape(quote=quote, config=config, emergency=emergency)
     price = decision.exit_price if decision else strategy.exit_price(quote, bp.current_price)
@@ -115,6 +120,19 @@ def _exit_place(account, mp: ManagedPosition, bp: Position, quote: Quote | None,
         )
     result.add("decisions")
     _submit_exit(account, row, worker, result)
+
+
+def _trading_halted(account: AlpacaAccount, symbol: str, result: AccountCheck) -> bool:
+    """The kill switch (docs/risk.md): halted places nothing, not even an exit (no decision, no attempt
+    used); the hold is counted for /sell. Reducing lets exits through: they only reduce a position."""
+    state = trading_state_effective(account=account)
+    if state.state != State.HALTED:
+        return False
+    result.add(f"{HOLD_PREFIX}trading_halted")
+    counter_add(name=f"{HOLD_PREFIX}trading_halted")
+    logger.warning("sellbot account=%s symbol=%s exit held: trading halted (%s: %s)", account.account_id, symbol, state.scope,
+                   state.reason)
+    return True
 
 
 def _str(value) -> str | None:

@@ -33,6 +33,7 @@ from ..serializers import (
 )
 from ..services import broker_order_json, order_cancel, order_place, orders_bulk_place
 from .base import ACCOUNT_ERRORS, ORDER_ERRORS, TradingAPIView
+from .manage import CANCEL_ALL_SCHEMA, cancel_all
 
 TAGS = ["orders"]
 
@@ -117,7 +118,12 @@ def _order_id(value: str) -> str:
 
 
 class OrdersView(TradingAPIView):
-    permission_classes = [HasAccountAccess]
+    def get_permissions(self):
+        return [HasTrading()] if self.request.method == "DELETE" else [HasAccountAccess()]
+
+    @CANCEL_ALL_SCHEMA
+    def delete(self, request):
+        return cancel_all(self, request)
 
     @extend_schema(tags=TAGS, summary="The account's orders", parameters=[OrdersQuerySerializer],
                    responses={200: OrderListSerializer, **ACCOUNT_ERRORS})
