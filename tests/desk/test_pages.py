@@ -132,3 +132,16 @@ def test_quotes_panel_has_the_socket_and_a_market_data_token_when_private(desk_c
     assert 'data-symbol="AAPL"' in body and 'data-symbol="MSFT"' in body and "BAD" not in body
     scripts = re.findall(r'<script[^>]* src="([^"]+)"', body)
     assert "/static/desk/quotes.js" in scripts and all(src.startswith("/static/") for src in scripts)  # vendored, no CDN
+
+
+def test_overview_shows_the_risk_controls_effective_state(desk_client):
+    from risk.states import trading_state_set
+
+    halted, reducing = AlpacaAccountFactory(account_id="acct_halted"), AlpacaAccountFactory(account_id="acct_reducing")
+    AlpacaAccountFactory(account_id="acct_free")
+    trading_state_set(account=halted, state="halted", reason="desk test", actor_type="user", actor_id="t")
+    trading_state_set(account=reducing, state="reducing", reason="desk test", actor_type="user", actor_id="t")
+
+    rows = desk_client.get("/desk/?q=acct_").content.decode().split("<tbody>")[1].split("</tr>")
+    state = {account: next(row for row in rows if account in row) for account in ("acct_halted", "acct_reducing", "acct_free")}
+    assert ">halted<" in state["acct_halted"] and ">reducing<" in state["acct_reducing"] and ">active<" in state["acct_free"]
