@@ -43,7 +43,8 @@ from opitios.errors import ApplicationError
 
 from . import strategy
 from .locks import held_lock
-from .market import QUOTE_BATCH, MarketSnapshot, max_age
+from .market import MarketSnapshot, max_age
+from .marks import option_quotes
 from .models import (
     AutoSellFill,
     BotStatus,
@@ -330,18 +331,20 @@ def market_snapshot_take(*, symbols, clock_account_pk: int | None) -> tuple[Mark
             clock = broker_for(account).get_clock()
         except BrokerError as exc:
             failures[f"clock_failed:{exc.code}"] = 1
-    quotes: dict[str, Quote | None] = {}
-    ordered = sorted(set(symbols))
-    for i in range(0, len(ordered), QUOTE_BATCH):
-        batch = ordered[i : i + QUOTE_BATCH]
+
+    def fetch(batch: list[str]) -> dict[str, Quote | None]:
+        if any(k.startswith("quotes_failed:") for k in failures):
+            return {}  # stop at the first failure: the sweep must not sit out a timeout per batch
         try:
             found = market_data().option_quotes(batch)
-        except BrokerError as exc:  # stop at the first failure: the sweep must not sit out a timeout per batch
+        except BrokerError as exc:
             failures[f"quotes_failed:{exc.code}"] = 1
             logger.warning("sellbot sweep quotes failed (%s); the checks fetch their own", exc.code)
-            break
-        quotes.update({s: found.get(s) for s in batch})
-    return MarketSnapshot(taken_at, clock, quotes), failures
+            return {}
+        return {s: found.get(s) for s in batch}
+
+    # Streamed symbols with a fresh value come from the hub's last-value cache (sellbot/marks.py).
+    return MarketSnapshot(taken_at, clock, option_quotes(sorted(set(symbols)), fetch)), failures
 
 
 def counter_add(*, name: str, n: int = 1) -> None:
