@@ -25,6 +25,7 @@ from accounts.broker.stream import SYMBOL_LIMIT, FeedStream, feed_url, stream_cr
 from opitios import config, lastvalue
 from streaming import protocol, status
 from streaming.selectors import managed_option_symbols
+from streaming.ticks import TickGate
 
 logger = logging.getLogger("opitios.hub")
 
@@ -51,6 +52,7 @@ class Hub:
         self.account_id: str | None = None
         self._pending: dict[str, dict] = {}
         self._outgoing: asyncio.Queue | None = None
+        self.ticks: TickGate | None = None
 
     # --- leadership ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -97,13 +99,14 @@ class Hub:
                 await self._publish()
                 await asyncio.sleep(5)
         self._outgoing = asyncio.Queue()
+        self.ticks = TickGate(interval_ms=config.current_config().sell_module.tick_eval_interval_ms)
         self.feeds = {
             kind: FeedStream(f"{kind}:{feed}", feed_url(kind, feed), key, secret, stall_seconds=cfg.stall_seconds,
                              on_data=lambda t, s, m, kind=kind: self._on_data(kind, t, s, m), on_rejected=self._on_rejected)
             for kind, feed in (("stock", cfg.stock_feed), ("option", cfg.option_feed))
         }
         tasks = [asyncio.create_task(f.run()) for f in self.feeds.values()]
-        tasks += [asyncio.create_task(c()) for c in (self._listen, self._housekeep, self._flush, self._fan_out)]
+        tasks += [asyncio.create_task(c()) for c in (self._listen, self._housekeep, self._flush, self._fan_out, self.ticks.run)]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -115,10 +118,12 @@ class Hub:
         received = time.time()
         if t == "q":
             out = protocol.quote_message(symbol, kind, msg)
-            self._pending[lastvalue.key("q", symbol)] = {
+            value = self._pending[lastvalue.key("q", symbol)] = {
                 "bid": out["bid_price"], "ask": out["ask_price"], "bid_size": out["bid_size"], "ask_size": out["ask_size"],
                 "timestamp": out["timestamp"], "received_at": received,
             }
+            if kind == "option" and symbol in self.managed:  # tick-driven exits (streaming/ticks.py)
+                self.ticks.offer(symbol, value)
         else:
             out = protocol.trade_message(symbol, kind, msg)
             self._pending[lastvalue.key("t", symbol)] = {
@@ -206,6 +211,7 @@ class Hub:
             "leader": self.identity,
             "account_id": self.account_id,
             "clients": len(self.conns),
+            "tick_checks": {"sent": self.ticks.sent, "conflated": self.ticks.conflated} if self.ticks else None,
             "feeds": {
                 f.name: {
                     "connected": f.stats.connected, "subscribed": len(f.subscribed),
