@@ -32,7 +32,7 @@ BENCH = ROOT / "bench"
 # Per-script wall-clock bounds (seconds); the whole full run stays under 10 minutes.
 TIMEOUT_FULL = {"sim_throughput": 90, "sim_streams": 60, "audit_write": 120, "order_overhead": 150, "quote_throughput": 120,
                 "accounts_scale": 150, "memory": 240, "sell_sweep": 240,
-                "lifecycle": 120}
+                "lifecycle": 120, "tick_exit": 240}
 TIMEOUT_SMOKE = 90
 BUDGET_FULL, BUDGET_SMOKE = 570, 300
 

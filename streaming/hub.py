@@ -24,7 +24,7 @@ from django.conf import settings
 from accounts.broker.stream import SYMBOL_LIMIT, FeedStream, feed_url, stream_credentials
 from opitios import config, lastvalue
 from streaming import protocol, status
-from streaming.selectors import managed_option_symbols
+from streaming.selectors import managed_exit_bounds, managed_option_symbols
 from streaming.ticks import TickGate
 
 logger = logging.getLogger("opitios.hub")
@@ -47,6 +47,7 @@ class Hub:
         self.conns: dict[str, tuple[set[str], float]] = {}
         self.last_wanted: dict[str, float] = {}
         self.managed: set[str] = set()
+        self.exit_bounds: dict[str, tuple[float, float]] = {}  # tick-driven exits: only bids outside these go to the bot
         self.rejected_told: dict[str, set[str]] = {}
         self.feeds: dict[str, FeedStream] = {}
         self.account_id: str | None = None
@@ -122,7 +123,9 @@ class Hub:
                 "bid": out["bid_price"], "ask": out["ask_price"], "bid_size": out["bid_size"], "ask_size": out["ask_size"],
                 "timestamp": out["timestamp"], "received_at": received,
             }
-            if kind == "option" and symbol in self.managed:  # tick-driven exits (streaming/ticks.py)
+            bounds = self.exit_bounds.get(symbol) if kind == "option" else None
+            bid = value["bid"]
+            if bounds is not None and bid and (bid <= bounds[0] or bid >= bounds[1]):  # tick-driven exits (streaming/ticks.py)
                 self.ticks.offer(symbol, value)
         else:
             out = protocol.trade_message(symbol, kind, msg)
@@ -169,8 +172,11 @@ class Hub:
                 managed_at = now
                 try:
                     self.managed = await asyncio.to_thread(managed_option_symbols)
+                    self.exit_bounds = await asyncio.to_thread(managed_exit_bounds)
                 except Exception as exc:  # the database is down: keep the last known set
                     logger.warning("hub: managed symbols unavailable (%s)", exc.__class__.__name__)
+            if self.ticks is not None:  # a changed tick_eval_interval_ms applies without a restart
+                self.ticks.interval = config.current_config().sell_module.tick_eval_interval_ms / 1000
             for conn in [c for c, (_, seen) in self.conns.items() if now - seen > CONN_EXPIRY_SECONDS]:
                 self.conns.pop(conn)
                 self.rejected_told.pop(conn, None)
