@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 # Run order: cheap and independent first; the long whole-stack ones last.
 SCRIPTS = ("sim_throughput", "sim_streams", "audit_write", "order_overhead", "quote_throughput", "saturation", "lifecycle", "accounts_scale",
-           "memory", "sell_sweep", "desk_pages", "scale_out")
+           "memory", "sell_sweep", "tick_exit", "desk_pages", "scale_out")
 # Modules under bench/ that are not benchmark scripts.
 HELPERS = frozenset({"__init__", "__main__", "figures", "machine", "report", "wrk", "gateway", "profile_order", "cache_client"})
 
@@ -83,6 +83,11 @@ FIGURES: tuple[Figure, ...] = (
            "lifecycle", ("fill_to_ledger_ms", "p99"), "ms", "<=", 100),
     Figure("fill_to_ledger_p50_ms", "Fill to ledger, p50", "lifecycle", ("fill_to_ledger_ms", "p50"), "ms"),
     Figure("listener_kb_per_account", "Trade-updates listener memory per connected account", "lifecycle", ("memory_per_account_kb",), "KB"),
+    Figure("tick_exit_p95_ms", "Tick that crosses a stop → exit order at alpacasim, tick-driven, p95", "tick_exit", ("tick_ms", "p95"),
+           "ms", "<=", 250),
+    Figure("tick_exit_p50_ms", "Tick that crosses a stop → exit order at alpacasim, tick-driven, p50", "tick_exit", ("tick_ms", "p50"), "ms"),
+    Figure("sweep_exit_p95_ms", "Price that crosses a stop → exit order at alpacasim, sweep only (check_interval 5 s), p95, same run",
+           "tick_exit", ("sweep_ms", "p95"), "ms"),
     Figure("web_worker_peak_rss_mb", "Web worker peak RSS, 1000 accounts", "memory", ("web_worker_peak_rss_mb",), "MB"),
     Figure("celery_worker_peak_rss_mb", "Celery worker peak RSS (largest process), 1000 accounts", "memory",
            ("celery_worker_peak_rss_mb",), "MB"),

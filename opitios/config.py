@@ -179,6 +179,8 @@ class SellModuleConfig:
     close_before_market_close_minutes: int = 10
     zero_day_handling: str = "strategy"
     manage_all_option_positions: bool = False
+    # Tick-driven exits (docs/streaming.md): at most one evaluation per managed symbol per this many ms; 0: sweep only.
+    tick_eval_interval_ms: int = 200
 
     def cancel_minutes_for(self, order_type: str) -> float:
         return self.order_cancel_minutes_by_type.get(order_type, self.order_cancel_minutes)
@@ -344,6 +346,7 @@ SELL_FIELDS: dict[str, Callable[[Any], Any]] = {
     "close_before_market_close_minutes": _int_in("sell_module.close_before_market_close_minutes"),
     "zero_day_handling": _choice(ZERO_DAY_MODES),
     "manage_all_option_positions": _bool,
+    "tick_eval_interval_ms": _int_in("sell_module.tick_eval_interval_ms"),
 }
 
 STRATEGY_ONE_FIELDS: dict[str, Callable[[Any], Any]] = {

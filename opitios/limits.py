@@ -87,6 +87,7 @@ RANGES: dict[str, Range] = {
     "sell_module.strategy_one.stop_loss_rate": _r(0, 1, low_open=True, high_open=True),
     "sell_module.strategy_one.trailing_stop_rate": _r(0, 1, low_open=True, high_open=True),
     "sell_module.position_time_limit.max_hold_minutes": _r(1, 525600, integer=True),  # a year
+    "sell_module.tick_eval_interval_ms": _r(0, 60000, integer=True),  # 0: no tick-driven exits
     # market_data (the streaming hub); 405 is Alpaca's symbol limit per stream connection
     "market_data.max_quote_age_ms": _r(0, 60000, integer=True),
     "market_data.unsubscribe_grace_seconds": _r(0, 3600),

@@ -52,6 +52,10 @@ sweep_seconds = Histogram("opitios_sellbot_sweep_seconds", "Duration of one sell
 sweep_accounts = Counter("opitios_sellbot_sweep_accounts", "Accounts per sweep: dispatched or already queued.", ["kind"])
 check_events = Counter("opitios_sellbot_check_events", "Sell-bot per-account check counts (decisions, orders_ok, closed, ...).",
                        ["event"])
+tick_events = Counter("opitios_sellbot_tick_events", "Sell-bot tick-driven evaluations: evaluated, decisions, orders_ok, locked, ...",
+                      ["event"])
+quote_rest_calls_saved = Counter("opitios_sellbot_quote_rest_calls_saved",
+                                 "Upstream REST quote calls the sell bot did not make: its marks came from the stream's last-value cache.")
 cancel_retries = Counter("opitios_sellbot_cancel_retries", "Sell-bot cancellation attempts retried after a transient error.")
 
 _collectors: list[Callable[[], Iterable[Metric]]] = []

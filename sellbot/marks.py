@@ -3,7 +3,8 @@
 ``option_quotes(symbols, fetch)`` answers each symbol the hub streams with a fresh value
 (``market_data.max_quote_age_ms``) from the cache, and fetches only the others with ``fetch`` (the
 REST batch, ``QUOTE_BATCH`` symbols a call). The upstream calls it saves are counted
-(``rest_calls_saved()``). Not yet called by the sweep: sellbot/services/account_check.py is to adopt it.
+(``rest_calls_saved()``, and the ``opitios_sellbot_quote_rest_calls_saved`` metric). The sweep's market
+snapshot (``services.market_snapshot_take``) takes its quotes through it.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from django.core.cache import cache
 
 from accounts.broker import Quote
+from opitios import metrics
 from sellbot.market import QUOTE_BATCH
 from trading.quote_source import streamed_quotes
 
@@ -29,6 +31,7 @@ def option_quotes(symbols: list[str], fetch: Callable[[list[str]], dict[str, Quo
     if saved:
         cache.add(SAVED_KEY, 0, None)
         cache.incr(SAVED_KEY, saved)
+        metrics.quote_rest_calls_saved.inc(saved)
     return quotes
 
 

@@ -78,6 +78,19 @@ def mark_price(quote: Quote | None, current_price: Decimal | None) -> Decimal | 
     return _positive(current_price) or bid
 
 
+def exit_bounds(entry_price: Decimal, high_water_mark: Decimal | None, config: SellModuleConfig) -> tuple[Decimal, Decimal] | None:
+    """(low, high): a bid at or below ``low`` fires the stop loss or the trailing stop, one at or above ``high``
+    the take profit (the price rules of ``evaluate``, with the high-water mark as stored). None without an entry
+    price. The hub sends a tick to the sell bot only outside these bounds; the time rules are the sweep's."""
+    if entry_price is None or entry_price <= 0:
+        return None
+    rules = config.strategy_one
+    low = entry_price * rules.stop_loss_rate
+    if rules.trailing_stop_rate is not None:
+        low = max(low, max(high_water_mark or entry_price, entry_price) * rules.trailing_stop_rate)
+    return low, entry_price * rules.profit_rate
+
+
 def market_date(now: datetime) -> date:
     """Today's date on the exchange (New York), whatever the server's timezone."""
     return now.astimezone(MARKET_TZ).date()

@@ -17,7 +17,7 @@ from django.utils import timezone
 from opitios import metrics
 from opitios.alerts import alert_raise, alert_resolve
 
-from . import selectors, services, workers
+from . import selectors, services, ticks, workers
 from .market import MarketSnapshot
 
 logger = logging.getLogger("opitios.sellbot")
@@ -101,6 +101,18 @@ def check_account(account_pk: int, market: dict | None = None) -> dict:
     for event, n in result.counts.items():  # keys are the service's fixed names (and error codes)
         metrics.check_events.labels(event).inc(n)
     return {"account_pk": account_pk, "skipped": result.skipped, **result.counts}
+
+
+# Sent by the market-data hub for a streamed quote of a managed symbol (docs/streaming.md, "Tick-driven
+# exits"), at most once per symbol per sell_module.tick_eval_interval_ms. Not acks_late and no retry: a
+# tick lost with a worker is followed by the next tick and by the sweep, which stays the safety net; the
+# hub also sends it with a short expiry, so a backlog never acts on old prices.
+@shared_task(name="sellbot.tick_check", ignore_result=True, soft_time_limit=20, time_limit=30)
+def tick_check(symbol: str, tick: dict) -> dict:
+    result = ticks.tick_evaluate(symbol=symbol, tick=tick, worker=workers.worker_name())
+    for event, n in result.counts.items():
+        metrics.tick_events.labels(event).inc(n)
+    return {"symbol": symbol, "skipped": result.skipped, **result.counts}
 
 
 # acks_late, as for check_account. A cancel lost with a killed process is dispatched again by the

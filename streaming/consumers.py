@@ -141,7 +141,8 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         if message["symbol"] not in self.symbols:
             return  # a tick already in flight when it unsubscribed
         if not self.outbox.push(message):
-            logger.warning("ws client %s too slow: %d trades queued; closing", self.channel_name, len(self.outbox.trades))
+            logger.warning("ws client %s too slow: %d trades queued, %d quotes conflated; closing", self.channel_name,
+                           len(self.outbox.trades), self.outbox.conflated)
             for task in self.tasks:
                 task.cancel()
             await self.close(CLOSE_SLOW, f"slow consumer: more than {self.outbox.max_backlog} messages queued")

@@ -24,7 +24,8 @@ from django.conf import settings
 from accounts.broker.stream import SYMBOL_LIMIT, FeedStream, feed_url, stream_credentials
 from opitios import config, lastvalue
 from streaming import protocol, status
-from streaming.selectors import managed_option_symbols
+from streaming.selectors import managed_exit_bounds, managed_option_symbols
+from streaming.ticks import TickGate
 
 logger = logging.getLogger("opitios.hub")
 
@@ -46,11 +47,13 @@ class Hub:
         self.conns: dict[str, tuple[set[str], float]] = {}
         self.last_wanted: dict[str, float] = {}
         self.managed: set[str] = set()
+        self.exit_bounds: dict[str, tuple[float, float]] = {}  # tick-driven exits: only bids outside these go to the bot
         self.rejected_told: dict[str, set[str]] = {}
         self.feeds: dict[str, FeedStream] = {}
         self.account_id: str | None = None
         self._pending: dict[str, dict] = {}
         self._outgoing: asyncio.Queue | None = None
+        self.ticks: TickGate | None = None
 
     # --- leadership ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -97,13 +100,14 @@ class Hub:
                 await self._publish()
                 await asyncio.sleep(5)
         self._outgoing = asyncio.Queue()
+        self.ticks = TickGate(interval_ms=config.current_config().sell_module.tick_eval_interval_ms)
         self.feeds = {
             kind: FeedStream(f"{kind}:{feed}", feed_url(kind, feed), key, secret, stall_seconds=cfg.stall_seconds,
                              on_data=lambda t, s, m, kind=kind: self._on_data(kind, t, s, m), on_rejected=self._on_rejected)
             for kind, feed in (("stock", cfg.stock_feed), ("option", cfg.option_feed))
         }
         tasks = [asyncio.create_task(f.run()) for f in self.feeds.values()]
-        tasks += [asyncio.create_task(c()) for c in (self._listen, self._housekeep, self._flush, self._fan_out)]
+        tasks += [asyncio.create_task(c()) for c in (self._listen, self._housekeep, self._flush, self._fan_out, self.ticks.run)]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -115,10 +119,14 @@ class Hub:
         received = time.time()
         if t == "q":
             out = protocol.quote_message(symbol, kind, msg)
-            self._pending[lastvalue.key("q", symbol)] = {
+            value = self._pending[lastvalue.key("q", symbol)] = {
                 "bid": out["bid_price"], "ask": out["ask_price"], "bid_size": out["bid_size"], "ask_size": out["ask_size"],
                 "timestamp": out["timestamp"], "received_at": received,
             }
+            bounds = self.exit_bounds.get(symbol) if kind == "option" else None
+            bid = value["bid"]
+            if bounds is not None and bid and (bid <= bounds[0] or bid >= bounds[1]):  # tick-driven exits (streaming/ticks.py)
+                self.ticks.offer(symbol, value)
         else:
             out = protocol.trade_message(symbol, kind, msg)
             self._pending[lastvalue.key("t", symbol)] = {
@@ -164,8 +172,11 @@ class Hub:
                 managed_at = now
                 try:
                     self.managed = await asyncio.to_thread(managed_option_symbols)
+                    self.exit_bounds = await asyncio.to_thread(managed_exit_bounds)
                 except Exception as exc:  # the database is down: keep the last known set
                     logger.warning("hub: managed symbols unavailable (%s)", exc.__class__.__name__)
+            if self.ticks is not None:  # a changed tick_eval_interval_ms applies without a restart
+                self.ticks.interval = config.current_config().sell_module.tick_eval_interval_ms / 1000
             for conn in [c for c, (_, seen) in self.conns.items() if now - seen > CONN_EXPIRY_SECONDS]:
                 self.conns.pop(conn)
                 self.rejected_told.pop(conn, None)
@@ -206,6 +217,7 @@ class Hub:
             "leader": self.identity,
             "account_id": self.account_id,
             "clients": len(self.conns),
+            "tick_checks": {"sent": self.ticks.sent, "conflated": self.ticks.conflated} if self.ticks else None,
             "feeds": {
                 f.name: {
                     "connected": f.stats.connected, "subscribed": len(f.subscribed),

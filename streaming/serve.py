@@ -3,13 +3,32 @@
 Its own port, so WebSocket fan-out never competes with the REST API's gunicorn workers. One process:
 on embedded defaults it also hosts the hub (streaming/asgi.py). WebSocket pings every
 ``market_data.heartbeat_seconds`` detect dead peers.
+
+The listening socket is bound here with a small send buffer (``SEND_BUFFER_BYTES``), which each accepted
+connection inherits: the kernel's autotuning would otherwise hold up to 4 MB per client before a write
+blocks, so a client that stops reading would sit on seconds to minutes of stale ticks before its
+outbox (streaming/outbox.py) even saw it was slow. 64 KiB (the kernel doubles it) carries far more than a
+client's market data per round trip.
 """
 from __future__ import annotations
 
 import os
+import socket
 
 import django
 import uvicorn
+
+SEND_BUFFER_BYTES = 64 * 1024
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+    sock.bind(address)
+    sock.set_inheritable(True)
+    return sock
 
 
 def main() -> None:
@@ -18,10 +37,11 @@ def main() -> None:
     from opitios.config import current_config
 
     heartbeat = current_config().market_data.heartbeat_seconds
-    uvicorn.run(
+    host, port = os.environ.get("OPITIOS_WS_HOST", "127.0.0.1"), int(os.environ.get("OPITIOS_WS_PORT", "8092"))
+    config = uvicorn.Config(
         "streaming.asgi:application",
-        host=os.environ.get("OPITIOS_WS_HOST", "127.0.0.1"),
-        port=int(os.environ.get("OPITIOS_WS_PORT", "8092")),
+        host=host,
+        port=port,
         ws="websockets-sansio",  # send() waits while the socket is paused: a slow client backs up into its outbox
         ws_ping_interval=heartbeat,
         ws_ping_timeout=heartbeat,
@@ -33,6 +53,7 @@ def main() -> None:
         access_log=False,
         timeout_graceful_shutdown=10,  # open WebSockets are closed, not waited for
     )
+    uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ def summary(status: dict | None, now: float | None = None) -> dict:
         }
         if not f.get("connected", False):
             worst = DEGRADED
-    return {"status": worst, "hub": "up", "leader": status.get("leader"), "feeds": feeds}
+    # tick_checks: tick-driven exit evaluations sent to the sell bot, and quotes conflated by the per-symbol bound
+    return {"status": worst, "hub": "up", "leader": status.get("leader"), "feeds": feeds, "tick_checks": status.get("tick_checks")}
 
 
 def health_section() -> dict:

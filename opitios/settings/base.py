@@ -323,7 +323,7 @@ OPITIOS_LOG_CONSOLE_LEVEL = env.str("OPITIOS_LOG_CONSOLE_LEVEL", default="INFO")
 LOGGING["handlers"]["console"]["level"] = OPITIOS_LOG_CONSOLE_LEVEL
 LOGGING["filters"]["routine_tasks"] = {
     "()": "opitios.log_filters.RoutineTaskFilter",
-    "tasks": sorted({entry["task"] for entry in CELERY_BEAT_SCHEDULE.values()} | {"sellbot.check_account"}),
+    "tasks": sorted({entry["task"] for entry in CELERY_BEAT_SCHEDULE.values()} | {"sellbot.check_account", "sellbot.tick_check"}),
     "level": OPITIOS_LOG_CONSOLE_LEVEL,
 }
 LOGGING["handlers"]["console"]["filters"] = [*LOGGING["handlers"]["console"]["filters"], "routine_tasks"]

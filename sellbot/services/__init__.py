@@ -19,14 +19,14 @@ from .account_check import ACCOUNT_LOCK_TTL, account_check
 from .cancellations import TRANSIENT_ERRORS, CancelAttempt, cancellation_attempt, stale_orders_flag
 from .check_result import AccountCheck, counter_add
 from .control import bot_control, bot_state_ensure, bot_watchdog, sweep_begin, sweep_finish, worker_started
-from .exits import EXIT_CANCELLED_STATUSES, WORKING_STATUSES
+from .exits import EXIT_CANCELLED_STATUSES, WORKING_STATUSES, exit_place
 from .positions import FINAL_STATUSES, fills_absorb, position_close, position_extend, position_set_opt_in
-from .quotes import CLOCK_CACHE_SECONDS, market_snapshot_take
+from .quotes import CLOCK_CACHE_SECONDS, clock_for_check, market_snapshot_take
 
 __all__ = [
     "ACCOUNT_LOCK_TTL", "BOT_ORDER_PREFIX", "CLOCK_CACHE_SECONDS", "EXIT_CANCELLED_STATUSES", "FINAL_STATUSES", "TRANSIENT_ERRORS",
     "WORKING_STATUSES", "AccountCheck", "CancelAttempt", "account_check", "bot_control", "bot_state_ensure", "bot_watchdog", "cancellation_attempt",
-    "counter_add", "exit_client_order_id", "exit_order_shape", "fills_absorb", "market_snapshot_take", "order_age_seconds",
+    "clock_for_check", "counter_add", "exit_client_order_id", "exit_place", "exit_order_shape", "fills_absorb", "market_snapshot_take", "order_age_seconds",
     "order_in_scope", "position_close", "position_extend", "position_set_opt_in", "retry_delay", "stale_orders_flag", "sweep_begin", "sweep_finish",
     "worker_started",
 ]

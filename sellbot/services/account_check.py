@@ -19,9 +19,9 @@ from ..selectors import HOLD_PREFIX, sell_config
 from .cancellations import stale_orders_flag
 from .check_result import AccountCheck, counter_add
 from .control import bot_state_ensure
-from .exits import _continue_exit, _exit_place
+from .exits import _continue_exit, exit_place
 from .positions import _adopt_positions, fills_absorb, position_close
-from .quotes import _clock, _quotes
+from .quotes import _quotes, clock_for_check
 
 logger = logging.getLogger("opitios.sellbot")
 
@@ -75,7 +75,7 @@ def _check_locked(account: AlpacaAccount, config: SellModuleConfig, result: Acco
     if not managed:
         return
     open_by_client_id = {o.client_order_id: o for o in open_orders}
-    clock = market.clock if market is not None and market.clock is not None else _clock(broker, result)
+    clock = market.clock if market is not None and market.clock is not None else clock_for_check(broker, result)
     market_open = clock is None or clock.is_open
     to_price: list[ManagedPosition] = []
     for mp in managed:
@@ -107,7 +107,7 @@ def _check_locked(account: AlpacaAccount, config: SellModuleConfig, result: Acco
             mp.last_price, mp.last_evaluated_at = decision.mark_price, now
             changed.append(mp)
         if decision.sell:
-            _exit_place(account, mp, bp, quote, config, reason=decision.reason, detail=decision.detail, decision=decision, worker=worker, result=result)
+            exit_place(account, mp, bp, quote, config, reason=decision.reason, detail=decision.detail, decision=decision, worker=worker, result=result)
         else:
             holds[decision.reason] = holds.get(decision.reason, 0) + 1
     if changed:

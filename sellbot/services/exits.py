@@ -84,10 +84,10 @@ def _continue_exit(account, mp: ManagedPosition, bp: Position | None, open_by_cl
     quote = _quotes(account, [mp.symbol], result, market).get(mp.symbol)
     emergency = mp.exit_cancellations >= config.max_exit_attempts
     detail = f"re-place after {mp.exit_cancellations} unfilled exit(s)" + ("; emergency exit" if emergency else "")
-    _exit_place(account, mp, bp, quote, config, reason=mp.exit_reason or "replace", detail=detail, decision=None, worker=worker, result=result)
+    exit_place(account, mp, bp, quote, config, reason=mp.exit_reason or "replace", detail=detail, decision=None, worker=worker, result=result)
 
 
-def _exit_place(account, mp: ManagedPosition, bp: Position, quote: Quote | None, config: SellModuleConfig, *, reason: str, detail: str,
+def exit_place(account, mp: ManagedPosition, bp: Position, quote: Quote | None, config: SellModuleConfig, *, reason: str, detail: str,
                 decision: strategy.Decision | None, worker: str, result: AccountCheck) -> None:
     qty = bp.qty_available
     if qty <= 0:

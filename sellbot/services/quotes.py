@@ -7,7 +7,8 @@ import time
 from accounts.broker import BrokerError, Clock, Quote, broker_for, market_data
 from accounts.models import AlpacaAccount
 
-from ..market import QUOTE_BATCH, MarketSnapshot
+from ..market import MarketSnapshot
+from ..marks import option_quotes
 from ..selectors import PRICE_FAILURE_PREFIX, sell_config
 from .check_result import AccountCheck, counter_add
 
@@ -20,7 +21,7 @@ CLOCK_CACHE_SECONDS = 5.0
 _clock_cache: tuple[float, Clock] | None = None
 
 
-def _clock(broker, result: AccountCheck) -> Clock | None:
+def clock_for_check(broker, result: AccountCheck) -> Clock | None:
     """The market clock, shared by every account and cached briefly in the process."""
     global _clock_cache
     if _clock_cache and time.monotonic() - _clock_cache[0] < min(CLOCK_CACHE_SECONDS, sell_config().check_interval):
@@ -62,15 +63,17 @@ def market_snapshot_take(*, symbols, clock_account_pk: int | None) -> tuple[Mark
             clock = broker_for(account).get_clock()
         except BrokerError as exc:
             failures[f"clock_failed:{exc.code}"] = 1
-    quotes: dict[str, Quote | None] = {}
-    ordered = sorted(set(symbols))
-    for i in range(0, len(ordered), QUOTE_BATCH):
-        batch = ordered[i : i + QUOTE_BATCH]
+
+    def fetch(batch: list[str]) -> dict[str, Quote | None]:
+        if any(k.startswith("quotes_failed:") for k in failures):
+            return {}  # stop at the first failure: the sweep must not sit out a timeout per batch
         try:
             found = market_data().option_quotes(batch)
-        except BrokerError as exc:  # stop at the first failure: the sweep must not sit out a timeout per batch
+        except BrokerError as exc:
             failures[f"quotes_failed:{exc.code}"] = 1
             logger.warning("sellbot sweep quotes failed (%s); the checks fetch their own", exc.code)
-            break
-        quotes.update({s: found.get(s) for s in batch})
-    return MarketSnapshot(taken_at, clock, quotes), failures
+            return {}
+        return {s: found.get(s) for s in batch}
+
+    # Streamed symbols with a fresh value come from the hub's last-value cache (sellbot/marks.py).
+    return MarketSnapshot(taken_at, clock, option_quotes(sorted(set(symbols)), fetch)), failures

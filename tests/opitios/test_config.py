@@ -122,6 +122,9 @@ SELL_INVALID = [
     ("close_before_market_close_minutes", -1),
     ("zero_day_handling", "panic"),
     ("manage_all_option_positions", "yes please"),
+    ("tick_eval_interval_ms", -1),
+    ("tick_eval_interval_ms", 60001),
+    ("tick_eval_interval_ms", "fast"),
 ]
 
 

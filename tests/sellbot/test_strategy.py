@@ -206,3 +206,16 @@ def test_max_hold_and_close_window_are_timezone_independent():
                   clk=Clock(tokyo, True, tokyo + timedelta(hours=20), tokyo.astimezone(UTC) + timedelta(minutes=10))) == "market_close"
     assert reason(position(opened=opened.astimezone(UTC)), quote("1", "1.02"), config=HOLD_LIMIT, now=tokyo,
                   clk=Clock(tokyo, True, tokyo + timedelta(hours=20), tokyo.astimezone(UTC) + timedelta(hours=1))) == "max_hold"
+
+
+@pytest.mark.parametrize("trailing", [None, D("0.9")])
+def test_exit_bounds_agree_with_the_price_rules(trailing):
+    """The hub sends a tick only outside exit_bounds: every bid inside holds, every bid outside fires a price rule."""
+    config = replace(CONFIG, strategy_one=StrategyOneConfig(profit_rate=D("1.1"), stop_loss_rate=D("0.8"), trailing_stop_rate=trailing))
+    pos = position(entry="2.00", hwm="2.10")
+    low, high = strategy.exit_bounds(pos.entry_price, pos.high_water_mark, config)
+    for cents in range(100, 300):
+        bid = D(cents) / 100
+        fired = evaluate(pos, quote(bid, bid + D("0.05")), clock(), config, NOW)
+        assert fired.sell == (bid <= low or bid >= high), (bid, fired.reason, low, high)
+    assert strategy.exit_bounds(D(0), None, config) is None

@@ -21,7 +21,7 @@ MARKET_DATA = {
     "stall_seconds": 2,
     "unsubscribe_grace_seconds": 1,
     "max_quote_age_ms": 5000,
-    "heartbeat_seconds": 5,
+    "heartbeat_seconds": 30,  # a client that reads nothing (the slow-consumer test) must not be closed as a dead peer first
 }
 
 

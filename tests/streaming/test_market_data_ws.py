@@ -3,9 +3,13 @@ hub process with Redis) against alpacasim's streams, over real WebSockets."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import socket
 import time
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.helpers.sim_streams import connections, wait_for
 from tests.streaming.conftest import token
@@ -189,3 +193,56 @@ def test_rest_quote_of_a_streamed_symbol_comes_from_the_cache(ws_stack):
         await c.close()
 
     run(body())
+
+
+SLOW_SYMBOLS = ["AMD", "INTC", "QCOM", "AVGO", "TXN"]
+
+
+def test_slow_consumer_gets_conflated_quotes_then_is_closed_past_the_backlog(ws_stack, sim_server):
+    """A client that stops reading (a 4 KB receive buffer, a one-frame queue and no compression, so the
+    server's writes back up): its quotes conflate (latest per symbol) while its trades queue, and once more
+    than max_backlog (50) trades are queued the server closes it with 4009 and a reason. A client reading
+    the same symbols meanwhile keeps its connection."""
+    sim_server.control("POST", "/_sim/streams/config", {"tick_rates": {s: 200 for s in SLOW_SYMBOLS}})
+
+    async def body():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", ws_stack.ws_port))
+        sock.setblocking(False)
+        slow = await Client.open(ws_stack.ws_port, token=token("slow"), sock=sock, max_queue=1, compression=None)
+        fast = await Client.open(ws_stack.ws_port, token=token("fast"))
+        await slow.next("welcome")
+        await slow.subscribe(SLOW_SYMBOLS)
+        await fast.subscribe(SLOW_SYMBOLS)
+        # Only the fast client reads, until the server has given up on the slow one.
+        deadline = time.monotonic() + 60
+        while "too slow" not in ws_stack.output("ws") + ws_stack.app_log():
+            assert time.monotonic() < deadline, f"the slow client was not closed within 60 s: {ws_stack.diagnostics()}"
+            for _ in range(100):
+                await fast.next("trade")
+        counts = {"quote": 0, "trade": 0}
+        rcvd = None
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    kind = json.loads(await slow.ws.recv()).get("type")
+                    if kind in counts:
+                        counts[kind] += 1
+        except ConnectionClosed as exc:
+            rcvd = exc.rcvd
+        assert rcvd is not None and (rcvd.code, rcvd.reason) == (4009, "slow consumer: more than 50 messages queued"), \
+            (rcvd, counts, ws_stack.output("ws")[-2500:])
+        # Every trade sent reached it before the close; its quotes were conflated once it fell behind (the
+        # server counts them: they never reach a client that reads nothing).
+        assert counts["trade"] > 50, counts
+        line = re.search(r"too slow: (\d+) trades queued, (\d+) quotes conflated", ws_stack.output("ws") + ws_stack.app_log())
+        assert line and int(line.group(1)) == 51 and int(line.group(2)) > 0, line
+        await fast.send({"type": "ping"})
+        assert (await fast.next("pong"))["type"] == "pong"
+        await fast.close()
+
+    try:
+        run(body())
+    finally:
+        sim_server.control("POST", "/_sim/streams/config", {"tick_rates": {s: None for s in SLOW_SYMBOLS}})
