@@ -10,7 +10,19 @@ from opitios.serializers import ErrorDetailSerializer, ErrorResponseSerializer  
 
 from . import balance
 from .fields import StrictDecimalField
-from .intents import OPTION, ORDER_TYPES, SIDES, STOCK, STOCK_TIME_IN_FORCE, OrderIntent, client_intent_errors
+from .intents import (
+    CLIENT_ORDER_ID_RE,
+    OPTION,
+    ORDER_CLASSES,
+    ORDER_TYPES,
+    RESERVED_CLIENT_ORDER_ID_PREFIXES,
+    SIDES,
+    STOCK,
+    STOCK_ORDER_TYPES,
+    STOCK_TIME_IN_FORCE,
+    OrderIntent,
+    client_intent_errors,
+)
 
 MONEY = {"max_digits": 20, "decimal_places": 6, "coerce_to_string": True}
 QTY = {"max_digits": 20, "decimal_places": 9, "coerce_to_string": True}
@@ -44,19 +56,66 @@ class _OrderInputBase(serializers.Serializer):
         return self._intent
 
 
+class TakeProfitInputSerializer(serializers.Serializer):
+    limit_price = StrictDecimalField(min_value=0, **MONEY, help_text="The take-profit leg's limit price.")
+
+
+class StopLossInputSerializer(serializers.Serializer):
+    stop_price = StrictDecimalField(min_value=0, **MONEY, help_text="The stop-loss leg's stop price.")
+    limit_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY,
+                                     help_text="Makes the stop-loss a stop-limit order; a stop (market) order without it.")
+
+
 class StockOrderInputSerializer(_OrderInputBase):
     symbol = serializers.CharField(max_length=16, help_text="Stock symbol, e.g. AAPL.")
+    type = serializers.ChoiceField(choices=STOCK_ORDER_TYPES)
     qty = StrictDecimalField(required=False, allow_null=True, min_value=0, **QTY)
     notional = StrictDecimalField(required=False, allow_null=True, min_value=0, max_digits=20, decimal_places=2, coerce_to_string=True)
     time_in_force = serializers.ChoiceField(choices=STOCK_TIME_IN_FORCE, help_text="Sent to Alpaca as given.")
     extended_hours = serializers.BooleanField(required=False, default=False)
+    order_class = serializers.ChoiceField(choices=ORDER_CLASSES, required=False, default="simple",
+                                          help_text="bracket: an entry with take_profit and stop_loss exits; oco: a limit "
+                                                    "(take_profit) and a stop_loss, one cancels the other; oto: an entry with one exit.")
+    take_profit = TakeProfitInputSerializer(required=False, allow_null=True)
+    stop_loss = StopLossInputSerializer(required=False, allow_null=True)
+    trail_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY,
+                                     help_text="trailing_stop: the stop trails the high (low) water mark by this many dollars.")
+    trail_percent = StrictDecimalField(required=False, allow_null=True, min_value=0, max_digits=9, decimal_places=4,
+                                       coerce_to_string=True, help_text="trailing_stop: ... or by this percentage (give one of the two).")
 
     def to_intent_from(self, a) -> OrderIntent:
+        tp, sl = a.get("take_profit") or {}, a.get("stop_loss") or {}
+        order_class = a.get("order_class") or "simple"
+        limit_price = a.get("limit_price")
+        if order_class == "oco" and limit_price is None:
+            limit_price = tp.get("limit_price")  # an oco's limit is its take-profit
         return OrderIntent(
             symbol=a["symbol"].strip().upper(), side=a["side"], type=a["type"], time_in_force=a["time_in_force"],
-            asset_class=STOCK, qty=a.get("qty"), notional=a.get("notional"), limit_price=a.get("limit_price"),
+            asset_class=STOCK, qty=a.get("qty"), notional=a.get("notional"), limit_price=limit_price,
             stop_price=a.get("stop_price"), extended_hours=a.get("extended_hours", False), client_order_id=a.get("client_order_id"),
+            order_class=order_class, take_profit_limit_price=tp.get("limit_price"), stop_loss_stop_price=sl.get("stop_price"),
+            stop_loss_limit_price=sl.get("limit_price"), trail_price=a.get("trail_price"), trail_percent=a.get("trail_percent"),
         )
+
+
+class OrderReplaceInputSerializer(serializers.Serializer):
+    qty = StrictDecimalField(required=False, allow_null=True, min_value=0, **QTY, help_text="The new quantity (whole shares).")
+    limit_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY, help_text="limit and stop_limit orders.")
+    stop_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY, help_text="stop and stop_limit orders.")
+    trail = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY,
+                               help_text="trailing_stop orders: the new trail_price or trail_percent, whichever the order has.")
+    time_in_force = serializers.ChoiceField(choices=STOCK_TIME_IN_FORCE, required=False, allow_null=True)
+    client_order_id = serializers.CharField(required=False, allow_null=True, max_length=48, min_length=1,
+                                            help_text="The replacement's idempotency key (≤ 48 characters). Generated when absent.")
+    account_id = serializers.CharField(required=False, max_length=64, help_text="The account; defaults to the token's account_id claim.")
+
+    def validate_client_order_id(self, value):
+        if value is not None and not CLIENT_ORDER_ID_RE.match(value):
+            raise serializers.ValidationError("client_order_id must be 1 to 48 printable characters without spaces.")
+        if value and value.lower().startswith(RESERVED_CLIENT_ORDER_ID_PREFIXES):
+            raise serializers.ValidationError(
+                f"client_order_id may not start with {' or '.join(RESERVED_CLIENT_ORDER_ID_PREFIXES)}: the gateway reserves them.")
+        return value
 
 
 class OptionOrderInputSerializer(_OrderInputBase):
@@ -130,7 +189,7 @@ class TimingSerializer(serializers.Serializer):
     overhead_ms = serializers.FloatField(allow_null=True)
 
 
-class OrderSerializer(serializers.Serializer):
+class _OrderFieldsSerializer(serializers.Serializer):
     id = serializers.CharField()
     client_order_id = serializers.CharField()
     symbol = serializers.CharField()
@@ -150,6 +209,21 @@ class OrderSerializer(serializers.Serializer):
     submitted_at = serializers.DateTimeField(allow_null=True)
     filled_at = serializers.DateTimeField(allow_null=True)
     canceled_at = serializers.DateTimeField(allow_null=True)
+    order_class = serializers.ChoiceField(choices=ORDER_CLASSES, required=False)
+    trail_price = serializers.CharField(allow_null=True, required=False)
+    trail_percent = serializers.CharField(allow_null=True, required=False)
+    hwm = serializers.CharField(allow_null=True, required=False, help_text="A trailing stop's high (low) water mark.")
+    replaces = serializers.CharField(allow_null=True, required=False, help_text="The order this one replaced.")
+    replaced_by = serializers.CharField(allow_null=True, required=False, help_text="The order that replaced this one.")
+
+
+class OrderLegSerializer(_OrderFieldsSerializer):
+    """A take-profit or stop-loss leg (Alpaca's own order for it)."""
+
+
+class OrderSerializer(_OrderFieldsSerializer):
+    legs = OrderLegSerializer(many=True, allow_null=True, required=False,
+                              help_text="A bracket's or oto's exit orders, an oco's stop-loss order; null for a simple order.")
 
 
 class PlacedOrderSerializer(OrderSerializer):

@@ -22,7 +22,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 
 from accounts import broker as broker_seam
 from accounts import crypto
-from accounts.broker import BrokerError, BrokerOrder, OrderRequest
+from accounts.broker import BrokerError, BrokerOrder
 from accounts.models import AlpacaAccount, TypeSource
 from audit.services import audit_record
 from opitios.db import update_by_pk
@@ -32,7 +32,9 @@ from . import balance as bal
 from .bulkhead import order_slot
 from .intents import OPTION, OrderIntent, intent_validate
 from .models import FINAL_OUTCOMES, OrderRecord, Outcome, Source
-from .selectors import balance_settings, trading_config
+from .order_classes import class_json, record_class_fields
+from .selectors import balance_settings, order_record_by_broker_id, trading_config
+from .submission import broker_send
 
 logger = logging.getLogger("opitios.trading.orders")
 
@@ -112,6 +114,13 @@ def broker_order_json(order: BrokerOrder) -> dict:
         "submitted_at": _iso(order.submitted_at),
         "filled_at": _iso(order.filled_at),
         "canceled_at": _iso(order.canceled_at),
+        "order_class": order.order_class,
+        "trail_price": _num(order.trail_price),
+        "trail_percent": _num(order.trail_percent),
+        "hwm": _num(order.hwm),
+        "replaces": order.replaces,
+        "replaced_by": order.replaced_by,
+        "legs": [broker_order_json(leg) for leg in order.legs] or None,
     }
 
 
@@ -128,6 +137,7 @@ def _intent_json(intent: OrderIntent) -> dict:
         "stop_price": _num(intent.stop_price),
         "extended_hours": intent.extended_hours,
         "client_order_id": intent.client_order_id,
+        **class_json(intent),
     }
 
 
@@ -185,6 +195,8 @@ def _reserve(*, account: AlpacaAccount, intent: OrderIntent, source: str, user_i
         "auto_sell_enabled": intent.auto_sell_enabled,
         "received_at": received_at,
         "intent_hash": intent.fingerprint,
+        **record_class_fields(intent),
+        "replaces": order_record_by_broker_id(account=account, broker_order_id=intent.replaces) if intent.replaces else None,
     }
     # The common case first: a key never seen. One INSERT (committed on its own in autocommit
     # mode) claims it; the partial unique index refuses a second current row for the key, and
@@ -396,6 +408,10 @@ def _finalise(
     if order is not None:
         record.broker_order_id = order.id
         record.broker_status = order.status
+        if order.legs:
+            record.legs = {**(record.legs or {}), "broker": [{"id": leg.id, "type": leg.type, "side": leg.side, "status": leg.status,
+                                                              "limit_price": _num(leg.limit_price), "stop_price": _num(leg.stop_price)}
+                                                             for leg in order.legs]}
         body = {**broker_order_json(order), "account": account_json, "source": record.source, "checks": checks,
                 "timing": _timing(record), "replayed": False, **(extra or {})}
     else:
@@ -451,7 +467,8 @@ def order_outcome_write(record: OrderRecord, *, account, check, outcome: str, au
 
 # What placement changes on the pending record; the UPDATE sends only these.
 _OUTCOME_FIELDS = ("submitted_at", "responded_at", "completed_at", "total_ms", "broker_ms", "overhead_ms", "recovered", "outcome",
-                   "http_status", "balance_status", "broker_order_id", "broker_status", "error_code", "error_message", "response")
+                   "http_status", "balance_status", "broker_order_id", "broker_status", "error_code", "error_message", "response",
+                   "legs")
 
 
 def _write_outcome_once(record: OrderRecord, *, account, check, outcome: str, audit_data: dict, actor_type: str) -> None:
@@ -640,22 +657,9 @@ def _place_at_broker(*, record: OrderRecord, account: AlpacaAccount, intent: Ord
     if refusal:
         return refuse(refusal, check)
 
-    request = OrderRequest(
-        symbol=intent.symbol,
-        side=intent.side,
-        type=intent.type,
-        time_in_force=intent.time_in_force,
-        client_order_id=intent.client_order_id,
-        asset_class=intent.asset_class,
-        qty=intent.qty,
-        notional=intent.notional,
-        limit_price=intent.limit_price,
-        stop_price=intent.stop_price,
-        extended_hours=intent.extended_hours,
-    )
     record.submitted_at = utcnow()
     try:
-        order = broker.submit_order(request)
+        order = broker_send(broker, intent)  # a new order, or a replacement (PATCH) when intent.replaces
     except BrokerError as exc:
         record.responded_at = utcnow()
         if _duplicate_client_order_id(exc):
