@@ -46,6 +46,8 @@ def _original_intent(*, account: AlpacaAccount, order_id: str) -> OrderIntent:
             stop_price=record.stop_price, extended_hours=record.extended_hours, order_class=record.order_class,
             take_profit_limit_price=dec(tp.get("limit_price")), stop_loss_stop_price=dec(sl.get("stop_price")),
             stop_loss_limit_price=dec(sl.get("limit_price")), trail_price=record.trail_price, trail_percent=record.trail_percent,
+            # an opted-in option buy stays opted in: the sell bot manages what the replacement fills
+            auto_sell_enabled=record.auto_sell_enabled,
         )
     order = broker_seam.broker_for(account).get_order(order_id)
     return OrderIntent(
@@ -81,7 +83,7 @@ def replacement_intent(original: OrderIntent, *, order_id: str, changes: dict, c
         values["trail_price" if original.trail_price is not None else "trail_percent"] = changes["trail"]
     if original.order_class == "oco" and "limit_price" in changes:
         values["take_profit_limit_price"] = changes["limit_price"]
-    return dc_replace(original, **values, client_order_id=client_order_id, auto_sell_enabled=False, replaces=order_id,
+    return dc_replace(original, **values, client_order_id=client_order_id, replaces=order_id,
                       replace_changes=tuple(sorted(changes.items())))
 
 

@@ -37,7 +37,7 @@ def detail(client, order_id: str) -> dict:
     return r.json()
 
 
-def test_bracket_whose_take_profit_fills_cancels_the_stop(live):
+def test_bracket_whose_take_profit_fills_cancels_the_stop(live):  # noqa: F811 - the live fixture
     live.set_price("AAPL", 100)
     c = trader()
     body = {"symbol": "AAPL", "qty": "10", "side": "buy", "type": "limit", "limit_price": "99", "time_in_force": "gtc",
@@ -71,7 +71,7 @@ def test_bracket_whose_take_profit_fills_cancels_the_stop(live):
     assert Decimal(done["legs"][0]["filled_avg_price"]) >= 110
 
 
-def test_trailing_stop_follows_the_walk_then_triggers(live):
+def test_trailing_stop_follows_the_walk_then_triggers(live):  # noqa: F811 - the live fixture
     live.set_price("AAPL", 100)
     c = trader()
     assert c.post("/api/v1/stocks/order", {"symbol": "AAPL", "qty": "10", "side": "buy", "type": "market", "time_in_force": "day"},
@@ -94,7 +94,7 @@ def test_trailing_stop_follows_the_walk_then_triggers(live):
     assert fired["hwm"] == "110" and fired["filled_qty"] == "10"
 
 
-def test_trailing_percent_oco_and_oto_reach_the_broker(live):
+def test_trailing_percent_oco_and_oto_reach_the_broker(live):  # noqa: F811 - the live fixture
     live.set_price("AAPL", 100)
     c = trader()
     assert c.post("/api/v1/stocks/order", {"symbol": "AAPL", "qty": "20", "side": "buy", "type": "market", "time_in_force": "day"},
@@ -146,7 +146,7 @@ TRAIL = {"symbol": "AAPL", "qty": "10", "side": "sell", "type": "trailing_stop",
     ({**TRAIL, "qty": "0.5"}, "qty", "whole number"),
     ({**STOCK, "trail_price": "1"}, "trail_price", "trailing_stop orders only"),
 ])
-def test_each_validation_refusal_is_a_400_before_any_record(live, body, field, words):
+def test_each_validation_refusal_is_a_400_before_any_record(live, body, field, words):  # noqa: F811 - the live fixture
     body = {k: v for k, v in body.items() if v is not None}
     r = trader().post("/api/v1/stocks/order", body, format="json")
     assert r.status_code == 400, r.json()
@@ -156,7 +156,7 @@ def test_each_validation_refusal_is_a_400_before_any_record(live, body, field, w
     assert not OrderRecord.objects.exists() and sim_orders(live) == []
 
 
-def test_option_orders_stay_simple(live):
+def test_option_orders_stay_simple(live):  # noqa: F811 - the live fixture
     r = trader().post("/api/v1/options/order", {"option_symbol": "AAPL260116C00190000", "qty": "1", "side": "buy",
                                                 "type": "trailing_stop", "trail_price": "1", "time_in_force": "day"}, format="json")
     assert r.status_code == 400 and "type" in r.json()["error"]["details"]["fields"]

@@ -24,7 +24,7 @@ def place(c, body=LIMIT, **extra) -> dict:
     return r.json()
 
 
-def test_replace_gets_its_own_record_linked_to_the_replaced_one(live):
+def test_replace_gets_its_own_record_linked_to_the_replaced_one(live):  # noqa: F811 - the live fixture
     live.set_price("AAPL", 100)
     c = trader()
     old = place(c, client_order_id="first")
@@ -61,7 +61,7 @@ def test_replace_gets_its_own_record_linked_to_the_replaced_one(live):
     assert clash.status_code == 409 and clash.json()["error"]["code"] == "idempotency_conflict"
 
 
-def test_the_replacement_fills_like_any_order(live):
+def test_the_replacement_fills_like_any_order(live):  # noqa: F811 - the live fixture
     live.set_price("AAPL", 100)
     c = trader()
     old = place(c)
@@ -70,7 +70,7 @@ def test_the_replacement_fills_like_any_order(live):
     wait_for(lambda: detail(c, new["id"]), lambda o: o["status"] == "filled", "the replacement filled")
 
 
-def test_a_trailing_stop_is_replaced_with_a_new_trail(live):
+def test_a_trailing_stop_is_replaced_with_a_new_trail(live):  # noqa: F811 - the live fixture
     live.set_price("AAPL", 100)
     c = trader()
     place(c, {"symbol": "AAPL", "qty": "10", "side": "buy", "type": "market", "time_in_force": "day"})
@@ -82,7 +82,7 @@ def test_a_trailing_stop_is_replaced_with_a_new_trail(live):
     assert rec.trail_percent == 10 and rec.order_type == "trailing_stop" and rec.time_in_force == "day"
 
 
-def test_a_bracket_leg_the_gateway_has_no_record_of_is_read_from_the_broker(live):
+def test_a_bracket_leg_the_gateway_has_no_record_of_is_read_from_the_broker(live):  # noqa: F811 - the live fixture
     live.set_price("AAPL", 100)
     c = trader()
     parent = place(c, {**LIMIT, "order_class": "bracket", "take_profit": {"limit_price": "110"}, "stop_loss": {"stop_price": "80"}})
@@ -95,7 +95,7 @@ def test_a_bracket_leg_the_gateway_has_no_record_of_is_read_from_the_broker(live
     assert [leg["stop_price"] for leg in detail(c, parent["id"])["legs"]] == [None, "85"]
 
 
-def test_broker_refusals_are_recorded_and_mapped(live):
+def test_broker_refusals_are_recorded_and_mapped(live):  # noqa: F811 - the live fixture
     live.set_price("AAPL", 100)
     c = trader()
     filled = place(c, {"symbol": "AAPL", "qty": "1", "side": "buy", "type": "market", "time_in_force": "day"})
@@ -110,7 +110,7 @@ def test_broker_refusals_are_recorded_and_mapped(live):
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
 
-def test_the_pre_trade_checks_apply_to_the_new_notional(live, config_file):
+def test_the_pre_trade_checks_apply_to_the_new_notional(live, config_file):  # noqa: F811 - the live fixture
     live.set_price("AAPL", 100)
     config_file.set("trading", max_order_notional=1000)
     c = trader()
@@ -131,7 +131,7 @@ def test_the_pre_trade_checks_apply_to_the_new_notional(live, config_file):
     ({"client_order_id": "opt-mine", "qty": "1"}, "client_order_id"),
     ({"time_in_force": "forever"}, "time_in_force"),
 ])
-def test_invalid_replacements_are_400_before_the_broker(live, change, field):
+def test_invalid_replacements_are_400_before_the_broker(live, change, field):  # noqa: F811 - the live fixture
     live.set_price("AAPL", 100)
     c = trader()
     old = place(c)
@@ -142,7 +142,7 @@ def test_invalid_replacements_are_400_before_the_broker(live, change, field):
     assert detail(c, old["id"])["status"] == "new"
 
 
-def test_same_permissions_as_placing(live):
+def test_same_permissions_as_placing(live):  # noqa: F811 - the live fixture
     live.set_price("AAPL", 100)
     old = place(trader())
     read_only = client_for(token(user_id="reader", permissions=("account_access",), account_id="account_001"))
@@ -154,3 +154,15 @@ def test_same_permissions_as_placing(live):
     r = admin.patch(f"/api/v1/orders/{old['id']}?account_id=account_001", {"qty": "1"}, format="json")
     assert r.status_code == 201, r.json()
     assert not OrderRecord.objects.filter(action="replace").exclude(user_id="admin").exists()
+
+
+def test_an_opted_in_option_buy_stays_opted_in_when_replaced(live):  # noqa: F811 - the live fixture
+    c = trader()
+    symbol = c.get("/api/v1/options/AAPL/chain?type=call").json()["contracts"][0]["symbol"]
+    r = c.post("/api/v1/options/order", {"option_symbol": symbol, "qty": "1", "side": "buy", "type": "limit", "limit_price": "0.01",
+                                         "time_in_force": "day", "auto_sell_enabled": True}, format="json")
+    assert r.status_code == 201, r.json()
+    new = c.patch(f"/api/v1/orders/{r.json()['id']}", {"limit_price": "0.02", "qty": "2"}, format="json")
+    assert new.status_code == 201, new.json()
+    rec = OrderRecord.objects.get(broker_order_id=new.json()["id"])
+    assert rec.auto_sell_enabled and rec.asset_class == "us_option" and rec.qty == 2 and rec.action == "replace"
