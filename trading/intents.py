@@ -169,14 +169,23 @@ def intent_errors(intent: OrderIntent) -> dict[str, str]:
 RESERVED_CLIENT_ORDER_ID_PREFIXES = ("sb-", "opt-")
 
 
+def client_order_id_error(client_order_id: str | None) -> str | None:
+    """The rule a client-chosen id breaks (its form, a prefix the gateway reserves), or None."""
+    if client_order_id is None:
+        return None
+    if not CLIENT_ORDER_ID_RE.match(client_order_id):
+        return "client_order_id must be 1 to 48 printable characters without spaces."
+    if client_order_id.lower().startswith(RESERVED_CLIENT_ORDER_ID_PREFIXES):
+        return f"client_order_id may not start with {' or '.join(RESERVED_CLIENT_ORDER_ID_PREFIXES)}: the gateway reserves them."
+    return None
+
+
 def client_intent_errors(intent: OrderIntent) -> dict[str, str]:
     """``intent_errors`` plus the rules that apply to ids a client chose (API, quick and bulk orders)."""
     errors = intent_errors(intent)
-    if intent.client_order_id and intent.client_order_id.lower().startswith(RESERVED_CLIENT_ORDER_ID_PREFIXES):
-        errors.setdefault(
-            "client_order_id",
-            f"client_order_id may not start with {' or '.join(RESERVED_CLIENT_ORDER_ID_PREFIXES)}: the gateway reserves them.",
-        )
+    message = client_order_id_error(intent.client_order_id or None)
+    if message:
+        errors.setdefault("client_order_id", message)
     return errors
 
 

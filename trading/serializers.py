@@ -11,25 +11,20 @@ from opitios.serializers import ErrorDetailSerializer, ErrorResponseSerializer  
 from . import balance
 from .fields import StrictDecimalField
 from .intents import (
-    CLIENT_ORDER_ID_RE,
     OPTION,
     ORDER_CLASSES,
     ORDER_TYPES,
-    RESERVED_CLIENT_ORDER_ID_PREFIXES,
     SIDES,
     STOCK,
     STOCK_ORDER_TYPES,
     STOCK_TIME_IN_FORCE,
     OrderIntent,
     client_intent_errors,
+    client_order_id_error,
 )
 
 MONEY = {"max_digits": 20, "decimal_places": 6, "coerce_to_string": True}
 QTY = {"max_digits": 20, "decimal_places": 9, "coerce_to_string": True}
-
-
-# --- errors -------------------------------------------------------------------------------------
-
 
 
 # --- order inputs -----------------------------------------------------------------------------
@@ -73,15 +68,12 @@ class StockOrderInputSerializer(_OrderInputBase):
     notional = StrictDecimalField(required=False, allow_null=True, min_value=0, max_digits=20, decimal_places=2, coerce_to_string=True)
     time_in_force = serializers.ChoiceField(choices=STOCK_TIME_IN_FORCE, help_text="Sent to Alpaca as given.")
     extended_hours = serializers.BooleanField(required=False, default=False)
-    order_class = serializers.ChoiceField(choices=ORDER_CLASSES, required=False, default="simple",
-                                          help_text="bracket: an entry with take_profit and stop_loss exits; oco: a limit "
-                                                    "(take_profit) and a stop_loss, one cancels the other; oto: an entry with one exit.")
+    order_class = serializers.ChoiceField(choices=ORDER_CLASSES, required=False, default="simple", help_text="bracket, oco, oto: with take_profit / stop_loss legs.")
     take_profit = TakeProfitInputSerializer(required=False, allow_null=True)
     stop_loss = StopLossInputSerializer(required=False, allow_null=True)
-    trail_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY,
-                                     help_text="trailing_stop: the stop trails the high (low) water mark by this many dollars.")
-    trail_percent = StrictDecimalField(required=False, allow_null=True, min_value=0, max_digits=9, decimal_places=4,
-                                       coerce_to_string=True, help_text="trailing_stop: ... or by this percentage (give one of the two).")
+    trail_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY, help_text="trailing_stop: the trail in $.")
+    trail_percent = StrictDecimalField(required=False, allow_null=True, min_value=0, max_digits=9, decimal_places=4, coerce_to_string=True,
+                                       help_text="trailing_stop: the trail in % (give one of trail_price, trail_percent).")
 
     def to_intent_from(self, a) -> OrderIntent:
         tp, sl = a.get("take_profit") or {}, a.get("stop_loss") or {}
@@ -110,11 +102,8 @@ class OrderReplaceInputSerializer(serializers.Serializer):
     account_id = serializers.CharField(required=False, max_length=64, help_text="The account; defaults to the token's account_id claim.")
 
     def validate_client_order_id(self, value):
-        if value is not None and not CLIENT_ORDER_ID_RE.match(value):
-            raise serializers.ValidationError("client_order_id must be 1 to 48 printable characters without spaces.")
-        if value and value.lower().startswith(RESERVED_CLIENT_ORDER_ID_PREFIXES):
-            raise serializers.ValidationError(
-                f"client_order_id may not start with {' or '.join(RESERVED_CLIENT_ORDER_ID_PREFIXES)}: the gateway reserves them.")
+        if message := client_order_id_error(value):
+            raise serializers.ValidationError(message)
         return value
 
 
