@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
 from audit.models import AuditEvent
 from tests.helpers.sim import sim, sim_server  # noqa: F401 - fixtures
+from trading.intents import OrderIntent
 from trading.models import OrderRecord
 
 from .test_api_sim import live, sim_orders, trader  # noqa: F401 - fixtures and helpers
@@ -160,3 +162,12 @@ def test_option_orders_stay_simple(live):  # noqa: F811 - the live fixture
     r = trader().post("/api/v1/options/order", {"option_symbol": "AAPL260116C00190000", "qty": "1", "side": "buy",
                                                 "type": "trailing_stop", "trail_price": "1", "time_in_force": "day"}, format="json")
     assert r.status_code == 400 and "type" in r.json()["error"]["details"]["fields"]
+
+
+def test_a_simple_orders_fingerprint_is_unchanged_and_a_class_or_a_replacement_changes_it():
+    """Stored intent_hash values must still match their orders after the upgrade (a retry would be a 409 otherwise)."""
+    simple = OrderIntent(symbol="AAPL", side="buy", type="limit", time_in_force="day", qty=Decimal("1.5"), limit_price=Decimal("180.00"))
+    assert simple.fingerprint == "7f235e32190eab026e188aed3535ee1a1543fcffec5f93d38e2d55425fad2cee"  # as before issue 17
+    bracket = replace(simple, order_class="bracket", take_profit_limit_price=Decimal(200), stop_loss_stop_price=Decimal(170))
+    replacement = replace(simple, replaces="6c1f0d5e-0000-4000-8000-000000000001")
+    assert len({simple.fingerprint, bracket.fingerprint, replacement.fingerprint}) == 3

@@ -1,5 +1,5 @@
-"""Orders: stock, option, quick, list, detail, cancel and bulk. Every placement goes
-through ``services.order_place``."""
+"""Orders: stock, option, quick, list, detail, replace, cancel and bulk. Every placement (a replacement
+too, through ``replace.order_replace``) goes through ``services.order_place``."""
 from __future__ import annotations
 
 import uuid
