@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 # Run order: cheap and independent first; the long whole-stack ones last.
 SCRIPTS = ("sim_throughput", "sim_streams", "audit_write", "order_overhead", "quote_throughput", "saturation", "lifecycle", "accounts_scale",
-           "memory", "sell_sweep")
+           "memory", "sell_sweep", "scale_out")
 # Modules under bench/ that are not benchmark scripts.
 HELPERS = frozenset({"__init__", "__main__", "figures", "machine", "report", "wrk", "gateway", "profile_order", "cache_client"})
 
@@ -54,6 +54,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("quote_throughput_ratio", "Quote throughput, gateway / alpacasim (c=32)", "quote_throughput", ("ratio",), "×", ">=", 0.5),
     Figure("quote_gateway_rps", "Quote throughput through the gateway", "quote_throughput", ("gateway_rps",), "req/s"),
     Figure("quote_sim_rps", "Quote throughput of alpacasim, same route", "quote_throughput", ("sim_rps",), "req/s"),
+    Figure("scale_out_quote_ratio", "Quote throughput, two web processes / one (same host)", "scale_out", ("quote_ratio",), "×"),
+    Figure("scale_out_order_ratio", "Order throughput, two web processes / one (same host)", "scale_out", ("order_ratio",), "×"),
     Figure("quote_saturation_rps", "Saturation: quote route, highest req/s with p99 ≤ 1 s and no failure", "saturation",
            ("quote_saturation", "requests_per_s"), "req/s"),
     Figure("health_saturation_rps", "Saturation: /health, highest req/s with p99 ≤ 1 s and no failure", "saturation",

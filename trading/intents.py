@@ -12,7 +12,7 @@ from decimal import Decimal
 from opitios.config import ORDER_TYPES
 from opitios.errors import ApplicationError
 
-from .order_classes import class_errors
+from .order_classes import class_errors, legs_json
 
 SIDES = ("buy", "sell")
 STOCK_ORDER_TYPES = (*ORDER_TYPES, "trailing_stop")
@@ -61,6 +61,19 @@ class OrderIntent:
     @property
     def fingerprint(self) -> str:
         return intent_fingerprint(**{name: getattr(self, name) for name in (*FINGERPRINT_FIELDS, *OPTIONAL_FINGERPRINT_FIELDS)})
+
+    # The order's JSON shape (OrderIntentSerializer, trading/serializers_out.py) reads these.
+    @property
+    def take_profit(self) -> dict | None:
+        return legs_json(self).get("take_profit")
+
+    @property
+    def stop_loss(self) -> dict | None:
+        return legs_json(self).get("stop_loss")
+
+    @property
+    def action(self) -> str:
+        return "replace" if self.replaces else "place"
 
     @property
     def multiplier(self) -> Decimal:

@@ -18,8 +18,9 @@ from opitios.errors import ApplicationError
 
 from .intents import OrderIntent
 from .models import OrderRecord, Outcome, Source
+from .results import Placement
 from .selectors import order_record_by_broker_id
-from .services import OrderResult, order_place
+from .services import order_place
 
 REPLACEABLE = ("qty", "limit_price", "stop_price", "trail", "time_in_force")
 OPEN_STATUSES = ("", "new", "accepted", "pending_new", "partially_filled", "held", "accepted_for_bidding", "calculated")
@@ -88,16 +89,16 @@ def replacement_intent(original: OrderIntent, *, order_id: str, changes: dict, c
 
 
 def order_replace(*, account: AlpacaAccount, order_id: str, changes: dict, client_order_id: str | None, user_id: str,
-                  received_at: datetime | None = None) -> OrderResult:
-    """Replace one open order through the order pipeline. Like ``order_place`` the result carries the
-    HTTP status and body; raises ``ApplicationError`` for invalid input and ``BrokerError`` when the order
+                  received_at: datetime | None = None) -> Placement:
+    """Replace one open order through the order pipeline. Like ``order_place`` it returns the ``Placement``
+    (rendered by the view); raises ``ApplicationError`` for invalid input and ``BrokerError`` when the order
     to replace cannot be read."""
     original = _original_intent(account=account, order_id=order_id)
     intent = replacement_intent(original, order_id=order_id, changes=changes, client_order_id=client_order_id)
-    result = order_place(account=account, intent=intent, source=Source.API, user_id=user_id, received_at=received_at)
-    if result.http_status == 201:
+    placement = order_place(account=account, intent=intent, source=Source.API, user_id=user_id, received_at=received_at)
+    if placement.accepted:  # a replay too: the first answer may have been lost before this update
         # Alpaca ends the old order pending_replace, then replaced (the ledger records that event).
         # Only an open status is overwritten: the ledger may have recorded it already.
         OrderRecord.objects.filter(account=account, broker_order_id=order_id, broker_status__in=OPEN_STATUSES).update(
             broker_status="pending_replace")
-    return result
+    return placement

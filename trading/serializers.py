@@ -1,4 +1,7 @@
-"""Request and response serializers of the trading API (inputs validate; outputs document the schema)."""
+"""Request and response serializers of the trading API: inputs validate; outputs define the response shapes.
+The order outputs (order, order intent, timing, account reference, placement, bulk) are in
+trading/serializers_out.py; the order, order intent, quote, timing and account-reference shapes are rendered from
+them by trading/formatting.py."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -6,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 from rest_framework import serializers
 
 from accounts.broker import TIMEFRAMES
-from opitios.serializers import ErrorDetailSerializer, ErrorResponseSerializer  # noqa: F401 - re-exported for the views
+from opitios.serializers import ErrorDetailSerializer, ErrorResponseSerializer, IsoDateTimeField  # noqa: F401 - re-exported for the views
 
-from . import balance
 from .fields import StrictDecimalField
 from .intents import (
     OPTION,
@@ -22,6 +24,7 @@ from .intents import (
     client_intent_errors,
     client_order_id_error,
 )
+from .serializers_out import AccountRefSerializer
 
 MONEY = {"max_digits": 20, "decimal_places": 6, "coerce_to_string": True}
 QTY = {"max_digits": 20, "decimal_places": 9, "coerce_to_string": True}
@@ -145,116 +148,6 @@ class QuickOrderQuerySerializer(serializers.Serializer):
     client_order_id = serializers.CharField(required=False, max_length=48, min_length=1)
 
 
-# --- order outputs -------------------------------------------------------------------------------
-
-
-class BalanceCheckSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=balance.STATUSES)
-    cash = serializers.CharField(allow_null=True)
-    minimum_balance = serializers.CharField(allow_null=True)
-    source = serializers.ChoiceField(choices=["snapshot", "live"], allow_null=True)
-    age_seconds = serializers.FloatField(allow_null=True)
-    fallback = serializers.BooleanField(required=False)
-    reducing_sell = serializers.BooleanField(required=False)
-    fetch_error = serializers.CharField(required=False)
-
-
-class ChecksSerializer(serializers.Serializer):
-    balance = BalanceCheckSerializer(required=False)
-
-
-class AccountRefSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    type = serializers.ChoiceField(choices=["paper", "live"])
-
-
-class TimingSerializer(serializers.Serializer):
-    received_at = serializers.DateTimeField()
-    submitted_at = serializers.DateTimeField(allow_null=True)
-    responded_at = serializers.DateTimeField(allow_null=True)
-    completed_at = serializers.DateTimeField(allow_null=True)
-    total_ms = serializers.FloatField(allow_null=True)
-    broker_ms = serializers.FloatField(allow_null=True)
-    overhead_ms = serializers.FloatField(allow_null=True)
-
-
-class _OrderFieldsSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    client_order_id = serializers.CharField()
-    symbol = serializers.CharField()
-    asset_class = serializers.CharField()
-    side = serializers.CharField()
-    type = serializers.CharField()
-    time_in_force = serializers.CharField()
-    status = serializers.CharField()
-    qty = serializers.CharField(allow_null=True)
-    notional = serializers.CharField(allow_null=True)
-    filled_qty = serializers.CharField(allow_null=True)
-    filled_avg_price = serializers.CharField(allow_null=True)
-    limit_price = serializers.CharField(allow_null=True)
-    stop_price = serializers.CharField(allow_null=True)
-    extended_hours = serializers.BooleanField()
-    created_at = serializers.DateTimeField(allow_null=True)
-    submitted_at = serializers.DateTimeField(allow_null=True)
-    filled_at = serializers.DateTimeField(allow_null=True)
-    canceled_at = serializers.DateTimeField(allow_null=True)
-    order_class = serializers.ChoiceField(choices=ORDER_CLASSES, required=False)
-    trail_price = serializers.CharField(allow_null=True, required=False)
-    trail_percent = serializers.CharField(allow_null=True, required=False)
-    hwm = serializers.CharField(allow_null=True, required=False, help_text="A trailing stop's high (low) water mark.")
-    replaces = serializers.CharField(allow_null=True, required=False, help_text="The order this one replaced.")
-    replaced_by = serializers.CharField(allow_null=True, required=False, help_text="The order that replaced this one.")
-
-
-class OrderLegSerializer(_OrderFieldsSerializer):
-    """A take-profit or stop-loss leg (Alpaca's own order for it)."""
-
-
-class OrderSerializer(_OrderFieldsSerializer):
-    legs = OrderLegSerializer(many=True, allow_null=True, required=False,
-                              help_text="A bracket's or oto's exit orders, an oco's stop-loss order; null for a simple order.")
-
-
-class PlacedOrderSerializer(OrderSerializer):
-    account = AccountRefSerializer()
-    source = serializers.ChoiceField(choices=["api", "bulk", "sellbot"])
-    checks = ChecksSerializer()
-    timing = TimingSerializer()
-    replayed = serializers.BooleanField()
-    recovered = serializers.BooleanField(required=False, help_text="Found at the broker by client_order_id after an earlier fault.")
-
-
-class OrderListSerializer(serializers.Serializer):
-    account = AccountRefSerializer()
-    orders = OrderSerializer(many=True)
-
-
-class CancelResultSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    status = serializers.CharField()
-    account = AccountRefSerializer()
-
-
-class BulkResultItemSerializer(serializers.Serializer):
-    account_id = serializers.CharField()
-    status_code = serializers.IntegerField()
-    order = PlacedOrderSerializer(required=False)
-    error = ErrorDetailSerializer(required=False)
-
-
-class BulkSummarySerializer(serializers.Serializer):
-    accounts = serializers.IntegerField()
-    accepted = serializers.IntegerField()
-    not_accepted = serializers.IntegerField()
-
-
-class BulkResultSerializer(serializers.Serializer):
-    client_order_id = serializers.CharField(help_text="The client_order_id used on every account (generated once when the order "
-                                            "gave none): retry the bulk with it to replay instead of placing again.")
-    results = BulkResultItemSerializer(many=True)
-    summary = BulkSummarySerializer()
-
-
 # --- account, positions ---------------------------------------------------------------------
 
 
@@ -300,7 +193,7 @@ class QuoteSerializer(serializers.Serializer):
     ask = serializers.CharField(allow_null=True)
     bid_size = serializers.CharField(allow_null=True)
     ask_size = serializers.CharField(allow_null=True)
-    timestamp = serializers.DateTimeField(allow_null=True)
+    timestamp = IsoDateTimeField(allow_null=True)
     source = serializers.ChoiceField(choices=["stream", "rest"], help_text="stream: the hub's last-value cache; rest: Alpaca.")
     age_ms = serializers.IntegerField(allow_null=True, help_text="stream: ms since the hub received it; rest: ms since its exchange timestamp.")
 

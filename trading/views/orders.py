@@ -12,6 +12,7 @@ from accounts.models import AlpacaAccount
 from opitios.auth import token_user_id
 from opitios.errors import ApplicationError
 
+from ..errors import placement_response
 from ..formatting import account_ref_json
 from ..intents import STOCK, OrderIntent, client_intent_errors
 from ..models import Source
@@ -21,16 +22,18 @@ from ..selectors import account_readable, requested_account_id
 from ..serializers import (
     AccountQuerySerializer,
     BulkOrderInputSerializer,
-    BulkResultSerializer,
-    CancelResultSerializer,
     OptionOrderInputSerializer,
-    OrderListSerializer,
     OrderReplaceInputSerializer,
-    OrderSerializer,
     OrdersQuerySerializer,
-    PlacedOrderSerializer,
     QuickOrderQuerySerializer,
     StockOrderInputSerializer,
+)
+from ..serializers_out import (
+    BulkResultSerializer,
+    CancelResultSerializer,
+    OrderListSerializer,
+    OrderSerializer,
+    PlacedOrderSerializer,
 )
 from ..services import broker_order_json, order_cancel, order_place, orders_bulk_place
 from .base import ACCOUNT_ERRORS, ORDER_ERRORS, TradingAPIView
@@ -38,8 +41,9 @@ from .base import ACCOUNT_ERRORS, ORDER_ERRORS, TradingAPIView
 TAGS = ["orders"]
 
 
-def _respond(result) -> Response:
-    return Response(result.body, status=result.http_status, headers=result.headers)
+def _respond(placement) -> Response:
+    status, body, headers = placement_response(placement)
+    return Response(body, status=status, headers=headers)
 
 
 class _PlaceOrderView(TradingAPIView):
