@@ -130,21 +130,6 @@ def legs_json(intent) -> dict:
     return body
 
 
-def class_json(intent) -> dict:
-    """What an order's JSON (error details, audit events) adds for a class, a trail or a replacement; {} for a simple order."""
-    body = {}
-    if intent.order_class != "simple":
-        body["order_class"] = intent.order_class
-        body.update(legs_json(intent))
-    for name in ("trail_price", "trail_percent"):
-        if getattr(intent, name) is not None:
-            body[name] = _num(getattr(intent, name))
-    if intent.replaces is not None:
-        body["action"] = "replace"
-        body["replaces"] = intent.replaces
-    return body
-
-
 def record_class_fields(intent) -> dict:
     """The ``OrderRecord`` fields of an intent's class, legs, trail and replacement (not the FK to the replaced record)."""
     return {
