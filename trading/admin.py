@@ -26,8 +26,8 @@ class OrderRecordAdmin(ConsoleFormatMixin, AuditedExportMixin, ReadOnlyAdminMixi
     # The key columns fit 1440 px beside the filter bar; the rest is on the record's page and in the export.
     list_display = ("received_at", "account", "account_type", "order_type", "symbol", "side", "qty", "outcome", "total_ms",
                     "broker_ms", "error_code")
-    list_filter = ("account_type", ("account", admin.RelatedOnlyFieldListFilter), "source", "outcome", "asset_class",
-                   ("received_at", DateRangeFilter))
+    list_filter = ("account_type", ("account", admin.RelatedOnlyFieldListFilter), "source", "action", "outcome", "asset_class",
+                   "order_class", ("received_at", DateRangeFilter))
     search_fields = ("symbol", "broker_order_id", "client_order_id")
     date_hierarchy = "received_at"
     list_select_related = ("account",)
@@ -35,9 +35,10 @@ class OrderRecordAdmin(ConsoleFormatMixin, AuditedExportMixin, ReadOnlyAdminMixi
     list_per_page = 100
     fieldsets = (
         (None, {"fields": ("account", "account_type", "source", "user_id", "client_order_id", "attempt", "is_current",
-                           "broker_order_id")}),
+                           "broker_order_id", "action", "replaces", "replaces_order_id")}),
         ("Order", {"fields": ("symbol", "asset_class", "side", "order_type", "time_in_force", "qty", "notional", "limit_price",
-                              "stop_price", "extended_hours", "auto_sell_enabled")}),
+                              "stop_price", "extended_hours", "auto_sell_enabled", "order_class", "legs", "trail_price",
+                              "trail_percent")}),
         ("Outcome", {"fields": ("outcome", "broker_status", "error_code", "error_message", "http_status", "balance_status",
                                 "recovered")}),
         ("Fills", {"fields": ("filled_qty", "filled_avg_price", "filled_at", "first_fill_ms", "last_fill_ms")}),
@@ -50,6 +51,7 @@ class OrderRecordAdmin(ConsoleFormatMixin, AuditedExportMixin, ReadOnlyAdminMixi
         "outcome", "broker_status", "error_code", "error_message", "http_status", "balance_status",
         "received_at", "submitted_at", "responded_at", "completed_at", "total_ms", "broker_ms", "overhead_ms",
         "filled_qty", "filled_avg_price", "filled_at", "first_fill_ms", "last_fill_ms",
+        "action", "replaces_order_id", "order_class", "legs", "trail_price", "trail_percent",
     )
 
     @admin.display(description="timeline (UTC, time since the previous step)")

@@ -9,7 +9,8 @@ from opitios.formats import iso, num
 from opitios.serializers import lean_renderer
 
 from .intents import OPTION, OPTION_MULTIPLIER, OrderIntent, occ_parse
-from .serializers import AccountRefSerializer, OrderIntentSerializer, OrderSerializer, QuoteSerializer, TimingSerializer
+from .serializers import QuoteSerializer
+from .serializers_out import AccountRefSerializer, OrderIntentSerializer, OrderSerializer, TimingSerializer
 
 # The shapes defined by the output serializers, rendered without a Serializer per call.
 quote_json: Callable[[Quote], dict] = lean_renderer(QuoteSerializer, exclude=("source", "age_ms"))

@@ -14,8 +14,10 @@ from opitios.formats import num
 
 from .intents import OrderIntent
 from .models import FINAL_OUTCOMES, OrderRecord, Outcome
+from .order_classes import record_class_fields
 from .outcome import utcnow
 from .results import Placement, Refusal
+from .selectors import order_record_by_broker_id
 
 logger = logging.getLogger("opitios.trading.orders")
 
@@ -59,6 +61,8 @@ def _reserve(*, account: AlpacaAccount, intent: OrderIntent, source: str, user_i
         "auto_sell_enabled": intent.auto_sell_enabled,
         "received_at": received_at,
         "intent_hash": intent.fingerprint,
+        **record_class_fields(intent),
+        "replaces": order_record_by_broker_id(account=account, broker_order_id=intent.replaces) if intent.replaces else None,
     }
     # The common case first: a key never seen. One INSERT (committed on its own in autocommit
     # mode) claims it; the partial unique index refuses a second current row for the key, and

@@ -12,7 +12,11 @@ from decimal import Decimal
 from opitios.config import ORDER_TYPES
 from opitios.errors import ApplicationError
 
+from .order_classes import class_errors, legs_json
+
 SIDES = ("buy", "sell")
+STOCK_ORDER_TYPES = (*ORDER_TYPES, "trailing_stop")
+ORDER_CLASSES = ("simple", "bracket", "oco", "oto")
 STOCK_TIME_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
 OPTION_TIME_IN_FORCE = ("day",)
 STOCK = "us_equity"
@@ -39,13 +43,37 @@ class OrderIntent:
     extended_hours: bool = False
     client_order_id: str | None = None
     auto_sell_enabled: bool = False
+    # Order classes and trailing stops (stocks only; rules in trading/order_classes.py).
+    order_class: str = "simple"
+    take_profit_limit_price: Decimal | None = None
+    stop_loss_stop_price: Decimal | None = None
+    stop_loss_limit_price: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    # A replacement (PATCH) of this broker order: the intent is the order as it will stand (trading/replace.py).
+    replaces: str | None = None
+    # ...and what the client changed, as (field, value) pairs: the PATCH sends only these.
+    replace_changes: tuple[tuple[str, object], ...] = ()
 
     def with_client_order_id(self, client_order_id: str) -> OrderIntent:
         return replace(self, client_order_id=client_order_id)
 
     @property
     def fingerprint(self) -> str:
-        return intent_fingerprint(**{name: getattr(self, name) for name in FINGERPRINT_FIELDS})
+        return intent_fingerprint(**{name: getattr(self, name) for name in (*FINGERPRINT_FIELDS, *OPTIONAL_FINGERPRINT_FIELDS)})
+
+    # The order's JSON shape (OrderIntentSerializer, trading/serializers_out.py) reads these.
+    @property
+    def take_profit(self) -> dict | None:
+        return legs_json(self).get("take_profit")
+
+    @property
+    def stop_loss(self) -> dict | None:
+        return legs_json(self).get("stop_loss")
+
+    @property
+    def action(self) -> str:
+        return "replace" if self.replaces else "place"
 
     @property
     def multiplier(self) -> Decimal:
@@ -55,6 +83,10 @@ class OrderIntent:
 # What makes two requests with one client_order_id "the same order" (docs/api.md, "Orders").
 FINGERPRINT_FIELDS = ("symbol", "side", "type", "time_in_force", "qty", "notional", "limit_price", "stop_price",
                       "asset_class", "extended_hours")
+# Hashed only when set, so a simple order's fingerprint (and every stored intent_hash) stays as it was.
+OPTIONAL_FINGERPRINT_FIELDS = ("order_class", "take_profit_limit_price", "stop_loss_stop_price", "stop_loss_limit_price",
+                               "trail_price", "trail_percent", "replaces")
+_OPTIONAL_DEFAULTS = (None, "simple")
 
 
 def _canonical(value):
@@ -66,6 +98,8 @@ def _canonical(value):
 def intent_fingerprint(**values) -> str:
     """sha256 of the order's canonical fields (``FINGERPRINT_FIELDS``, as keyword arguments)."""
     canonical = {name: _canonical(values.get(name)) for name in FINGERPRINT_FIELDS}
+    canonical.update({name: _canonical(values[name]) for name in OPTIONAL_FINGERPRINT_FIELDS
+                      if values.get(name) not in _OPTIONAL_DEFAULTS})
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -102,8 +136,10 @@ def intent_errors(intent: OrderIntent) -> dict[str, str]:
         errors["symbol"] = f"{intent.symbol!r} is not a valid stock symbol."
     if intent.side not in SIDES:
         errors["side"] = f"side must be one of {', '.join(SIDES)}."
-    if intent.type not in ORDER_TYPES:
-        errors["type"] = f"type must be one of {', '.join(ORDER_TYPES)}."
+    types = ORDER_TYPES if option else STOCK_ORDER_TYPES
+    if intent.type not in types:
+        errors["type"] = f"type must be one of {', '.join(types)}." if not option or intent.type not in STOCK_ORDER_TYPES else (
+            "Option orders accept market, limit, stop and stop_limit only.")
     allowed_tif = OPTION_TIME_IN_FORCE if option else STOCK_TIME_IN_FORCE
     if intent.time_in_force not in allowed_tif:
         errors["time_in_force"] = (
@@ -136,6 +172,8 @@ def intent_errors(intent: OrderIntent) -> dict[str, str]:
         errors["client_order_id"] = "client_order_id must be 1 to 48 printable characters without spaces."
     if intent.auto_sell_enabled and not (option and intent.side == "buy"):
         errors["auto_sell_enabled"] = "auto_sell_enabled applies to option buy orders only."
+    for name, message in class_errors(intent).items():
+        errors.setdefault(name, message)
     return errors
 
 
@@ -144,14 +182,23 @@ def intent_errors(intent: OrderIntent) -> dict[str, str]:
 RESERVED_CLIENT_ORDER_ID_PREFIXES = ("sb-", "opt-", "flat-")
 
 
+def client_order_id_error(client_order_id: str | None) -> str | None:
+    """The rule a client-chosen id breaks (its form, a prefix the gateway reserves), or None."""
+    if client_order_id is None:
+        return None
+    if not CLIENT_ORDER_ID_RE.match(client_order_id):
+        return "client_order_id must be 1 to 48 printable characters without spaces."
+    if client_order_id.lower().startswith(RESERVED_CLIENT_ORDER_ID_PREFIXES):
+        return f"client_order_id may not start with {' or '.join(RESERVED_CLIENT_ORDER_ID_PREFIXES)}: the gateway reserves them."
+    return None
+
+
 def client_intent_errors(intent: OrderIntent) -> dict[str, str]:
     """``intent_errors`` plus the rules that apply to ids a client chose (API, quick and bulk orders)."""
     errors = intent_errors(intent)
-    if intent.client_order_id and intent.client_order_id.lower().startswith(RESERVED_CLIENT_ORDER_ID_PREFIXES):
-        errors.setdefault(
-            "client_order_id",
-            f"client_order_id may not start with {' or '.join(RESERVED_CLIENT_ORDER_ID_PREFIXES)}: the gateway reserves them.",
-        )
+    message = client_order_id_error(intent.client_order_id or None)
+    if message:
+        errors.setdefault("client_order_id", message)
     return errors
 
 

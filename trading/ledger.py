@@ -80,6 +80,11 @@ def _record_for(account: AlpacaAccount, order: BrokerOrder, at: datetime) -> Ord
         time_in_force=order.time_in_force, qty=order.qty, notional=order.notional, limit_price=order.limit_price,
         stop_price=order.stop_price, extended_hours=order.extended_hours, outcome=Outcome.ACCEPTED, broker_status=order.status,
         received_at=order.created_at or order.submitted_at or at, submitted_at=order.submitted_at or order.created_at,
+        order_class=order.order_class or "simple", trail_price=order.trail_price, trail_percent=order.trail_percent,
+        # a replacement made outside the gateway is linked to the order it replaced, as the gateway's own are
+        action="replace" if order.replaces else "place", replaces_order_id=order.replaces or "",
+        replaces=OrderRecord.objects.filter(account=account, broker_order_id=order.replaces).order_by("-received_at").first()
+        if order.replaces else None,
     )
 
 

@@ -1,8 +1,14 @@
 """``OrderRecord``: the compliance timing ledger, one row per order attempt."""
+from decimal import Decimal
+
 from django.db import models
 from django.db.models import Q
 
 from .intents import intent_fingerprint
+
+
+def _dec(value) -> Decimal | None:
+    return None if value in (None, "") else Decimal(str(value))
 
 
 class Source(models.TextChoices):
@@ -11,6 +17,11 @@ class Source(models.TextChoices):
     SELLBOT = "sellbot", "sellbot"
     # Seen only on the account's trade-updates stream: placed outside the gateway (e.g. Alpaca's dashboard).
     EXTERNAL = "external", "external"
+
+
+class Action(models.TextChoices):
+    PLACE = "place", "place a new order"
+    REPLACE = "replace", "replace an open order (PATCH)"
 
 
 class Outcome(models.TextChoices):
@@ -52,6 +63,18 @@ class OrderRecord(models.Model):
     extended_hours = models.BooleanField(default=False)
     # Option buys opted in to the sell bot: it opens a ManagedPosition when the order fills.
     auto_sell_enabled = models.BooleanField(default=False)
+    # Order classes and trailing stops (trading/order_classes.py). ``legs``: the requested take_profit /
+    # stop_loss, and once accepted the broker's legs (``broker``: id, type, status, prices).
+    order_class = models.CharField(max_length=8, default="simple")
+    legs = models.JSONField(default=dict, blank=True)
+    trail_price = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    trail_percent = models.DecimalField(max_digits=9, decimal_places=4, null=True, blank=True)
+    # A replacement (PATCH) is its own attempt: action=replace, linked to the record of the order it
+    # replaces (when the ledger holds it) and always to that order's broker id.
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.PLACE)
+    # No index of its own (each one costs every order a write): a replacement is found from its record.
+    replaces = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="replacements", db_index=False)
+    replaces_order_id = models.CharField(max_length=64, blank=True)
 
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
     broker_status = models.CharField(max_length=32, blank=True)
@@ -108,9 +131,15 @@ class OrderRecord(models.Model):
     def fingerprint(self) -> str:
         if self.intent_hash:
             return self.intent_hash
+        legs = self.legs or {}
         return intent_fingerprint(symbol=self.symbol, side=self.side, type=self.order_type, time_in_force=self.time_in_force,
                                   qty=self.qty, notional=self.notional, limit_price=self.limit_price, stop_price=self.stop_price,
-                                  asset_class=self.asset_class, extended_hours=self.extended_hours)
+                                  asset_class=self.asset_class, extended_hours=self.extended_hours, order_class=self.order_class,
+                                  take_profit_limit_price=_dec((legs.get("take_profit") or {}).get("limit_price")),
+                                  stop_loss_stop_price=_dec((legs.get("stop_loss") or {}).get("stop_price")),
+                                  stop_loss_limit_price=_dec((legs.get("stop_loss") or {}).get("limit_price")),
+                                  trail_price=self.trail_price, trail_percent=self.trail_percent,
+                                  replaces=self.replaces_order_id or None)
 
 
 class OrderEvent(models.Model):

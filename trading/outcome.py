@@ -16,7 +16,7 @@ from accounts.models import AlpacaAccount
 from audit.services import audit_record
 from opitios.db import update_by_pk
 from opitios.errors import error_body
-from opitios.formats import iso
+from opitios.formats import iso, num
 
 from . import balance as bal
 from .errors import refusal_status
@@ -73,6 +73,10 @@ def _finalise(
     if order is not None:
         record.broker_order_id = order.id
         record.broker_status = order.status
+        if order.legs:  # the broker's own orders for a bracket's, oco's or oto's legs, beside the requested ones
+            record.legs = {**(record.legs or {}), "broker": [
+                {"id": leg.id, "type": leg.type, "side": leg.side, "status": leg.status, "limit_price": num(leg.limit_price),
+                 "stop_price": num(leg.stop_price)} for leg in order.legs]}
         body = {**broker_order_json(order), "account": account_json, "source": record.source, "checks": checks,
                 "timing": timing_json(record), "replayed": False, **(extra or {})}
     else:
@@ -127,7 +131,8 @@ def order_outcome_write(record: OrderRecord, *, account, check, outcome: str, au
 
 # What placement changes on the pending record; the UPDATE sends only these.
 _OUTCOME_FIELDS = ("submitted_at", "responded_at", "completed_at", "total_ms", "broker_ms", "overhead_ms", "recovered", "outcome",
-                   "http_status", "balance_status", "broker_order_id", "broker_status", "error_code", "error_message", "response")
+                   "http_status", "balance_status", "broker_order_id", "broker_status", "error_code", "error_message", "response",
+                   "legs")
 
 
 # A fill event may reach the ledger (trading/ledger.py) before this write: the broker status it

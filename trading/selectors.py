@@ -173,3 +173,8 @@ def _event_note(event) -> str:
     if event.reconciled:
         parts.append("recovered over REST after a stream gap")
     return "; ".join(parts)
+
+
+def order_record_by_broker_id(*, account: AlpacaAccount, broker_order_id: str) -> OrderRecord | None:
+    """The newest record of the account's broker order (the gateway's own, or the ledger's ``external`` one)."""
+    return OrderRecord.objects.filter(account=account, broker_order_id=broker_order_id).order_by("-received_at").first()

@@ -1,5 +1,7 @@
-"""Request and response serializers of the trading API: inputs validate; outputs define the response shapes
-(the order, order intent, quote, timing and account-reference shapes are rendered from them by trading/formatting.py)."""
+"""Request and response serializers of the trading API: inputs validate; outputs define the response shapes.
+The order outputs (order, order intent, timing, account reference, placement, bulk) are in
+trading/serializers_out.py; the order, order intent, quote, timing and account-reference shapes are rendered from
+them by trading/formatting.py."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -9,16 +11,23 @@ from rest_framework import serializers
 from accounts.broker import TIMEFRAMES
 from opitios.serializers import ErrorDetailSerializer, ErrorResponseSerializer, IsoDateTimeField  # noqa: F401 - re-exported for the views
 
-from . import balance
 from .fields import StrictDecimalField
-from .intents import OPTION, ORDER_TYPES, SIDES, STOCK, STOCK_TIME_IN_FORCE, OrderIntent, client_intent_errors
+from .intents import (
+    OPTION,
+    ORDER_CLASSES,
+    ORDER_TYPES,
+    SIDES,
+    STOCK,
+    STOCK_ORDER_TYPES,
+    STOCK_TIME_IN_FORCE,
+    OrderIntent,
+    client_intent_errors,
+    client_order_id_error,
+)
+from .serializers_out import AccountRefSerializer
 
 MONEY = {"max_digits": 20, "decimal_places": 6, "coerce_to_string": True}
 QTY = {"max_digits": 20, "decimal_places": 9, "coerce_to_string": True}
-
-
-# --- errors -------------------------------------------------------------------------------------
-
 
 
 # --- order inputs -----------------------------------------------------------------------------
@@ -45,19 +54,60 @@ class _OrderInputBase(serializers.Serializer):
         return self._intent
 
 
+class TakeProfitInputSerializer(serializers.Serializer):
+    limit_price = StrictDecimalField(min_value=0, **MONEY, help_text="The take-profit leg's limit price.")
+
+
+class StopLossInputSerializer(serializers.Serializer):
+    stop_price = StrictDecimalField(min_value=0, **MONEY, help_text="The stop-loss leg's stop price.")
+    limit_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY,
+                                     help_text="Makes the stop-loss a stop-limit order; a stop (market) order without it.")
+
+
 class StockOrderInputSerializer(_OrderInputBase):
     symbol = serializers.CharField(max_length=16, help_text="Stock symbol, e.g. AAPL.")
+    type = serializers.ChoiceField(choices=STOCK_ORDER_TYPES)
     qty = StrictDecimalField(required=False, allow_null=True, min_value=0, **QTY)
     notional = StrictDecimalField(required=False, allow_null=True, min_value=0, max_digits=20, decimal_places=2, coerce_to_string=True)
     time_in_force = serializers.ChoiceField(choices=STOCK_TIME_IN_FORCE, help_text="Sent to Alpaca as given.")
     extended_hours = serializers.BooleanField(required=False, default=False)
+    order_class = serializers.ChoiceField(choices=ORDER_CLASSES, required=False, default="simple", help_text="bracket, oco, oto: with take_profit / stop_loss legs.")
+    take_profit = TakeProfitInputSerializer(required=False, allow_null=True)
+    stop_loss = StopLossInputSerializer(required=False, allow_null=True)
+    trail_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY, help_text="trailing_stop: the trail in $.")
+    trail_percent = StrictDecimalField(required=False, allow_null=True, min_value=0, max_digits=9, decimal_places=4, coerce_to_string=True,
+                                       help_text="trailing_stop: the trail in % (give one of trail_price, trail_percent).")
 
     def to_intent_from(self, a) -> OrderIntent:
+        tp, sl = a.get("take_profit") or {}, a.get("stop_loss") or {}
+        order_class = a.get("order_class") or "simple"
+        limit_price = a.get("limit_price")
+        if order_class == "oco" and limit_price is None:
+            limit_price = tp.get("limit_price")  # an oco's limit is its take-profit
         return OrderIntent(
             symbol=a["symbol"].strip().upper(), side=a["side"], type=a["type"], time_in_force=a["time_in_force"],
-            asset_class=STOCK, qty=a.get("qty"), notional=a.get("notional"), limit_price=a.get("limit_price"),
+            asset_class=STOCK, qty=a.get("qty"), notional=a.get("notional"), limit_price=limit_price,
             stop_price=a.get("stop_price"), extended_hours=a.get("extended_hours", False), client_order_id=a.get("client_order_id"),
+            order_class=order_class, take_profit_limit_price=tp.get("limit_price"), stop_loss_stop_price=sl.get("stop_price"),
+            stop_loss_limit_price=sl.get("limit_price"), trail_price=a.get("trail_price"), trail_percent=a.get("trail_percent"),
         )
+
+
+class OrderReplaceInputSerializer(serializers.Serializer):
+    qty = StrictDecimalField(required=False, allow_null=True, min_value=0, **QTY, help_text="The new quantity (whole shares).")
+    limit_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY, help_text="limit and stop_limit orders.")
+    stop_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY, help_text="stop and stop_limit orders.")
+    trail = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY,
+                               help_text="trailing_stop orders: the new trail_price or trail_percent, whichever the order has.")
+    time_in_force = serializers.ChoiceField(choices=STOCK_TIME_IN_FORCE, required=False, allow_null=True)
+    client_order_id = serializers.CharField(required=False, allow_null=True, max_length=48, min_length=1,
+                                            help_text="The replacement's idempotency key (≤ 48 characters). Generated when absent.")
+    account_id = serializers.CharField(required=False, max_length=64, help_text="The account; defaults to the token's account_id claim.")
+
+    def validate_client_order_id(self, value):
+        if message := client_order_id_error(value):
+            raise serializers.ValidationError(message)
+        return value
 
 
 class OptionOrderInputSerializer(_OrderInputBase):
@@ -96,119 +146,6 @@ class QuickOrderQuerySerializer(serializers.Serializer):
     qty = StrictDecimalField(min_value=0, **QTY)
     account_id = serializers.CharField(required=False, max_length=64)
     client_order_id = serializers.CharField(required=False, max_length=48, min_length=1)
-
-
-# --- order outputs -------------------------------------------------------------------------------
-
-
-class BalanceCheckSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=balance.STATUSES)
-    cash = serializers.CharField(allow_null=True)
-    minimum_balance = serializers.CharField(allow_null=True)
-    source = serializers.ChoiceField(choices=["snapshot", "live"], allow_null=True)
-    age_seconds = serializers.FloatField(allow_null=True)
-    fallback = serializers.BooleanField(required=False)
-    reducing_sell = serializers.BooleanField(required=False)
-    fetch_error = serializers.CharField(required=False)
-
-
-class ChecksSerializer(serializers.Serializer):
-    balance = BalanceCheckSerializer(required=False)
-
-
-class AccountRefSerializer(serializers.Serializer):
-    """The account an answer is about, as every account-scoped response names it."""
-
-    id = serializers.CharField(source="account_id")
-    type = serializers.ChoiceField(source="account_type", choices=["paper", "live"])
-
-
-class TimingSerializer(serializers.Serializer):
-    received_at = IsoDateTimeField()
-    submitted_at = IsoDateTimeField(allow_null=True)
-    responded_at = IsoDateTimeField(allow_null=True)
-    completed_at = IsoDateTimeField(allow_null=True)
-    total_ms = serializers.FloatField(allow_null=True)
-    broker_ms = serializers.FloatField(allow_null=True)
-    overhead_ms = serializers.FloatField(allow_null=True)
-
-
-class OrderIntentSerializer(serializers.Serializer):
-    """The order as the client asked for it: ``details.order`` of an order's error answer and its audit event."""
-
-    symbol = serializers.CharField()
-    asset_class = serializers.CharField()
-    side = serializers.CharField()
-    type = serializers.CharField()
-    time_in_force = serializers.CharField()
-    qty = serializers.CharField(allow_null=True)
-    notional = serializers.CharField(allow_null=True)
-    limit_price = serializers.CharField(allow_null=True)
-    stop_price = serializers.CharField(allow_null=True)
-    extended_hours = serializers.BooleanField()
-    client_order_id = serializers.CharField()
-
-
-class OrderSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    client_order_id = serializers.CharField()
-    symbol = serializers.CharField()
-    asset_class = serializers.CharField()
-    side = serializers.CharField()
-    type = serializers.CharField()
-    time_in_force = serializers.CharField()
-    status = serializers.CharField()
-    qty = serializers.CharField(allow_null=True)
-    notional = serializers.CharField(allow_null=True)
-    filled_qty = serializers.CharField(allow_null=True)
-    filled_avg_price = serializers.CharField(allow_null=True)
-    limit_price = serializers.CharField(allow_null=True)
-    stop_price = serializers.CharField(allow_null=True)
-    extended_hours = serializers.BooleanField()
-    created_at = IsoDateTimeField(allow_null=True)
-    submitted_at = IsoDateTimeField(allow_null=True)
-    filled_at = IsoDateTimeField(allow_null=True)
-    canceled_at = IsoDateTimeField(allow_null=True)
-
-
-class PlacedOrderSerializer(OrderSerializer):
-    account = AccountRefSerializer()
-    source = serializers.ChoiceField(choices=["api", "bulk", "sellbot"])
-    checks = ChecksSerializer()
-    timing = TimingSerializer()
-    replayed = serializers.BooleanField()
-    recovered = serializers.BooleanField(required=False, help_text="Found at the broker by client_order_id after an earlier fault.")
-
-
-class OrderListSerializer(serializers.Serializer):
-    account = AccountRefSerializer()
-    orders = OrderSerializer(many=True)
-
-
-class CancelResultSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    status = serializers.CharField()
-    account = AccountRefSerializer()
-
-
-class BulkResultItemSerializer(serializers.Serializer):
-    account_id = serializers.CharField()
-    status_code = serializers.IntegerField()
-    order = PlacedOrderSerializer(required=False)
-    error = ErrorDetailSerializer(required=False)
-
-
-class BulkSummarySerializer(serializers.Serializer):
-    accounts = serializers.IntegerField()
-    accepted = serializers.IntegerField()
-    not_accepted = serializers.IntegerField()
-
-
-class BulkResultSerializer(serializers.Serializer):
-    client_order_id = serializers.CharField(help_text="The client_order_id used on every account (generated once when the order "
-                                            "gave none): retry the bulk with it to replay instead of placing again.")
-    results = BulkResultItemSerializer(many=True)
-    summary = BulkSummarySerializer()
 
 
 # --- account, positions ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ from django.db import InterfaceError, OperationalError, connections, transaction
 
 from accounts import broker as broker_seam
 from accounts import crypto
-from accounts.broker import BrokerError, BrokerOrder, OrderRequest
+from accounts.broker import BrokerError, BrokerOrder
 from accounts.models import AlpacaAccount
 from audit.services import audit_record
 from opitios.errors import ApplicationError, error_body
@@ -36,6 +36,7 @@ from .models import OrderRecord, Outcome, Source
 from .outcome import _finalise, order_outcome_write, utcnow
 from .results import Placement, Refusal
 from .selectors import balance_settings
+from .submission import broker_send
 
 logger = logging.getLogger("opitios.trading.orders")
 
@@ -165,22 +166,9 @@ def _place_at_broker(*, record: OrderRecord, account: AlpacaAccount, intent: Ord
     if refusal:
         return refuse(refusal, check)
 
-    request = OrderRequest(
-        symbol=intent.symbol,
-        side=intent.side,
-        type=intent.type,
-        time_in_force=intent.time_in_force,
-        client_order_id=intent.client_order_id,
-        asset_class=intent.asset_class,
-        qty=intent.qty,
-        notional=intent.notional,
-        limit_price=intent.limit_price,
-        stop_price=intent.stop_price,
-        extended_hours=intent.extended_hours,
-    )
     record.submitted_at = utcnow()
     try:
-        order = broker.submit_order(request)
+        order = broker_send(broker, intent)  # a new order, or a replacement (PATCH) when intent.replaces
     except BrokerError as exc:
         record.responded_at = utcnow()
         if _duplicate_client_order_id(exc):

@@ -28,6 +28,7 @@ from accounts.broker.contract import (
     OrderRequest,
     Position,
     Quote,
+    ReplaceRequest,
     UpstreamRateLimited,
 )
 from accounts.broker.market import LEAST_LOADED_SAMPLE, MAX_UPSTREAM_429, AlpacaMarketData, market_data
@@ -37,6 +38,6 @@ __all__ = [
     "TIMEFRAMES", "AccountBroker", "AccountInfo", "AlpacaAccountBroker", "AlpacaMarketData", "Bar", "BrokerError",
     "BrokerNotFound", "BrokerOrder", "BrokerPool", "BrokerRejected", "BrokerTimeout", "BrokerUnavailable", "Clock", "EquityPoint",
     "LEAST_LOADED_SAMPLE", "MAX_UPSTREAM_429", "MarketData", "OptionContractQuote", "OrderRequest", "Position", "Quote",
-    "UpstreamRateLimited", "broker_for", "in_flight", "map_error", "market_data", "pool", "pool_accounts",
+    "ReplaceRequest", "UpstreamRateLimited", "broker_for", "in_flight", "map_error", "market_data", "pool", "pool_accounts",
     "probe_account", "reset_pool",
 ]

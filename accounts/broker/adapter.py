@@ -26,14 +26,19 @@ from alpaca.data.requests import (
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import ContractType, OrderSide, QueryOrderStatus, TimeInForce
+from alpaca.trading.enums import ContractType, OrderClass, OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import (
+    GetOrderByIdRequest,
     GetOrdersRequest,
     GetPortfolioHistoryRequest,
     LimitOrderRequest,
     MarketOrderRequest,
+    ReplaceOrderRequest,
     StopLimitOrderRequest,
+    StopLossRequest,
     StopOrderRequest,
+    TakeProfitRequest,
+    TrailingStopOrderRequest,
 )
 from django.conf import settings
 from pydantic import ValidationError
@@ -57,6 +62,7 @@ from accounts.broker.contract import (
     OrderRequest,
     Position,
     Quote,
+    ReplaceRequest,
     UpstreamRateLimited,
 )
 from accounts.broker.convert import (
@@ -174,12 +180,33 @@ def _order_request(order: OrderRequest):
     if order.notional is not None:
         common["notional"] = float(order.notional)
     price = {}
-    if order.limit_price is not None:
-        price["limit_price"] = float(order.limit_price)
-    if order.stop_price is not None:
-        price["stop_price"] = float(order.stop_price)
-    cls = {"market": MarketOrderRequest, "limit": LimitOrderRequest, "stop": StopOrderRequest, "stop_limit": StopLimitOrderRequest}[order.type]
+    for name in ("limit_price", "stop_price", "trail_price", "trail_percent"):
+        if getattr(order, name) is not None:
+            price[name] = float(getattr(order, name))
+    if order.order_class != "simple":
+        common["order_class"] = OrderClass(order.order_class)
+        if order.take_profit_limit_price is not None:
+            common["take_profit"] = TakeProfitRequest(limit_price=float(order.take_profit_limit_price))
+        if order.stop_loss_stop_price is not None:
+            common["stop_loss"] = StopLossRequest(
+                stop_price=float(order.stop_loss_stop_price),
+                limit_price=None if order.stop_loss_limit_price is None else float(order.stop_loss_limit_price),
+            )
+    cls = {"market": MarketOrderRequest, "limit": LimitOrderRequest, "stop": StopOrderRequest, "stop_limit": StopLimitOrderRequest,
+           "trailing_stop": TrailingStopOrderRequest}[order.type]
     return cls(**common, **price)
+
+
+def _replace_request(request: ReplaceRequest) -> ReplaceOrderRequest:
+    fields = {"client_order_id": request.client_order_id}
+    if request.qty is not None:
+        fields["qty"] = int(request.qty)  # Alpaca replaces whole shares only (the service refuses fractions)
+    for name in ("limit_price", "stop_price", "trail"):
+        if getattr(request, name) is not None:
+            fields[name] = float(getattr(request, name))
+    if request.time_in_force is not None:
+        fields["time_in_force"] = TimeInForce(request.time_in_force)
+    return ReplaceOrderRequest(**fields)
 
 
 # --- one account's clients ---------------------------------------------------------------------
@@ -275,8 +302,16 @@ class AlpacaAccountBroker(AccountBroker):
             raise BrokerRejected(f"The order cannot be sent to Alpaca: {exc.__class__.__name__}.") from exc
         return to_order(self._call(self._trading.submit_order, request))
 
+    def replace_order(self, order_id: str, request: ReplaceRequest) -> BrokerOrder:
+        try:
+            body = _replace_request(request)
+        except (ValidationError, ValueError, KeyError) as exc:
+            raise BrokerRejected(f"The replacement cannot be sent to Alpaca: {exc.__class__.__name__}.") from exc
+        return to_order(self._call(self._trading.replace_order_by_id, order_id, body))
+
     def get_order(self, order_id: str) -> BrokerOrder:
-        return to_order(self._call(self._trading.get_order_by_id, order_id))
+        # nested: a bracket's, oto's or oco's legs come inside it
+        return to_order(self._call(self._trading.get_order_by_id, order_id, GetOrderByIdRequest(nested=True)))
 
     def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
         try:

@@ -89,7 +89,7 @@ class AccountInfo:
 class OrderRequest:
     symbol: str
     side: str  # buy | sell
-    type: str  # market | limit | stop | stop_limit
+    type: str  # market | limit | stop | stop_limit | trailing_stop
     time_in_force: str  # sent as given
     client_order_id: str
     asset_class: str = "us_equity"  # us_equity | us_option
@@ -98,6 +98,24 @@ class OrderRequest:
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     extended_hours: bool = False
+    order_class: str = "simple"  # simple | bracket | oco | oto
+    take_profit_limit_price: Decimal | None = None  # the take_profit leg
+    stop_loss_stop_price: Decimal | None = None  # the stop_loss leg
+    stop_loss_limit_price: Decimal | None = None
+    trail_price: Decimal | None = None  # trailing_stop: exactly one of the two
+    trail_percent: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class ReplaceRequest:
+    """Alpaca's PATCH /v2/orders/{id}: what changes (None: unchanged); the new order gets ``client_order_id``."""
+
+    client_order_id: str
+    qty: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail: Decimal | None = None  # the new trail_price or trail_percent, whichever the order has
+    time_in_force: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,13 @@ class BrokerOrder:
     canceled_at: datetime | None
     extended_hours: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    order_class: str = "simple"
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    hwm: Decimal | None = None  # a trailing stop's high (low) water mark
+    legs: tuple[BrokerOrder, ...] = ()  # a bracket's / oto's exits, an oco's stop leg
+    replaces: str | None = None
+    replaced_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +241,7 @@ class AccountBroker(Protocol):
     def list_orders(self, *, status: str = "open", limit: int = 100, symbols: list[str] | None = None,
                     after: datetime | None = None, timeout: float | None = None) -> list[BrokerOrder]: ...
     def cancel_order(self, order_id: str) -> None: ...
+    def replace_order(self, order_id: str, request: ReplaceRequest) -> BrokerOrder: ...
     def get_clock(self) -> Clock: ...
     def get_portfolio_history(self, *, period: str = "1M") -> list[EquityPoint]: ...
 

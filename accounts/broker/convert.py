@@ -37,6 +37,10 @@ def to_account_info(a) -> AccountInfo:
     )
 
 
+def _id(value) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
 def to_order(o) -> BrokerOrder:
     return BrokerOrder(
         id=str(o.id),
@@ -59,6 +63,13 @@ def to_order(o) -> BrokerOrder:
         canceled_at=to_utc(o.canceled_at),
         extended_hours=bool(o.extended_hours),
         raw=o.model_dump(mode="json", exclude_none=True),
+        order_class=_val(o.order_class) or "simple",
+        trail_price=_dec(o.trail_price),
+        trail_percent=_dec(o.trail_percent),
+        hwm=_dec(o.hwm),
+        legs=tuple(to_order(leg) for leg in o.legs or ()),
+        replaces=_id(o.replaces),
+        replaced_by=_id(o.replaced_by),
     )
 
 
@@ -91,6 +102,13 @@ def order_from_json(o: dict) -> BrokerOrder:
         canceled_at=_when(o.get("canceled_at")),
         extended_hours=bool(o.get("extended_hours")),
         raw=o,
+        order_class=str(o.get("order_class") or "simple"),
+        trail_price=_dec(o.get("trail_price")),
+        trail_percent=_dec(o.get("trail_percent")),
+        hwm=_dec(o.get("hwm")),
+        legs=tuple(order_from_json(leg) for leg in o.get("legs") or ()),
+        replaces=_id(o.get("replaces")),
+        replaced_by=_id(o.get("replaced_by")),
     )
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.broker import OrderRequest, broker_for
+from accounts.broker import OrderRequest, ReplaceRequest, broker_for
 from audit.models import AuditEvent
 from sellbot.models import AutoSellFill, ManagedPosition
 from sellbot.services import AccountCheck, fills_absorb
@@ -168,3 +168,25 @@ def test_disable_enable_and_rekey_without_restart(listening, accounts, sim_urls)
     account.secret_key_encrypted = crypto.encrypt("not-the-secret")
     account.save()
     wait_for(lambda: listening.health()["accounts_connected"] == 1 and _listening_keys(sim_urls) == 1, what="wrong key refused")
+
+
+def test_a_replacement_through_the_api_and_one_made_outside_are_linked_in_the_ledger(listening, accounts):
+    c = client_for(token())
+    r = c.post("/api/v1/stocks/order", {"symbol": "MSFT", "qty": "2", "side": "buy", "type": "limit", "limit_price": "1.00",
+                                        "time_in_force": "gtc", "client_order_id": "rp-1"}, format="json")
+    assert r.status_code == 201, r.json()
+    old_id = r.json()["id"]
+    new = c.patch(f"/api/v1/orders/{old_id}", {"limit_price": "1.01", "client_order_id": "rp-2"}, format="json")
+    assert new.status_code == 201, new.json()
+    _wait_event(old_id, "replaced")
+    first, second = OrderRecord.objects.get(client_order_id="rp-1"), OrderRecord.objects.get(client_order_id="rp-2")
+    wait_for(lambda: OrderRecord.objects.get(pk=first.pk).broker_status == "replaced", what="the old record replaced")
+    assert AuditEvent.objects.filter(action="order.replaced", object_id=str(first.pk)).exists()
+    assert _wait_event(new.json()["id"], "new").record_id == second.pk and second.replaces_id == first.pk
+
+    # a replacement made outside the gateway (Alpaca's dashboard) is recorded as external, linked the same way
+    outside = broker_for(accounts["account_001"]).replace_order(new.json()["id"], ReplaceRequest(client_order_id="rp-3", qty=Decimal(3)))
+    _wait_event(outside.id, "new")
+    third = OrderRecord.objects.get(broker_order_id=outside.id)
+    assert third.source == Source.EXTERNAL and third.action == "replace" and third.replaces_id == second.pk
+    assert third.replaces_order_id == new.json()["id"] and third.qty == 3

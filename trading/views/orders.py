@@ -1,5 +1,5 @@
-"""Orders: stock, option, quick, list, detail, cancel and bulk. Every placement goes
-through ``services.order_place``."""
+"""Orders: stock, option, quick, list, detail, replace, cancel and bulk. Every placement (a replacement
+too, through ``replace.order_replace``) goes through ``services.order_place``."""
 from __future__ import annotations
 
 import uuid
@@ -17,19 +17,23 @@ from ..formatting import account_ref_json
 from ..intents import STOCK, OrderIntent, client_intent_errors
 from ..models import Source
 from ..permissions import HasAccountAccess, HasBulkTrading, HasTrading
+from ..replace import order_replace
 from ..selectors import account_readable, requested_account_id
 from ..serializers import (
     AccountQuerySerializer,
     BulkOrderInputSerializer,
-    BulkResultSerializer,
-    CancelResultSerializer,
     OptionOrderInputSerializer,
-    OrderListSerializer,
-    OrderSerializer,
+    OrderReplaceInputSerializer,
     OrdersQuerySerializer,
-    PlacedOrderSerializer,
     QuickOrderQuerySerializer,
     StockOrderInputSerializer,
+)
+from ..serializers_out import (
+    BulkResultSerializer,
+    CancelResultSerializer,
+    OrderListSerializer,
+    OrderSerializer,
+    PlacedOrderSerializer,
 )
 from ..services import broker_order_json, order_cancel, order_place, orders_bulk_place
 from .base import ACCOUNT_ERRORS, ORDER_ERRORS, TradingAPIView
@@ -138,10 +142,24 @@ class OrdersView(TradingAPIView):
 
 
 class OrderDetailView(TradingAPIView):
-    def get_permissions(self):
-        return [HasTrading()] if self.request.method == "DELETE" else [HasAccountAccess()]
+    # A replacement (PATCH) is an order: timed, counted against the order rate and the account's upstream budget.
+    @property
+    def timed(self) -> bool:
+        return self.request.method == "PATCH"
 
-    @extend_schema(tags=TAGS, summary="One order", operation_id="order_detail", parameters=[AccountQuerySerializer],
+    @property
+    def prepay_budget(self) -> bool:
+        return self.request.method == "PATCH"
+
+    @property
+    def throttle_scope(self) -> str:
+        return "stock_order" if self.request.method == "PATCH" else "default"
+
+    def get_permissions(self):
+        return [HasTrading()] if self.request.method in ("DELETE", "PATCH") else [HasAccountAccess()]
+
+    @extend_schema(tags=TAGS, summary="One order, with its legs (bracket, oco, oto)", operation_id="order_detail",
+                   parameters=[AccountQuerySerializer],
                    responses={200: OrderSerializer, **ACCOUNT_ERRORS})
     def get(self, request, order_id: str):
         q = AccountQuerySerializer(data=request.query_params)
@@ -149,6 +167,23 @@ class OrderDetailView(TradingAPIView):
         order_id = _order_id(order_id)
         account = account_readable(self.resolve_account(request))
         return Response(broker_order_json(broker_seam.broker_for(account).get_order(order_id)))
+
+    @extend_schema(tags=TAGS, summary="Replace one open order (qty, limit, stop, trail or time in force)", operation_id="order_replace",
+                   parameters=[AccountQuerySerializer], request=OrderReplaceInputSerializer,
+                   responses={201: PlacedOrderSerializer, 200: PlacedOrderSerializer, **ORDER_ERRORS},
+                   description="The replacement is a new order (its own id, client_order_id and record, action=replace, "
+                               "linked to the order it replaces); the old order ends replaced. It passes the same pre-trade "
+                               "checks as a new order. 201 for a new replacement; 200 with replayed=true when its "
+                               "client_order_id was seen before. 404 not_found / 422 broker_rejected when the broker has no such "
+                               "order or it can no longer be replaced (filled, canceled, already replaced).")
+    def patch(self, request, order_id: str):
+        order_id = _order_id(order_id)
+        s = OrderReplaceInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        account = self.resolve_account(request)
+        d = s.validated_data
+        return _respond(order_replace(account=account, order_id=order_id, changes=d, client_order_id=d.get("client_order_id"),
+                                      user_id=token_user_id(request), received_at=request.received_at))
 
     @extend_schema(tags=TAGS, summary="Cancel one order", parameters=[AccountQuerySerializer],
                    responses={200: CancelResultSerializer, **ACCOUNT_ERRORS})
