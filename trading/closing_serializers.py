@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from opitios.serializers import ErrorDetailSerializer
+
 from .fields import StrictDecimalField
-from .serializers import QTY, AccountRefSerializer, ErrorDetailSerializer, PlacedOrderSerializer
+from .serializers import QTY
+from .serializers_out import AccountRefSerializer, PlacedOrderSerializer
 
 
 class ClosePositionQuerySerializer(serializers.Serializer):

@@ -21,7 +21,8 @@ from ..closing_serializers import (
 from ..errors import placement_response
 from ..permissions import HasTrading
 from ..selectors import account_readable
-from ..serializers import AccountQuerySerializer, ErrorResponseSerializer, PlacedOrderSerializer
+from ..serializers import AccountQuerySerializer, ErrorResponseSerializer
+from ..serializers_out import PlacedOrderSerializer
 from .base import ACCOUNT_ERRORS, COMMON_ERRORS, ORDER_ERRORS, TradingAPIView
 
 TAGS = ["orders"]
