@@ -8,6 +8,8 @@ database (``test_<name>``, created, migrated, dropped). Seeds N accounts with tw
 events for the measured accounts and the sell bot's managed positions. Each sample is one GET through
 Django's full request path (middleware, session auth, view, template), in process: gunicorn and the
 socket are not in the figure. ``--smoke``: 50 accounts, 5,000 records, a few samples. Prints JSON.
+``--keep-db``: seed into ``test_<name>_deskbench`` once and keep it for the next run (migrations still
+apply; it is reseeded when its account count differs); ``--drop-db`` drops that kept database.
 """
 from __future__ import annotations
 
@@ -97,6 +99,8 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=20, help="timed GETs per page")
     parser.add_argument("--smoke", action="store_true", help="50 accounts, 5,000 records, a few samples")
+    parser.add_argument("--keep-db", action="store_true", help="keep the seeded database for the next run (and reuse it)")
+    parser.add_argument("--drop-db", action="store_true", help="drop the kept database and exit")
     args = parser.parse_args()
     n_accounts, samples = (50, 4) if args.smoke else (args.accounts, args.samples)
 
@@ -113,17 +117,34 @@ def main() -> None:
         from django.db import connection
         from django.test import Client
 
+        from accounts.models import AlpacaAccount
+
         old_name = connection.settings_dict["NAME"]
-        connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+        keep = args.keep_db or args.drop_db
+        if keep:  # a name of its own: the test runner's test_<name> is clobbered by any pytest run
+            connection.settings_dict.setdefault("TEST", {})["NAME"] = f"test_{Path(str(old_name)).stem}_deskbench"
+        connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False, keepdb=keep)
         try:
+            if args.drop_db:
+                return
             started = time.perf_counter()
-            measured = seed(n_accounts, RECORDS_PER_ACCOUNT)
+            reused = keep and AlpacaAccount.objects.count() == n_accounts
+            if reused:
+                ids = list(AlpacaAccount.objects.order_by("account_id").values_list("account_id", flat=True))
+                measured = ids[:: max(1, len(ids) // 5)][:5]
+            else:
+                if keep:
+                    connection.creation.destroy_test_db(old_name, verbosity=0, keepdb=False)
+                    connection.settings_dict["NAME"] = old_name
+                    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+                measured = seed(n_accounts, RECORDS_PER_ACCOUNT)
             seed_s = time.perf_counter() - started
             with connection.cursor() as cursor:
                 if connection.vendor == "postgresql":
                     cursor.execute("ANALYZE")
             client = Client()
-            client.force_login(get_user_model().objects.create_superuser("bench", password="x"))
+            user = get_user_model().objects.filter(username="bench").first()
+            client.force_login(user or get_user_model().objects.create_superuser("bench", password="x"))
             pages = {
                 "overview": ["/desk/"],
                 "overview_sorted": ["/desk/?sort=-equity", "/desk/?sort=-day_pl", "/desk/?sort=-open_orders", "/desk/?sort=-managed"],
@@ -153,13 +174,13 @@ def main() -> None:
                 "what": "GET of each desk page in process (middleware, session, view, template), "
                         f"{n_accounts} accounts, {OrderRecord.objects.count()} order records, {connection.vendor}",
                 "accounts": n_accounts, "order_records": OrderRecord.objects.count(), "database": connection.vendor,
-                "seed_s": round(seed_s, 1), "pages": result_pages,
+                "seed_s": round(seed_s, 1), "reused_db": reused, "pages": result_pages,
                 "worst_page": worst[0], "worst_p95_ms": worst[1]["p95_ms"], "target_p95_ms": TARGET_P95_MS,
                 "meets_target": worst[1]["p95_ms"] <= TARGET_P95_MS,
             }
             print(json.dumps(result))
         finally:
-            connection.creation.destroy_test_db(old_name, verbosity=0)
+            connection.creation.destroy_test_db(old_name, verbosity=0, keepdb=args.keep_db)
 
 
 if __name__ == "__main__":

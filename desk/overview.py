@@ -22,8 +22,7 @@ from accounts.models import AlpacaAccount, BalanceSnapshot
 from accounts.selectors import accounts_with_last_balance
 from desk.state import account_trading_state
 from sellbot.models import ManagedPosition, PositionStatus
-from trading.ledger import FINAL_STATUSES
-from trading.models import OrderRecord, Outcome
+from trading.models import OPEN_ORDER, OrderRecord
 
 PAGE_SIZE = 50
 # ?sort= keys (a leading "-" sorts descending) and what they sort by; ties by account id.
@@ -53,7 +52,7 @@ def _annotations(*, now: dt.datetime | None = None) -> dict:
     newest = BalanceSnapshot.objects.filter(account=OuterRef("pk")).order_by("-fetched_at")
     before_today = BalanceSnapshot.objects.filter(account=OuterRef("pk"), fetched_at__lt=midnight).order_by("-fetched_at")
     money = DecimalField(max_digits=16, decimal_places=2)
-    open_orders = OrderRecord.objects.filter(account=OuterRef("pk"), outcome=Outcome.ACCEPTED).exclude(broker_status__in=FINAL_STATUSES)
+    open_orders = OrderRecord.objects.filter(OPEN_ORDER, account=OuterRef("pk"))  # the partial index order_record_open
     managed = ManagedPosition.objects.filter(account=OuterRef("pk"), status=PositionStatus.OPEN)
     equity = Subquery(newest.values("equity")[:1], output_field=money)
     start_equity = Subquery(before_today.values("equity")[:1], output_field=money)

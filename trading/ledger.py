@@ -23,14 +23,12 @@ from accounts.broker.contract import TradeUpdate
 from accounts.models import AlpacaAccount
 from audit.services import audit_record
 
-from .models import OrderEvent, OrderRecord, Outcome, Source
+from .models import FINAL_STATUSES, OPEN_ORDER, OrderEvent, OrderRecord, Outcome, Source
 
 logger = logging.getLogger("opitios.trading.ledger")
 
 FILL_EVENTS = ("fill", "partial_fill")
 REPEATABLE_EVENTS = ("pending_cancel", "pending_replace", "done_for_day")  # done_for_day: once per session
-# done_for_day is not final: the order resumes at the next session and may still fill (Alpaca, and alpacasim).
-FINAL_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "replaced"})
 AUDIT_ACTIONS = {
     "fill": "order.filled",
     "partial_fill": "order.partially_filled",
@@ -179,8 +177,8 @@ def order_reconcile(*, account: AlpacaAccount, order: BrokerOrder) -> list[Recor
 
 def open_order_ids(*, account: AlpacaAccount) -> list[str]:
     """Broker ids of the account's orders the ledger still has as open (checked one by one on reconcile)."""
-    return list(OrderRecord.objects.filter(account=account, outcome=Outcome.ACCEPTED).exclude(broker_order_id="")
-                .exclude(broker_status__in=FINAL_STATUSES).values_list("broker_order_id", flat=True)[:500])
+    return list(OrderRecord.objects.filter(OPEN_ORDER, account=account).exclude(broker_order_id="")
+                .values_list("broker_order_id", flat=True)[:500])
 
 
 def last_event_at(*, account: AlpacaAccount) -> datetime | None:

@@ -33,6 +33,11 @@ class Outcome(models.TextChoices):
 
 
 FINAL_OUTCOMES = (Outcome.ACCEPTED, Outcome.REFUSED, Outcome.REJECTED)
+# Broker statuses after which an order changes no more (trading.ledger and its callers use it from there).
+# done_for_day is not final: the order resumes at the next session and may still fill (Alpaca, and alpacasim).
+FINAL_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "replaced"})
+# An accepted order the broker may still fill: what the desk counts per account and reconcile re-checks.
+OPEN_ORDER = Q(outcome=Outcome.ACCEPTED) & ~Q(broker_status__in=sorted(FINAL_STATUSES))
 
 
 class OrderRecord(models.Model):
@@ -122,6 +127,9 @@ class OrderRecord(models.Model):
             models.Index(fields=["client_order_id"], name="order_record_client_id"),
             models.Index(fields=["broker_order_id"], name="order_record_broker_id"),
             models.Index(fields=["symbol"], name="order_record_symbol"),
+            # Partial: only orders still open (few), so the desk's per-account open-order count and
+            # reconcile's open_order_ids read a handful of entries instead of every record of the account.
+            models.Index(fields=["account"], condition=OPEN_ORDER, name="order_record_open"),
         ]
 
     def __str__(self) -> str:

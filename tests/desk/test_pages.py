@@ -3,6 +3,7 @@ overview, latency and traffic monitors and the quotes panel show from stored dat
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from desk.traffic import budget_use
 from sellbot.models import ManagedPosition
 from tests.audit.factories import AlpacaAccountFactory
 from tests.desk.conftest import PASSWORD, ensure_desk_group, record, session, snapshot, user_in
@@ -113,6 +115,37 @@ def test_traffic_monitor_counts_requests_per_route_and_throttles(desk_client):
     endpoints = body.split('id="traffic-endpoints"')[1].split("</table>")[0]
     assert "<code>api/v1/health</code>" in endpoints and "<code>^api/</code>" in endpoints
     assert "Upstream budget, last minute" in body
+
+
+def test_traffic_budget_ranks_every_account_and_shows_the_busiest_with_their_statistics(desk_client):
+    from accounts import budget
+    from tests.accounts.conftest import clear_counters
+
+    clear_counters()  # counters are keyed by account pk, which a new test database reuses
+    busy = AlpacaAccountFactory(account_id="acct_busy", rate_limit_per_minute=10)
+    calm = AlpacaAccountFactory(account_id="acct_calm", rate_limit_per_minute=100)
+    AlpacaAccountFactory(account_id="acct_idle")
+    AlpacaAccountFactory(account_id="acct_off", enabled=False)
+    now = time.time()
+    for _ in range(9):
+        assert budget.reserve(busy.pk, busy.rate_limit_per_minute, now=now).allowed
+    budget.record(busy.pk, latency_ms=40.0, error=True, now=now)
+    budget.record(busy.pk, latency_ms=20.0, error=False, now=now)
+    assert budget.reserve(calm.pk, calm.rate_limit_per_minute, now=now).allowed
+
+    use = budget_use(limit=1)  # the busiest shown, every enabled account counted
+    assert (use["accounts"], use["active"], use["busy"]) == (3, 2, 1)
+    assert [row["account_id"] for row in use["rows"]] == ["acct_busy"]
+    row = use["rows"][0]
+    expected = budget.stats_for({busy.pk: 10}, now=now)[busy.pk]
+    assert (row["requests"], row["errors"], row["avg_latency_ms"], row["remaining"]) == (9, 1, 30.0, 1)
+    assert (row["requests"], row["errors"], row["avg_latency_ms"], row["remaining"]) == (
+        expected.requests_last_minute, expected.errors_last_minute, expected.avg_latency_ms, expected.budget_remaining)
+    assert budget.requests_for([busy.pk, calm.pk], now=now) == {busy.pk: 9, calm.pk: 1}
+
+    body = desk_client.get("/desk/traffic/").content.decode().split('id="traffic-budget"')[1]
+    assert "2 of 3 enabled accounts calling; 1 at" in body
+    assert ">acct_busy</a>" in body and ">acct_calm</a>" in body and "acct_idle" not in body
 
 
 def test_quotes_panel_has_the_socket_and_a_market_data_token_when_private(desk_client, monkeypatch, tmp_path):

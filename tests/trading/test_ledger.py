@@ -129,3 +129,23 @@ def test_an_external_order_with_a_long_client_order_id_is_kept_whole(demo_accoun
     done = ledger.trade_update_record(account=demo_accounts["account_001"], update=_update("new", order))
     assert done.record.client_order_id == long_id and done.record.source == Source.EXTERNAL
     assert OrderEvent.objects.get(broker_order_id="b-long").client_order_id == long_id
+
+
+def test_open_order_ids_are_the_accepted_orders_whose_status_is_not_final(demo_accounts):
+    """What reconcile re-checks one by one (read through the partial index order_record_open)."""
+    account, other = demo_accounts["account_001"], demo_accounts["account_002"]
+
+    def make(n: int, outcome: str, status: str, broker_id: str, acct=account) -> None:
+        OrderRecord.objects.create(account=acct, account_type=acct.account_type, source=Source.API, client_order_id=f"open-{n}",
+                                   symbol="AAPL", asset_class="us_equity", side="buy", order_type="limit", time_in_force="day",
+                                   qty=Decimal(1), outcome=outcome, broker_status=status, broker_order_id=broker_id, received_at=T0)
+
+    make(1, "accepted", "new", "bo-new")
+    make(2, "accepted", "partially_filled", "bo-partial")
+    make(3, "accepted", "done_for_day", "bo-dfd")  # resumes next session: still open
+    for n, status in enumerate(sorted(ledger.FINAL_STATUSES), start=10):
+        make(n, "accepted", status, f"bo-{status}")
+    make(20, "rejected", "", "")
+    make(21, "accepted", "new", "")  # no broker id: nothing to ask the broker about
+    make(22, "accepted", "new", "bo-other", acct=other)
+    assert sorted(ledger.open_order_ids(account=account)) == ["bo-dfd", "bo-new", "bo-partial"]
