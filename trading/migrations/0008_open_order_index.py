@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0003_config_checks'),
-        ('trading', '0006_order_lifecycle'),
+        ('trading', '0007_order_classes_replace'),
     ]
 
     operations = [
