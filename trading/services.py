@@ -27,6 +27,7 @@ from accounts.models import AlpacaAccount, TypeSource
 from audit.services import audit_record
 from opitios.db import update_by_pk
 from opitios.errors import ApplicationError, error_body
+from opitios.request_timing import log_after_response
 
 from . import balance as bal
 from .bulkhead import order_slot
@@ -255,7 +256,8 @@ def _replay(record: OrderRecord) -> OrderResult:
     else:
         body["replayed"] = True
     headers = {"Idempotent-Replayed": "true"}
-    logger.info(
+    log_after_response(
+        logger, logging.INFO,
         "order account=%s type=%s source=%s side=%s symbol=%s qty=%s status=replayed order_id=%s client_order_id=%s",
         record.account.account_id, record.account_type, record.source, record.side, record.symbol,
         record.qty if record.qty is not None else f"${record.notional}", record.broker_order_id or "-", record.client_order_id,
@@ -479,7 +481,9 @@ def _log_line(record: OrderRecord, account: AlpacaAccount, refusal: _Refusal | N
     if record.outcome == Outcome.FAILED or (refusal and refusal.code in ("account_type_mismatch", "account_type_unverified")):
         level = logging.ERROR
     qty = record.qty if record.qty is not None else f"${record.notional}"
-    logger.log(
+    # Held until the response is built, to carry request_total_ms (docs/architecture.md, "Order timing").
+    log_after_response(
+        logger,
         level,
         "order account=%s type=%s source=%s side=%s symbol=%s qty=%s status=%s order_id=%s client_order_id=%s "
         "total_ms=%s broker_ms=%s overhead_ms=%s balance=%s code=%s",
