@@ -22,6 +22,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 
 from accounts import broker as broker_seam
 from accounts import crypto
+from accounts.balance_refresh import balance_refresh_request
 from accounts.broker import BrokerError, BrokerOrder, OrderRequest
 from accounts.models import AlpacaAccount, TypeSource
 from audit.services import audit_record
@@ -37,7 +38,6 @@ from .selectors import balance_settings, trading_config
 
 logger = logging.getLogger("opitios.trading.orders")
 
-REFRESH_TASK = "accounts.refresh_balance"
 # A reservation left pending this long (its process died mid-flight) is treated as failed, so a
 # retry can reconcile with the broker instead of being refused forever.
 STALE_PENDING = timedelta(seconds=60)
@@ -48,9 +48,6 @@ AUDIT_ACTIONS = {
     Outcome.REJECTED: "order.rejected",
     Outcome.FAILED: "order.failed",
 }
-
-_refresh_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="balance-refresh")
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -469,7 +466,8 @@ def _write_outcome_once(record: OrderRecord, *, account, check, outcome: str, au
             audit_record(actor_type=actor_type, actor_id=record.user_id, action=action, account=account, obj=record, data=audit_data,
                          alongside=None if index else update_by_pk(record, _OUTCOME_FIELDS))
     if outcome == Outcome.ACCEPTED:
-        transaction.on_commit(lambda pk=account.pk: _refresh_pool.submit(_enqueue_refresh, pk))
+        # Coalesced per account and sent from a background thread: no Celery message on the request path.
+        transaction.on_commit(lambda pk=account.pk: balance_refresh_request(account_pk=pk))
 
 
 def _log_line(record: OrderRecord, account: AlpacaAccount, refusal: _Refusal | None) -> None:
@@ -504,15 +502,6 @@ def _log_unrecorded(record: OrderRecord, account: AlpacaAccount) -> None:
         record.client_order_id, record.attempt, _iso(record.received_at), _iso(record.submitted_at), _iso(record.responded_at),
         record.total_ms, record.broker_ms, record.error_code or "-",
     )
-
-
-def _enqueue_refresh(account_pk: int) -> None:
-    try:
-        from opitios.celery import app
-
-        app.send_task(REFRESH_TASK, args=[account_pk], retry=False, ignore_result=True)
-    except Exception as exc:  # the snapshot just ages; the beat refresh still runs
-        logger.error("balance refresh not enqueued account_pk=%s error=%s", account_pk, exc.__class__.__name__)
 
 
 def _broker_refusal(exc: BrokerError) -> tuple[str, _Refusal]:
