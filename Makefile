@@ -32,6 +32,6 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
 
-# PNGs of the compliance console (headless Chromium, 1440 px wide) into docs/screenshots/.
+# PNGs of the compliance console and the desk dashboard (headless Chromium, 1440 px wide) into docs/screenshots/.
 screenshots: install
-	OPITIOS_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/e2e/test_compliance_admin.py
+	OPITIOS_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/e2e/test_compliance_admin.py tests/e2e/test_desk_console.py

@@ -241,26 +241,46 @@ def window_take(prefix: str, limit: int, *, window: int = WINDOW, now: float | N
 
 # --- the order path: the API throttle and the account's upstream budget in one round trip -----------
 _prepaid: contextvars.ContextVar[dict[int, _Counted] | None] = contextvars.ContextVar("budget_prepaid", default=None)
+# Other windows counted in the throttle's round trip (``also_count``), decided later by ``window_take_precounted``.
+_precounted: contextvars.ContextVar[dict[str, _Counted] | None] = contextvars.ContextVar("budget_precounted", default=None)
 
 
 def window_take_with_budget(prefix: str, limit: int, *, window: int, account_pk: int, strict: bool = False,
-                            read_also: tuple[str, ...] = ()) -> Reservation:
+                            read_also: tuple[str, ...] = (), also_count: dict[str, int] | None = None) -> Reservation:
     """``window_take`` that also counts one upstream request against account ``account_pk``'s budget
     in the same round trip. The first ``reserve`` of that account in this context decides on it
     against the account's limit of the moment (no round trip); ``prepaid_release`` gives back what no
-    upstream call used. A refused take counts nothing."""
-    (counted, prepaid), also = _count({prefix: window, f"{PREFIX}:{account_pk}:req": WINDOW}, now=time.time(), strict=strict,
-                                      read_also=read_also)
+    upstream call used. A refused take counts nothing. ``also_count`` (prefix: window in seconds)
+    counts one event under other prefixes too, for ``window_take_precounted`` to decide on later."""
+    extra = {k: v for k, v in (also_count or {}).items() if k != prefix}
+    (counted, prepaid, *others), also = _count({prefix: window, f"{PREFIX}:{account_pk}:req": WINDOW, **extra}, now=time.time(),
+                                               strict=strict, read_also=read_also)
     taken = counted.decide(limit, also)
     if not taken.allowed:
-        counters.incr({counted.key: -1, prepaid.key: -1}, ttl=3 * max(window, WINDOW), strict=strict)
+        counters.incr({counted.key: -1, prepaid.key: -1, **{o.key: -1 for o in others}}, ttl=3 * max(window, WINDOW, *extra.values()),
+                      strict=strict)
         return taken
     _prepaid.set({account_pk: prepaid})
+    _precounted.set(dict(zip(extra, others, strict=True)))
+    return taken
+
+
+def window_take_precounted(prefix: str, limit: int, *, window: int) -> Reservation:
+    """``window_take``, decided without a round trip when this context's throttle already counted
+    ``prefix`` (``window_take_with_budget(also_count=...)``); refused, the count is given back."""
+    left = _precounted.get()
+    counted = left.pop(prefix, None) if left else None
+    if counted is None or counted.window != window:
+        return window_take(prefix, limit, window=window)
+    taken = counted.decide(limit)
+    if not taken.allowed:
+        _uncount(counted, strict=False)
     return taken
 
 
 def prepaid_release() -> None:
     """Give back the prepaid budget no upstream call used (deferred: no round trip of its own)."""
+    _precounted.set(None)  # an attempt counted and not decided on stays counted
     left = _prepaid.get()
     if left is None:
         return

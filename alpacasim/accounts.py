@@ -53,6 +53,7 @@ class Account:
     account_number: str
     options_level: int = 3
     status: str = "ACTIVE"
+    multiplier: int = 1  # 1 cash, 2 Reg T margin, 4 margin with intraday buying power (margin.py)
     id: str = ""
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     positions: dict[str, Position] = field(default_factory=dict)
@@ -65,6 +66,11 @@ class Account:
     last_equity: Decimal | None = None  # equity at the last regular close (calendar clock only)
     equity_asof: datetime | None = None
     closes: dict = field(default_factory=dict)  # trading day -> equity at its close
+    last_maintenance: Decimal = Decimal(0)  # maintenance margin at the last regular close
+    # (market-clock epoch seconds, cash, {symbol: qty}) after every change of holdings, for the
+    # intraday portfolio history; before the first entry the account held its initial cash only
+    timeline: list = field(default_factory=list)
+    timeline_base: tuple | None = None  # (cash, holdings) before the first kept entry, once trimmed
 
     @classmethod
     def from_spec(cls, spec: AccountSpec) -> Account:
@@ -79,6 +85,7 @@ class Account:
             or account_number_for(spec.api_key, spec.paper),
             options_level=spec.options_level,
             status=spec.status,
+            multiplier=spec.multiplier,
             id=stable_uuid("account", spec.api_key),
         )
 

@@ -58,6 +58,7 @@ class Simulator:
     def reset(self) -> None:
         self.broker.accounts.clear()
         self.broker.reset_state()
+        self.broker.pending_new_seconds = self.config.pending_new_seconds
         for spec in self.account_specs():
             self.broker.add_account(Account.from_spec(spec))
         self.market.reset()

@@ -57,12 +57,32 @@ def session_times(width: float, start: datetime, end: datetime):
         t += width
 
 
-def _bar_starts(n: int, unit: str, start: datetime, end: datetime):
-    """Yield bar start times (UTC) in [start, end]."""
+def session_times_desc(width: float, start: datetime, end: datetime):
+    """``session_times`` newest first, lazily (for ``sort=desc`` pages)."""
+    s_ts, e_ts = start.timestamp(), end.timestamp()
+    d, first = end.astimezone(NY).date(), start.astimezone(NY).date()
+    while d >= first:
+        if nyse.is_trading_day(d):
+            pre, _, _, post = nyse.hours(d)
+            lo = -(-max(pre.timestamp(), s_ts) // width) * width
+            hi = e_ts // width * width
+            if hi >= post.timestamp():
+                hi = (-(-post.timestamp() // width) - 1) * width
+            while hi >= lo:
+                yield hi
+                hi -= width
+        d -= timedelta(days=1)
+
+
+def _bar_starts(n: int, unit: str, start: datetime, end: datetime, desc: bool = False):
+    """Yield bar start times (UTC) in [start, end], oldest first (newest first if ``desc``)."""
     if unit in ("Min", "Hour"):
         width = n * (60 if unit == "Min" else 3600)
-        for t in session_times(width, start, end):
+        for t in (session_times_desc if desc else session_times)(width, start, end):
             yield datetime.fromtimestamp(t, UTC), width
+        return
+    if desc:
+        yield from reversed(list(_bar_starts(n, unit, start, end)))
         return
     d = start.astimezone(NY).date()
     if unit == "Week":
@@ -138,29 +158,40 @@ def get_ticks(
     if not 1 <= limit <= 10000:
         raise errors.SimError(400, errors.MALFORMED, "invalid limit: must be between 1 and 10000")
     limit = min(limit, page_max)
-    sort = query.get("sort") or "asc"
-    if sort not in ("asc", "desc"):
-        raise errors.SimError(400, errors.MALFORMED, "invalid sort")
+    desc = _is_desc(query)
     token = query.get("page_token")
     from_symbol, from_t = decode_token(token) if token else (None, None)
     quote_at = quote_at or market.walk_quote
+    times = session_times_desc if desc else session_times
     out: dict[str, list[dict]] = {}
     count = 0
     for symbol in sorted(symbols):
         if from_symbol and symbol < from_symbol:
             continue
-        s_start = from_t if (from_symbol == symbol and from_t) else start
-        for t in session_times(max(1.0, market.step), s_start, end):
+        s_start, s_end = _span(start, end, from_t if from_symbol == symbol else None, desc)
+        for t in times(max(1.0, market.step), s_start, s_end):
             t0 = datetime.fromtimestamp(t, UTC)
             if count >= limit:
                 return out, encode_token(symbol, t0)
             ts = t0.strftime("%Y-%m-%dT%H:%M:%SZ")
             out.setdefault(symbol, []).append(render(quote_at(symbol, t), ts, int(t)))
             count += 1
-    if sort == "desc":
-        for ticks in out.values():
-            ticks.reverse()
     return out, None
+
+
+def _is_desc(query) -> bool:
+    sort = query.get("sort") or "asc"
+    if sort not in ("asc", "desc"):
+        raise errors.SimError(400, errors.MALFORMED, "invalid sort")
+    return sort == "desc"
+
+
+def _span(start: datetime, end: datetime, resume: datetime | None, desc: bool) -> tuple[datetime, datetime]:
+    """A symbol's time range on this page: a page token resumes at its instant, the next one in the
+    sort order (inclusive)."""
+    if resume is None:
+        return start, end
+    return (start, resume) if desc else (resume, end)
 
 
 def build_bar(
@@ -229,8 +260,7 @@ def get_bars(
             400, errors.MALFORMED, "invalid limit: must be between 1 and 10000"
         )
     limit = min(limit, page_max)
-    if (query.get("sort") or "asc") not in ("asc", "desc"):
-        raise errors.SimError(400, errors.MALFORMED, "invalid sort")
+    desc = _is_desc(query)
     token = query.get("page_token")
     from_symbol, from_t = decode_token(token) if token else (None, None)
     out: dict[str, list[dict]] = {}
@@ -238,15 +268,12 @@ def get_bars(
     for symbol in sorted(symbols):
         if from_symbol and symbol < from_symbol:
             continue
-        s_start = from_t if (from_symbol == symbol and from_t) else start
-        for t0, width in _bar_starts(n, unit, s_start, end):
+        s_start, s_end = _span(start, end, from_t if from_symbol == symbol else None, desc)
+        for t0, width in _bar_starts(n, unit, s_start, s_end, desc):
             if count >= limit:
                 return out, encode_token(symbol, t0)
             bar = build_bar(market, symbol, n, unit, t0, width, price_at)
             if bar is not None:
                 out.setdefault(symbol, []).append(bar)
                 count += 1
-    if query.get("sort") == "desc":
-        for bars in out.values():
-            bars.reverse()
     return out, None

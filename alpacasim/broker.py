@@ -13,20 +13,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
-from . import errors, nyse, order_rules
+from . import errors, margin, nyse, order_rules
 from .accounts import Account, Position, stable_uuid
 from .market import Market, is_stock_symbol, parse_occ
 
 OPEN_STATUSES = frozenset(
-    {"new", "partially_filled", "accepted", "pending_new", "held", "pending_cancel", "pending_replace"}
+    {
+        "new", "partially_filled", "accepted", "pending_new", "held", "pending_cancel", "pending_replace",
+        "done_for_day",
+    }
 )
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 ORDER_CLASSES = ("simple", "bracket", "oco", "oto")
-FINAL_NOT_FILLED = frozenset({"canceled", "expired", "rejected", "done_for_day"})
+FINAL_NOT_FILLED = frozenset({"canceled", "expired", "rejected"})
 TIFS = ("day", "gtc", "opg", "cls", "ioc", "fok")
 CENT = Decimal("0.01")
 QTY_STEP = Decimal("0.000000001")
 ZERO = Decimal(0)
+TIMELINE_MAX = 50_000  # holdings records kept per account for the intraday portfolio history
 
 
 def now_utc() -> datetime:
@@ -136,6 +140,7 @@ class Broker:
         self.seed = seed
         self.partial_fill_rate = partial_fill_rate
         self.partial_fill_delay = partial_fill_delay
+        self.pending_new_seconds = 0.0  # > 0: new orders are pending_new that long before they trade
         self.accounts: dict[str, Account] = {}
         # Trade-update listeners: callables (event, order, extra) called on every order state change,
         # in order. The trade-updates stream subscribes here.
@@ -146,6 +151,7 @@ class Broker:
         self.rng = random.Random(self.seed)
         self.open_by_symbol: dict[str, dict[str, Order]] = {}
         self.order_index: dict[str, Order] = {}
+        self._lastday: dict[tuple[str, float], Decimal] = {}
 
     def _emit(self, event: str, order: Order, **extra) -> None:
         for listener in list(self.listeners):
@@ -192,13 +198,42 @@ class Broker:
                 ZERO,
             )
         acct.last_equity = acct.closes[day]
+        acct.last_maintenance = self._requirements(acct, lambda p: self.close_price(p.symbol, close))[1]
         acct.equity_asof = close
+
+    @staticmethod
+    def _requirements(acct: Account, price) -> tuple[Decimal, Decimal]:
+        """Initial and maintenance margin of the holdings, each valued at ``price(position)``."""
+        stock_gross = option_long = ZERO
+        for pos in acct.positions.values():
+            mv = pos.qty * price(pos) * pos.multiplier
+            if pos.asset_class == "us_equity":
+                stock_gross += abs(mv)
+            elif mv > 0:
+                option_long += mv
+        return margin.requirements(stock_gross, option_long)
+
+    def lastday_price(self, symbol: str) -> Decimal:
+        """The walk's (or the option model's) last price of the previous session, the close of the
+        snapshot's ``prevDailyBar`` (its last price step before the regular close)."""
+        ts = nyse.previous_close(self.market.clock.now()).timestamp() - self.market.step
+        key = (symbol, ts)
+        price = self._lastday.get(key)
+        if price is None:  # own cache: the walk's keeps only the current step per symbol
+            if len(self._lastday) > 10_000:
+                self._lastday.clear()
+            spec = parse_occ(symbol)
+            price = money(self.market.option_price_at(spec, ts) if spec else self.market.price_at(symbol, ts))
+            self._lastday[key] = price
+        return price
 
     def valuation(self, acct: Account) -> dict[str, Decimal]:
         self.roll_session(acct)
         long_mv = short_mv = ZERO
+        prices = {}
         for pos in acct.positions.values():
-            mv = pos.qty * money(self.market.quote(pos.symbol).last) * pos.multiplier
+            prices[pos.symbol] = money(self.market.quote(pos.symbol).last)
+            mv = pos.qty * prices[pos.symbol] * pos.multiplier
             if pos.qty > 0:
                 long_mv += mv
             else:
@@ -206,14 +241,21 @@ class Broker:
         reserved = sum(
             (o.extra.get("reserved", ZERO) for o in acct.open_orders.values()), ZERO
         )
-        buying_power = max(ZERO, acct.cash + short_mv - reserved)
+        equity = acct.cash + long_mv + short_mv
+        initial, maintenance = self._requirements(acct, lambda p: prices[p.symbol])
+        power = margin.buying_power(
+            acct.multiplier, acct.cash, equity, short_mv, initial, maintenance, reserved,
+            acct.initial_cash if acct.last_equity is None else acct.last_equity, acct.last_maintenance,
+        )
         return {
             "cash": acct.cash,
             "long_market_value": long_mv,
             "short_market_value": short_mv,
-            "equity": acct.cash + long_mv + short_mv,
-            "buying_power": buying_power.quantize(CENT),
+            "equity": equity,
             "reserved": reserved,
+            "initial_margin": initial,
+            "maintenance_margin": maintenance,
+            **{k: v.quantize(CENT) for k, v in power.items()},
         }
 
     # --- submission ---------------------------------------------------------------------------
@@ -222,7 +264,7 @@ class Broker:
         self._register(acct, order)
         for leg in order.legs:
             self._register(acct, leg)
-        self._emit("new", order)
+        self._emit("pending_new" if order.status == "pending_new" else "new", order)
         for leg in order.legs:
             if leg.status != "held":
                 self._emit("new", leg)
@@ -385,7 +427,7 @@ class Broker:
             if price is None:
                 price = money(quote.ask)
             est = notional if notional is not None else qty * price * mult
-            bp = self.valuation(acct)["buying_power"] + sum(
+            bp = self.valuation(acct)["options_buying_power" if spec else "buying_power"] + sum(
                 (acct.orders[i].extra.get("reserved", ZERO) for i in exempt), ZERO
             )
             if est > bp:
@@ -407,6 +449,8 @@ class Broker:
                 )
             short_part = want - max(available, ZERO)
             if short_part > 0:
+                if acct.multiplier == 1 or acct.configurations.get("no_shorting"):
+                    raise errors.forbidden("account is not allowed to short")
                 if short_part != short_part.to_integral_value():
                     raise errors.forbidden("fractional orders cannot be sold short")
                 if any(
@@ -460,22 +504,25 @@ class Broker:
 
     def _schedule(self, order: Order) -> None:
         """On the calendar clock: day orders expire at the close, opg/cls wait for their auction, and
-        an order that cannot trade in the current session is only ``accepted``."""
+        an order that cannot trade in the current session is only ``accepted``. One that can is
+        ``pending_new`` for ``pending_new_seconds`` (0: at once ``new``)."""
         clock = self.market.clock
-        if not clock.follows_calendar:
-            return
-        now = clock.now()
         tif = order.time_in_force
-        if tif == "day":
-            order.expires_at = (
-                nyse.next_post_close(now) if order.extended_hours else nyse.next_close(now)
-            )
-        elif tif == "opg":
-            order.auction_at = nyse.next_open(now)
-        elif tif == "cls":
-            order.auction_at = nyse.next_close(now)
-        if not self._tradable_now(order):
+        if clock.follows_calendar:
+            now = clock.now()
+            if tif == "day":
+                order.expires_at = (
+                    nyse.next_post_close(now) if order.extended_hours else nyse.next_close(now)
+                )
+            elif tif == "opg":
+                order.auction_at = nyse.next_open(now)
+            elif tif == "cls":
+                order.auction_at = nyse.next_close(now)
+        if clock.follows_calendar and not self._tradable_now(order):
             order.status = "accepted"
+        elif self.pending_new_seconds > 0 and tif not in ("ioc", "fok"):
+            order.status = "pending_new"
+            order.next_eval = time.monotonic() + self.pending_new_seconds
 
     def _tradable_now(self, order: Order) -> bool:
         clock = self.market.clock
@@ -617,9 +664,14 @@ class Broker:
             self._finish(order, "expired")
             return
         if not self._tradable_now(order):
+            gtc_overnight = order.time_in_force == "gtc" and self.market.clock.follows_calendar
+            if order.status in ("new", "partially_filled") and gtc_overnight:
+                self._set_status(order, "done_for_day", emit=True)  # resumes at the next open
             return
-        if order.status == "accepted":
-            order.status = "new"
+        if order.status in ("accepted", "done_for_day"):
+            self._set_status(order, "partially_filled" if order.filled_qty > 0 else "new")
+        elif order.status == "pending_new":
+            self._set_status(order, "new", emit=True)
         if order.auction_at is not None:
             self._auction(acct, order)
             return
@@ -676,6 +728,7 @@ class Broker:
         new = self._book(
             acct, order.symbol, order.asset_class, order.asset_id, signed, price, order.multiplier
         )
+        self.record_holdings(acct)
         prev = order.filled_qty
         total = prev + qty
         prev_avg = order.filled_avg_price or ZERO
@@ -715,6 +768,16 @@ class Broker:
             execution_id=str(uuid.uuid4()), timestamp=now,
         )
         self._after_fill(acct, order)
+
+    def record_holdings(self, acct: Account) -> None:
+        """Note the holdings as they stand now, for the intraday portfolio history."""
+        acct.timeline.append(
+            (self.market.clock.timestamp(), acct.cash, {p.symbol: p.qty for p in acct.positions.values()})
+        )
+        if len(acct.timeline) > TIMELINE_MAX:  # bounded: the oldest half folds into the base state
+            half = TIMELINE_MAX // 2
+            acct.timeline_base = acct.timeline[half - 1][1:]
+            del acct.timeline[:half]
 
     @staticmethod
     def _book(
@@ -764,6 +827,7 @@ class Broker:
         self._book(acct, pos.symbol, pos.asset_class, pos.asset_id, -pos.qty, ZERO, 100)
         signed = shares if spec.kind == "call" else -shares
         self._book(acct, spec.root, "us_equity", stable_uuid("asset", spec.root), signed, strike, 1)
+        self.record_holdings(acct)
         acct.activities.append(
             {
                 "id": f"{now:%Y%m%d%H%M%S%f}::{uuid.uuid4()}",
@@ -774,6 +838,12 @@ class Broker:
                 "description": f"Option exercise: {signed} {spec.root} at {strike}",
             }
         )
+
+    def _set_status(self, order: Order, status: str, emit: bool = False) -> None:
+        order.status = status
+        order.updated_at = now_utc()
+        if emit:
+            self._emit(status, order)
 
     def _finish(self, order: Order, status: str) -> None:
         now = now_utc()
@@ -995,7 +1065,7 @@ class Broker:
         self._finish(order, "replaced")
         self._register(acct, new)
         if new.status != "held":
-            self._emit("new", new)
+            self._emit("pending_new" if new.status == "pending_new" else "new", new)
         self._evaluate(acct, new)
         return new
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from .margin import check_multiplier
+
 DEFAULT_CASH = "100000"
 DEFAULT_SYMBOLS = (
     "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AMD", "NFLX", "INTC",
@@ -24,6 +26,7 @@ class AccountSpec:
     account_number: str | None = None
     options_level: int = 3
     status: str = "ACTIVE"
+    multiplier: int = 1  # 1 cash account, 2 or 4 margin (alpacasim/margin.py)
 
 
 @dataclass
@@ -40,6 +43,7 @@ class SimConfig:
     illiquid: list[str] = field(default_factory=list)
     partial_fill_rate: float = 0.0
     partial_fill_delay_seconds: float = 1.0
+    pending_new_seconds: float = 0.0  # how long a new order stays pending_new before it is new
     bars_page_max: int = 10000
     hang_seconds: float = 300.0
     risk_free_rate: float = 0.04
@@ -90,6 +94,7 @@ def load_config(path: str | Path | None) -> SimConfig:
     cfg.partial_fill_delay_seconds = float(
         market.get("partial_fill_delay_seconds", cfg.partial_fill_delay_seconds)
     )
+    cfg.pending_new_seconds = check_pending_new(market.get("pending_new_seconds", 0))
     cfg.bars_page_max = int(market.get("bars_page_max", cfg.bars_page_max))
     cfg.hang_seconds = float(raw.get("hang_seconds", cfg.hang_seconds))
     for item in raw.get("accounts") or []:
@@ -102,6 +107,7 @@ def load_config(path: str | Path | None) -> SimConfig:
                 account_number=item.get("account_number"),
                 options_level=int(item.get("options_level", 3)),
                 status=str(item.get("status", "ACTIVE")),
+                multiplier=check_multiplier(item.get("multiplier", 1)),
             )
         )
     cfg.generated_accounts = int(raw.get("generated_accounts", 0))
@@ -121,3 +127,10 @@ def _load_streams(cfg: SimConfig, raw: dict) -> None:
         raise ValueError("streams.tick_rate and tick_rates must be within 0..10000 messages/s")
     if cfg.stream_symbol_limit < 0 or cfg.stream_auth_timeout <= 0:
         raise ValueError("streams.symbol_limit must be >= 0 and auth_timeout_seconds > 0")
+
+
+def check_pending_new(value: object) -> float:
+    seconds = float(value or 0)
+    if not 0 <= seconds <= 60:
+        raise ValueError("market.pending_new_seconds must be within 0..60")
+    return seconds

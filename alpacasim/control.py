@@ -10,8 +10,9 @@ from aiohttp import web
 from . import __version__, errors
 from .accounts import Account
 from .broker import to_bool, to_decimal
-from .config import AccountSpec
+from .config import AccountSpec, check_pending_new
 from .faults import parse_fault, parse_latency
+from .margin import check_multiplier
 from .market import UTC, Override, iso_z
 from .responses import SIM, json_response, read_json
 from .serializers import order_json
@@ -230,6 +231,7 @@ async def upsert_account(request: web.Request) -> web.Response:
             account_number=body.get("account_number"),
             options_level=int(body.get("options_level", 3)),
             status=str(body.get("status", "ACTIVE")),
+            multiplier=_multiplier(body.get("multiplier", 1)),
         )
         acct = Account.from_spec(spec)
         sim.broker.add_account(acct)
@@ -240,12 +242,15 @@ async def upsert_account(request: web.Request) -> web.Response:
             acct.paper = to_bool(body["paper"], "paper")
         if body.get("cash") is not None:
             acct.cash = Decimal(str(to_decimal(body["cash"], "cash")))
+            sim.broker.record_holdings(acct)
         if body.get("account_number"):
             acct.account_number = str(body["account_number"])
         if body.get("options_level") is not None:
             acct.options_level = int(body["options_level"])
         if body.get("status"):
             acct.status = str(body["status"])
+        if body.get("multiplier") is not None:
+            acct.multiplier = _multiplier(body["multiplier"])
     return json_response(
         {
             "api_key": acct.api_key,
@@ -253,8 +258,28 @@ async def upsert_account(request: web.Request) -> web.Response:
             "paper": acct.paper,
             "cash": str(acct.cash),
             "status": acct.status,
+            "multiplier": acct.multiplier,
         }
     )
+
+
+def _multiplier(value) -> int:
+    try:
+        return check_multiplier(value)
+    except ValueError as exc:
+        raise errors.invalid(str(exc)) from None
+
+
+async def set_order_model(request: web.Request) -> web.Response:
+    """Runtime knobs of the order model, until the next reset."""
+    broker = request.app[SIM].broker
+    body = await read_json(request)
+    if body.get("pending_new_seconds") is not None:
+        try:
+            broker.pending_new_seconds = check_pending_new(body["pending_new_seconds"])
+        except ValueError as exc:
+            raise errors.invalid(str(exc)) from None
+    return json_response({"pending_new_seconds": broker.pending_new_seconds})
 
 
 async def set_rate_limit(request: web.Request) -> web.Response:
@@ -291,3 +316,4 @@ def register(app: web.Application) -> None:
     r.add_post("/_sim/orders/{order_id}/fill", fill_order)
     r.add_post("/_sim/accounts", upsert_account)
     r.add_post("/_sim/rate_limit", set_rate_limit)
+    r.add_post("/_sim/order_model", set_order_model)

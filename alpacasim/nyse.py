@@ -120,3 +120,15 @@ def last_session_end(now: datetime) -> datetime:
     if is_trading_day(d) and hours(d)[3] <= now:
         return hours(d)[3]
     return hours(previous_trading_day(d))[3]
+
+
+def session_day(now: datetime) -> date:
+    """The current trading day, or the last one when today is not a trading day."""
+    d = now.astimezone(NY).date()
+    return d if is_trading_day(d) else previous_trading_day(d)
+
+
+def previous_close(now: datetime) -> datetime:
+    """The regular close of the trading day before the current (or last) one: what a snapshot's
+    ``prevDailyBar`` and a position's ``lastday_price`` close at."""
+    return hours(previous_trading_day(session_day(now)))[2]

@@ -96,12 +96,12 @@ def account_json(acct: Account, v: dict[str, Decimal]) -> dict:
         "options_trading_level": acct.options_level,
         "currency": "USD",
         "buying_power": bp,
-        "regt_buying_power": bp,
-        "daytrading_buying_power": "0",
+        "regt_buying_power": _m(v["regt_buying_power"]),
+        "daytrading_buying_power": _m(v["daytrading_buying_power"]),
         "effective_buying_power": bp,
-        "non_marginable_buying_power": bp,
-        "options_buying_power": bp,
-        "bod_dtbp": "0",
+        "non_marginable_buying_power": _m(v["non_marginable_buying_power"]),
+        "options_buying_power": _m(v["options_buying_power"]),
+        "bod_dtbp": _m(v["bod_dtbp"]),
         "cash": cash,
         "accrued_fees": "0",
         "portfolio_value": equity,
@@ -111,26 +111,30 @@ def account_json(acct: Account, v: dict[str, Decimal]) -> dict:
         "account_blocked": acct.status != "ACTIVE",
         "created_at": _ts(acct.created_at),
         "trade_suspended_by_user": False,
-        "multiplier": "1",
-        "shorting_enabled": True,
+        "multiplier": str(acct.multiplier),
+        "shorting_enabled": acct.multiplier > 1 and not acct.configurations.get("no_shorting"),
         "equity": equity,
         "last_equity": _m(acct.initial_cash if acct.last_equity is None else acct.last_equity),
         "long_market_value": _m(v["long_market_value"]),
         "short_market_value": _m(v["short_market_value"]),
         "position_market_value": _m(v["long_market_value"] - v["short_market_value"]),
-        "initial_margin": "0",
-        "maintenance_margin": "0",
-        "last_maintenance_margin": "0",
+        "initial_margin": _m(v["initial_margin"]),
+        "maintenance_margin": _m(v["maintenance_margin"]),
+        "last_maintenance_margin": _m(acct.last_maintenance),
         "sma": "0",
         "daytrade_count": 0,
         "balance_asof": datetime.now(NY).date().isoformat(),
         "crypto_tier": 0,
         "intraday_adjustments": "0",
         "pending_reg_taf_fees": "0",
+        "pending_transfer_in": "0",
+        "pending_transfer_out": "0",
     }
 
 
-def position_json(pos: Position, quote: Quote, qty_available: Decimal) -> dict:
+def position_json(pos: Position, quote: Quote, qty_available: Decimal, lastday: Decimal) -> dict:
+    """``lastday`` is the price at the previous session's close; ``change_today`` and the intraday P&L
+    are measured from it."""
     mult = pos.multiplier
     price = money(quote.last)
     qty = pos.qty
@@ -138,6 +142,9 @@ def position_json(pos: Position, quote: Quote, qty_available: Decimal) -> dict:
     cost = qty * pos.avg_entry_price * mult
     upl = mv - cost
     plpc = (upl / abs(cost)) if cost else Decimal(0)
+    day_base = qty * lastday * mult
+    day_pl = mv - day_base
+    day_plpc = (day_pl / abs(day_base)) if day_base else Decimal(0)
     return {
         "asset_id": pos.asset_id,
         "symbol": pos.symbol,
@@ -152,11 +159,11 @@ def position_json(pos: Position, quote: Quote, qty_available: Decimal) -> dict:
         "cost_basis": _m(cost),
         "unrealized_pl": _m(upl),
         "unrealized_plpc": _s(plpc.quantize(Decimal("0.0000001"))),
-        "unrealized_intraday_pl": _m(upl),
-        "unrealized_intraday_plpc": _s(plpc.quantize(Decimal("0.0000001"))),
+        "unrealized_intraday_pl": _m(day_pl),
+        "unrealized_intraday_plpc": _s(day_plpc.quantize(Decimal("0.0000001"))),
         "current_price": _s(price),
-        "lastday_price": _s(price),
-        "change_today": "0",
+        "lastday_price": _s(lastday),
+        "change_today": _s(((price - lastday) / lastday).quantize(Decimal("0.0000001"))) if lastday else "0",
     }
 
 

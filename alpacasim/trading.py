@@ -10,6 +10,7 @@ from aiohttp import web
 from . import errors, nyse
 from .accounts import stable_uuid
 from .broker import ZERO
+from .history import portfolio_history
 from .market import NY, is_stock_symbol, parse_occ
 from .responses import SIM, json_response, read_json
 from .serializers import (
@@ -41,12 +42,12 @@ CONFIGURABLE = {
     "dtbp_check": ("both", "entry", "exit"), "trade_confirm_email": ("all", "none"),
     "suspend_trade": (True, False), "no_shorting": (True, False),
     "fractional_trading": (True, False), "pdt_check": ("both", "entry", "exit"),
-    "ptp_no_exception_entry": (True, False),
+    "ptp_no_exception_entry": (True, False), "disable_overnight_trading": (True, False),
 }  # fmt: skip
 
 
 async def patch_account_configurations(request: web.Request) -> web.Response:
-    """Stored and echoed; the order rules do not read them (yet)."""
+    """Stored and echoed; `no_shorting` refuses short sales, the other keys are not read."""
     acct = request["account"]
     body = await read_json(request)
     for key, value in body.items():
@@ -64,45 +65,18 @@ def _configurations(acct) -> dict:
             "suspend_trade": False,
             "no_shorting": False,
             "fractional_trading": True,
-            "max_margin_multiplier": "1",
+            "max_margin_multiplier": str(acct.multiplier),
         "max_options_trading_level": acct.options_level,
         "pdt_check": "entry",
         "ptp_no_exception_entry": False,
+        "disable_overnight_trading": False,
         **acct.configurations,
     }
 
 
-PERIOD_UNITS = {"D": 1, "W": 7, "M": 30, "A": 365}
-
-
-async def portfolio_history(request: web.Request) -> web.Response:
-    """Daily equity at each recorded close of the period, then the current equity (timeframe 1D only)."""
+async def get_portfolio_history(request: web.Request) -> web.Response:
     sim, acct = _ctx(request)
-    q = request.query
-    if (q.get("timeframe") or "1D") != "1D":
-        raise errors.invalid("only timeframe=1D is simulated")
-    period = (q.get("period") or "1M").upper()
-    try:
-        days = int(period[:-1] or 1) * PERIOD_UNITS[period[-1]]
-    except (KeyError, ValueError, IndexError):
-        raise errors.invalid(f"invalid period: {period!r}") from None
-    sim.broker.evaluate_account(acct)
-    now = sim.clock.now().astimezone(NY)
-    first = now.date() - timedelta(days=days)
-    points = [(d, e) for d, e in sorted(acct.closes.items()) if first <= d < now.date()]
-    points.append((now.date(), sim.broker.valuation(acct)["equity"]))
-    base = points[0][1]
-    return json_response(
-        {
-            "timestamp": [int(datetime.combine(d, datetime.min.time(), NY).timestamp()) for d, _ in points],
-            "equity": [float(e) for _, e in points],
-            "profit_loss": [float(e - base) for _, e in points],
-            "profit_loss_pct": [float((e - base) / base) if base else 0.0 for _, e in points],
-            "base_value": float(base),
-            "timeframe": "1D",
-            "cashflow": {},
-        }
-    )
+    return json_response(portfolio_history(sim.broker, acct, request.query))
 
 
 async def list_activities(request: web.Request) -> web.Response:
@@ -136,7 +110,9 @@ def _position_json(sim, acct, pos) -> dict:
     available = (
         max(ZERO, sim.broker.qty_available(acct, pos.symbol)) if pos.qty > 0 else pos.qty
     )
-    return position_json(pos, sim.market.quote(pos.symbol), available)
+    return position_json(
+        pos, sim.market.quote(pos.symbol), available, sim.broker.lastday_price(pos.symbol)
+    )
 
 
 async def exercise(request: web.Request) -> web.Response:
@@ -404,7 +380,7 @@ ROUTES = [
     ("GET", "/account/configurations", get_account_configurations, "account"),
     ("PATCH", "/account/configurations", patch_account_configurations, "account"),
     ("GET", "/account/activities", list_activities, "activities"),
-    ("GET", "/account/portfolio/history", portfolio_history, "portfolio_history"),
+    ("GET", "/account/portfolio/history", get_portfolio_history, "portfolio_history"),
     ("GET", "/account/activities/{activity_type}", list_activities, "activities"),
     ("POST", "/positions/{symbol}/exercise", exercise, "position_exercise"),
     ("GET", "/positions", list_positions, "positions"),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 # Run order: cheap and independent first; the long whole-stack ones last.
 SCRIPTS = ("sim_throughput", "sim_streams", "audit_write", "order_overhead", "quote_throughput", "saturation", "lifecycle", "accounts_scale",
-           "memory", "sell_sweep")
+           "memory", "sell_sweep", "desk_pages", "scale_out")
 # Modules under bench/ that are not benchmark scripts.
 HELPERS = frozenset({"__init__", "__main__", "figures", "machine", "report", "wrk", "gateway", "profile_order", "cache_client"})
 
@@ -54,6 +54,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("quote_throughput_ratio", "Quote throughput, gateway / alpacasim (c=32)", "quote_throughput", ("ratio",), "×", ">=", 0.5),
     Figure("quote_gateway_rps", "Quote throughput through the gateway", "quote_throughput", ("gateway_rps",), "req/s"),
     Figure("quote_sim_rps", "Quote throughput of alpacasim, same route", "quote_throughput", ("sim_rps",), "req/s"),
+    Figure("scale_out_quote_ratio", "Quote throughput, two web processes / one (same host)", "scale_out", ("quote_ratio",), "×"),
+    Figure("scale_out_order_ratio", "Order throughput, two web processes / one (same host)", "scale_out", ("order_ratio",), "×"),
     Figure("quote_saturation_rps", "Saturation: quote route, highest req/s with p99 ≤ 1 s and no failure", "saturation",
            ("quote_saturation", "requests_per_s"), "req/s"),
     Figure("health_saturation_rps", "Saturation: /health, highest req/s with p99 ≤ 1 s and no failure", "saturation",
@@ -66,6 +68,11 @@ FIGURES: tuple[Figure, ...] = (
     Figure("sweep_api_p95_ratio", "API p95 during sweep / idle p95", "sell_sweep", ("ratio",), "×", "<=", 1.1),
     Figure("idle_api_p95_ms", "API p95 idle", "sell_sweep", ("idle_p95_ms",), "ms"),
     Figure("sweep_api_p95_ms", "API p95 during sweep", "sell_sweep", ("sweep_p95_ms",), "ms"),
+    Figure("desk_pages_p95_ms", "Desk pages, worst page p95 (1,000 accounts, 100,000 order records)", "desk_pages",
+           ("worst_p95_ms",), "ms", "<=", 300),
+    Figure("desk_account_p95_ms", "Desk account page p95 (two broker calls to alpacasim, FIFO P&L)", "desk_pages",
+           ("pages", "account", "p95_ms"), "ms"),
+    Figure("desk_overview_p95_ms", "Desk accounts overview p95", "desk_pages", ("pages", "overview", "p95_ms"), "ms"),
     Figure("audit_write_median_ms", "OrderRecord + AuditEvent write, median", "audit_write", ("median_ms",), "ms", "<=", 1),
     Figure("audit_write_p95_ms", "OrderRecord + AuditEvent write, p95", "audit_write", ("p95_ms",), "ms"),
     Figure("sim_rps", "alpacasim requests/s, one core (lowest route)", "sim_throughput", ("min_requests_per_s",), "req/s", ">=", 2000),

@@ -12,6 +12,8 @@ class LifecycleConfig(AppConfig):
     def ready(self) -> None:
         from opitios.health import register_section
 
+        from . import metrics
         from .health import trade_updates_section
 
         register_section("trade_updates", trade_updates_section)
+        metrics.connect()

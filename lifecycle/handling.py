@@ -10,7 +10,7 @@ from django.utils import timezone
 from accounts.broker import BrokerNotFound, broker_for
 from accounts.broker.contract import TradeUpdate
 from accounts.models import AlpacaAccount
-from sellbot.fill_events import buy_fill_absorb
+from sellbot.fill_events import buy_fill_absorb, exit_fill_close
 from trading import ledger
 
 logger = logging.getLogger("opitios.lifecycle")
@@ -19,6 +19,7 @@ logger = logging.getLogger("opitios.lifecycle")
 def _after_write(account: AlpacaAccount, recorded: ledger.Recorded, order) -> None:
     if recorded.filled > 0:
         buy_fill_absorb(account=account, record=recorded.record, order=order)
+        exit_fill_close(account=account, record=recorded.record, order=order)
 
 
 def update_handle(*, account: AlpacaAccount, update: TradeUpdate) -> ledger.Recorded:

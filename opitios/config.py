@@ -121,6 +121,11 @@ class TradingConfig:
     max_symbols_per_request: int = 20
     max_order_qty: Decimal | None = None
     max_order_notional: Decimal | None = None
+    # Risk controls (docs/configuration.md, "trading"); per-account overrides in the account's entry.
+    price_collar_pct: Decimal | None = None
+    restricted_symbols: tuple[str, ...] = ()
+    max_open_orders: int | None = None
+    max_orders_per_second: int | None = 50
 
 
 @dataclass(frozen=True)
@@ -193,6 +198,10 @@ class AccountConfig:
     minimum_balance: Decimal | None = None
     balance_check_enabled: bool | None = None
     rate_limit_per_minute: int = 200
+    # Overrides of the trading section's risk controls (None: the global value applies).
+    price_collar_pct: Decimal | None = None
+    max_open_orders: int | None = None
+    max_orders_per_second: int | None = None
     # Settings of this entry that were invalid and dropped (their defaults apply); the account loads, flagged.
     dropped: tuple[str, ...] = ()
 
@@ -321,6 +330,10 @@ TRADING_FIELDS: dict[str, Callable[[Any], Any]] = {
     "max_symbols_per_request": _int_in("trading.max_symbols_per_request"),
     "max_order_qty": _optional(_decimal_in("trading.max_order_qty")),
     "max_order_notional": _optional(_decimal_in("trading.max_order_notional")),
+    "price_collar_pct": _optional(_decimal_in("trading.price_collar_pct")),
+    "restricted_symbols": lambda v: tuple(_symbol_list([] if v is None else v)),
+    "max_open_orders": _optional(_int_in("trading.max_open_orders")),
+    "max_orders_per_second": _optional(_int_in("trading.max_orders_per_second")),
 }
 
 SELL_FIELDS: dict[str, Callable[[Any], Any]] = {
@@ -362,6 +375,9 @@ ACCOUNT_OVERRIDES: dict[str, Callable[[Any], Any]] = {
     "max_connections": _int_in("accounts.max_connections"),
     "minimum_balance": _optional(_decimal_in("accounts.minimum_balance")),
     "rate_limit_per_minute": _int_in("accounts.rate_limit_per_minute"),
+    "price_collar_pct": _optional(_decimal_in("trading.price_collar_pct")),
+    "max_open_orders": _optional(_int_in("trading.max_open_orders")),
+    "max_orders_per_second": _optional(_int_in("trading.max_orders_per_second")),
 }
 
 

@@ -1,11 +1,18 @@
 """``ApplicationError`` and the single DRF exception handler.
 
 Every error response has the body ``{"error": {"code", "message", "details"}}``.
+
+The HTTP status and headers of a domain error code are declared once, by the app that owns the code
+(``register_error_statuses``; the trading app's table is ``trading/errors.py``); exceptions of a lower
+layer that carry a code (the broker's errors) are turned into one by ``register_error_translator``.
+Services return or raise codes; only this module turns them into HTTP.
 """
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -41,6 +48,47 @@ class ApplicationError(Exception):
         self.headers = headers or {}
         if status_code is not None:
             self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class ErrorStatus:
+    """How an error code is answered: its HTTP status, and a Retry-After (seconds) it always carries."""
+
+    status: int
+    retry_after: int | None = None
+
+
+_STATUSES: dict[str, ErrorStatus] = {}
+_TRANSLATORS: list[tuple[type[BaseException], Callable[[BaseException], tuple[str, str, dict]]]] = []
+
+
+def register_error_statuses(table: dict[str, ErrorStatus]) -> None:
+    """Declare the HTTP answer of domain error codes (called when an app is imported)."""
+    _STATUSES.update(table)
+
+
+def register_error_translator(exc_type: type[BaseException], translate: Callable[[BaseException], tuple[str, str, dict]]) -> None:
+    """Render an exception type as an error: ``translate(exc)`` returns its ``(code, message, details)``."""
+    _TRANSLATORS.append((exc_type, translate))
+
+
+def error_status(code: str, default: int = 400) -> int:
+    entry = _STATUSES.get(code)
+    return default if entry is None else entry.status
+
+
+def error_headers(code: str, details: dict | None = None) -> dict:
+    """Retry-After: the seconds the error itself gives (``details.retry_after_seconds``), else the code's own."""
+    seconds = (details or {}).get("retry_after_seconds")
+    if not seconds:
+        entry = _STATUSES.get(code)
+        seconds = entry.retry_after if entry else None
+    return {"Retry-After": str(seconds)} if seconds else {}
+
+
+def error_response_parts(code: str, message: str, details: dict | None = None) -> tuple[int, dict, dict]:
+    """(status, body, headers) of a domain error, from the registered table."""
+    return error_status(code), error_body(code, message, details), error_headers(code, details)
 
 
 INTERNAL_ERROR_MESSAGE = "An internal error occurred; it has been logged."
@@ -79,6 +127,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     set_rollback()  # an ATOMIC_REQUESTS transaction must not commit half a failed request
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=exc.headers)
+    for exc_type, translate in _TRANSLATORS:
+        if isinstance(exc, exc_type):
+            status_code, body, headers = error_response_parts(*translate(exc))
+            return Response(body, status=status_code, headers=headers)
     shape = request_shape_error(exc)
     if shape is not None:
         return Response(shape[1], status=shape[0])

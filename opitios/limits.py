@@ -75,6 +75,10 @@ RANGES: dict[str, Range] = {
     "trading.max_symbols_per_request": _r(1, 1000, integer=True),
     "trading.max_order_qty": _r(0, 1_000_000_000, low_open=True, places=9),  # OrderRecord.qty: 20 digits, 9 decimals
     "trading.max_order_notional": POSITIVE_MONEY,
+    # risk controls (also the ranges of their per-account overrides)
+    "trading.price_collar_pct": _r(0, 1000, low_open=True, places=4),
+    "trading.max_open_orders": _r(1, 500, integer=True),  # Alpaca lists at most 500 orders per call
+    "trading.max_orders_per_second": _r(1, 10000, integer=True),
     # sell_module
     "sell_module.check_interval": _r("0.5", 3600),
     "sell_module.order_cancel_minutes": _r(0, 1440, low_open=True),

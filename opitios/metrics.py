@@ -44,6 +44,9 @@ upstream_429 = Counter("opitios_upstream_429", "HTTP 429 answers from Alpaca.", 
 order_request_total = Histogram("opitios_order_request_total_seconds", "Order routes: received by the first middleware to the "
                                 "response built, final write and rendering included (docs/architecture.md, \"Order timing\").",
                                 buckets=ORDER_BUCKETS)
+# route: the URL pattern that matched (a closed set, from the URLconf), or "unmatched"; status: its class.
+http_requests = Counter("opitios_http_requests", "Requests answered, by URL pattern and status class (2xx, 3xx, 4xx, 429, 5xx).",
+                        ["route", "status"])
 throttled = Counter("opitios_throttled_requests", "API requests refused by a rate limit (429).", ["scope"])
 sweep_seconds = Histogram("opitios_sellbot_sweep_seconds", "Duration of one sell-bot sweep (fan-out).", buckets=SWEEP_BUCKETS)
 sweep_accounts = Counter("opitios_sellbot_sweep_accounts", "Accounts per sweep: dispatched or already queued.", ["kind"])
@@ -80,6 +83,18 @@ def upstream_observed(account_id: str, *, result: str, status: int | None = None
             upstream_429.labels(label).inc()
     except Exception:  # counting must never cost a broker call
         logger.exception("upstream call not counted")
+
+
+def status_class(status: int) -> str:
+    return "429" if status == 429 else f"{min(max(status // 100, 1), 5)}xx"
+
+
+def request_observed(route: str, status: int) -> None:
+    """One answered request (the first middleware); counting never fails the request."""
+    try:
+        http_requests.labels(route, status_class(status)).inc()
+    except Exception:
+        logger.exception("request not counted")
 
 
 def _safe(collect: Callable[[], Iterable[Metric]]) -> Callable[[], Iterable[Metric]]:

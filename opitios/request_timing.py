@@ -6,7 +6,8 @@ after the response is built (rendered, every database write done) it measures
 ``request_total_ms``: the whole time the process controls, up to handing the response to the
 server. Only the socket write and the server's own bookkeeping come after.
 
-Every response carries it as ``Server-Timing: app;dur=<ms>``; the order routes (marked with
+Every response carries it as ``Server-Timing: app;dur=<ms>`` and is counted in ``opitios_http_requests`` by
+its URL pattern and status class (the desk's traffic monitor reads it); the order routes (marked with
 ``time_request``) also export it as ``opitios_order_request_total_seconds``. A log line written during the
 request with ``log_after_response`` is held until then and gets `` request_total_ms=<ms>``
 appended (outside a request it is written at once); a marked request that held no line gets one
@@ -75,6 +76,8 @@ class RequestTimingMiddleware:
                 total = elapsed_ms(request.received_perf)
             for log, level, msg, args in held.lines:
                 log.log(level, msg + " request_total_ms=%s", *args, total)
+            match = getattr(request, "resolver_match", None)
+            metrics.request_observed(match.route if match is not None else "unmatched", status)
             if held.timed:
                 metrics.order_request_total.observe(total / 1000)
             if held.timed and not held.lines:

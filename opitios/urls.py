@@ -23,9 +23,11 @@ api_v1 = [
 urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("admin/compliance/", include("trading.compliance")),
+    path("desk/", include("desk.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/v1/", include("accounts.urls")),
+    path("api/v1/", include("risk.urls")),
     path("api/v1/", include("trading.urls")),
     path("api/v1/", include("sellbot.urls")),
     path("api/v1/", include("audit.urls")),

@@ -1,5 +1,6 @@
 """The sell bot's side of a fill event (docs/architecture.md, "Order lifecycle"): an opted-in option buy
-that (further) filled opens or extends its ``ManagedPosition`` at once, rather than at the next sweep.
+that (further) filled opens or extends its ``ManagedPosition`` at once, rather than at the next sweep; an
+exit order that filled the whole position closes it (``exit_fill_close``).
 
 The bookkeeping is the sweep's own (``AutoSellFill``, locked, holding the quantity already absorbed), so a
 fill absorbed here is not absorbed again by the sweep, and the other way round."""
@@ -14,8 +15,8 @@ from accounts.broker import BrokerOrder
 from accounts.models import AlpacaAccount
 from trading.models import OrderRecord
 
-from .models import AutoSellFill, ManagedPosition
-from .services import FINAL_STATUSES, position_extend
+from .models import AutoSellFill, ManagedPosition, PositionStatus
+from .services import FINAL_STATUSES, position_close, position_extend
 
 
 def is_auto_sell_buy(record: OrderRecord) -> bool:
@@ -42,4 +43,19 @@ def buy_fill_absorb(*, account: AlpacaAccount, record: OrderRecord, order: Broke
             fill.filled_qty, fill.filled_avg_price = order.filled_qty or Decimal(0), order.filled_avg_price
             fill.broker_status, fill.final = order.status, order.status in FINAL_STATUSES
             fill.save()
+    return position
+
+
+def exit_fill_close(*, account: AlpacaAccount, record: OrderRecord, order: BrokerOrder) -> ManagedPosition | None:
+    """Close the managed position whose exit order this is, once the order has filled the position's
+    whole quantity; the position, or None. A partial fill (or a position extended since the exit was
+    placed) leaves it to the sweep, which closes it when the broker no longer holds it."""
+    if order.side != "sell" or order.status != "filled" or not order.client_order_id:
+        return None
+    with transaction.atomic():
+        position = (ManagedPosition.objects.select_for_update()
+                    .filter(account=account, exit_client_order_id=order.client_order_id, status=PositionStatus.CLOSING).first())
+        if position is None or (order.filled_qty or Decimal(0)) < position.qty:
+            return None
+        position_close(position, reason=position.exit_reason or "sold", now=order.filled_at or timezone.now())
     return position

@@ -3,7 +3,7 @@
 ``option_quotes(symbols, fetch)`` answers each symbol the hub streams with a fresh value
 (``market_data.max_quote_age_ms``) from the cache, and fetches only the others with ``fetch`` (the
 REST batch, ``QUOTE_BATCH`` symbols a call). The upstream calls it saves are counted
-(``rest_calls_saved()``). Not yet called by the sweep: sellbot/services.py is to adopt it.
+(``rest_calls_saved()``). Not yet called by the sweep: sellbot/services/account_check.py is to adopt it.
 """
 from __future__ import annotations
 

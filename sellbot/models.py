@@ -9,6 +9,18 @@ class BotStatus(models.TextChoices):
     STALLED = "stalled", "stalled"
 
 
+class DecisionOutcome(models.TextChoices):
+    """What became of an exit decision's order: pending while it is being submitted; placed (accepted),
+    replayed (already placed by an earlier run), or the order pipeline's refused, rejected, failed."""
+
+    PENDING = "pending"
+    PLACED = "placed"
+    REPLAYED = "replayed"
+    REFUSED = "refused"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
 class SellBotState(models.Model):
     """The one row (pk=1) every worker reads: the database, not a process, holds whether the bot runs."""
 
@@ -131,9 +143,7 @@ class SellDecision(models.Model):
     limit_price = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
     client_order_id = models.CharField(max_length=48, unique=True)
     broker_order_id = models.CharField(max_length=64, blank=True)
-    # placed (accepted), replayed (already placed by an earlier run), refused, rejected, failed, or
-    # pending while the order is being submitted.
-    outcome = models.CharField(max_length=10, default="pending", db_index=True)
+    outcome = models.CharField(max_length=10, choices=DecisionOutcome.choices, default=DecisionOutcome.PENDING, db_index=True)
     error = models.CharField(max_length=500, blank=True)
     decided_at = models.DateTimeField(db_index=True)
 

@@ -15,6 +15,7 @@ from .models import (
     AutoSellFill,
     BotStatus,
     CancelOutcome,
+    DecisionOutcome,
     ManagedPosition,
     PositionStatus,
     SellBotState,
@@ -34,16 +35,18 @@ def sell_config() -> SellModuleConfig:
     return current_config().sell_module
 
 
+def bot_state_defaults() -> dict:
+    """The singleton's first values: ``sell_module.enabled`` from the configuration."""
+    enabled = sell_config().enabled
+    return {"enabled": enabled, "status": BotStatus.RUNNING if enabled else BotStatus.STOPPED, "changed_at": timezone.now(),
+            "changed_by": "config"}
+
+
 def bot_state() -> SellBotState:
-    """The singleton, created on first use with ``sell_module.enabled`` from the configuration."""
+    """The singleton; before its first write (``services.bot_state_ensure``) an unsaved one with the
+    configured defaults. A read never creates the row."""
     state = SellBotState.objects.filter(pk=STATE_PK).first()
-    if state is None:
-        enabled = sell_config().enabled
-        state, _ = SellBotState.objects.get_or_create(
-            pk=STATE_PK,
-            defaults={"enabled": enabled, "status": BotStatus.RUNNING if enabled else BotStatus.STOPPED, "changed_at": timezone.now(), "changed_by": "config"},
-        )
-    return state
+    return state if state is not None else SellBotState(pk=STATE_PK, **bot_state_defaults())
 
 
 def stall_after(config: SellModuleConfig) -> timedelta:
@@ -158,8 +161,8 @@ def bot_report(*, workers: list[str] | None = None) -> dict:
     state = bot_state()
     status, healthy, why = bot_health(state=state, now=now)
     orders = SellDecision.objects.aggregate(
-        placed=Count("pk", filter=~Q(outcome="pending")),
-        succeeded=Count("pk", filter=Q(outcome__in=("placed", "replayed"))),
+        placed=Count("pk", filter=~Q(outcome=DecisionOutcome.PENDING)),
+        succeeded=Count("pk", filter=Q(outcome__in=(DecisionOutcome.PLACED, DecisionOutcome.REPLAYED))),
         failed=Count("pk", filter=Q(outcome__in=("refused", "rejected", "failed"))),
     )
     cancels = SellCancellation.objects.aggregate(

@@ -10,6 +10,7 @@ position's ``current_price`` when the quote lacks it. Ratios compare the exit pr
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -129,3 +130,50 @@ def evaluate(position: PositionView, quote: Quote | None, clock: Clock | None, c
     if flatten:
         return decide(ZERO_DTE, "expires today; zero_day_handling=flatten")
     return decide(HOLD)
+
+
+# --- exit orders and stale-order cancellation (moved from sellbot/services, unchanged) ---
+
+
+BOT_ORDER_PREFIX = "sb-"
+
+
+def exit_client_order_id(position_pk: int, attempt: int) -> str:
+    return f"{BOT_ORDER_PREFIX}{position_pk}-{attempt}"
+
+
+def exit_order_shape(*, quote: Quote | None, config: SellModuleConfig, emergency: bool) -> tuple[str, Decimal | None]:
+    """(type, limit_price): a limit at the bid, or market if configured or after max_exit_attempts; with
+    no bid, a limit at the minimum tick (a market sell of an option without a bid is rejected)."""
+    bid = quote.bid if quote and quote.bid and quote.bid > 0 else None
+    if bid is None:
+        return "limit", MIN_TICK
+    if emergency or config.sell_order_type == "market":
+        return "market", None
+    return "limit", bid
+
+
+def order_in_scope(order, scope: str) -> bool:
+    if scope == "all_orders":
+        return True
+    if scope == "bot_orders":
+        return order.client_order_id.startswith(BOT_ORDER_PREFIX)
+    return order.side == "sell"
+
+
+def order_age_seconds(order, now: datetime) -> float | None:
+    """Age from the broker's submitted_at (aware UTC), never from a local clock's zone."""
+    at = order.submitted_at or order.created_at
+    if at is None:
+        return None
+    if at.tzinfo is None:
+        raise ValueError(f"order {order.id} submitted_at is naive")
+    return (now - at).total_seconds()
+
+
+def retry_delay(*, retries: int, base: float, cap: float = 60.0) -> float:
+    """Exponential backoff with jitter kept in the upper half of each step, base x 2^n x U(0.5, 1],
+    both ends capped: successive delays never shrink (also at the cap) while retries from many tasks
+    still spread out."""
+    low, high = min(cap, base * 2 ** (retries - 1)), min(cap, base * 2**retries)
+    return round(random.uniform(low, high), 3)

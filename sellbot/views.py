@@ -47,7 +47,8 @@ class StatusOut(serializers.Serializer):
     price_fetch_failures = serializers.DictField(child=serializers.IntegerField(), help_text="By error code.")
     holds = serializers.DictField(
         child=serializers.IntegerField(),
-        help_text="Evaluations that sold nothing, by reason: market_closed, no_price, hold (no rule met). Counted since the counters began.",
+        help_text="Evaluations that sold nothing, by reason: market_closed, no_price, hold (no rule met), trading_halted (the kill switch). "
+        "Counted since the counters began.",
     )
     success_rates = serializers.DictField(help_text="orders and cancellations, over last_hour and last_24h: total, succeeded, rate.")
     workers = serializers.ListField(child=serializers.CharField(), allow_null=True, help_text="Celery workers answering a ping.")

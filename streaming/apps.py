@@ -7,6 +7,8 @@ class StreamingConfig(AppConfig):
 
     def ready(self) -> None:
         from opitios.health import register_section
+        from streaming import metrics
         from streaming.status import health_section
 
         register_section("streams", health_section)
+        metrics.connect()

@@ -6,4 +6,5 @@ class TradingConfig(AppConfig):
     name = "trading"
 
     def ready(self) -> None:
-        from . import metrics, schema, throttles  # noqa: F401 - the OpenAPI scheme, the health section, order metrics
+        # the OpenAPI scheme, the health section, order metrics, the error table the exception handler renders with
+        from . import errors, metrics, schema, throttles  # noqa: F401

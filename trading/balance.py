@@ -98,10 +98,11 @@ def _cash(*, account: AlpacaAccount, broker: AccountBroker, settings: BalanceSet
     return check
 
 
-def _reduces_position(*, broker: AccountBroker, intent: OrderIntent) -> bool:
-    """A sell of at most the long position, or a buy of at most a short one, only reduces risk."""
+def reduces_position(*, broker: AccountBroker, intent: OrderIntent, timeout: float | None = None) -> bool:
+    """A sell of at most the long position, or a buy of at most a short one, only reduces risk.
+    A failed lookup is not reducing. Also the reduce-only rule of the trading states (trading/pretrade.py)."""
     try:
-        position = broker.get_position(intent.symbol)
+        position = broker.get_position(intent.symbol, timeout=timeout)
     except BrokerError as exc:
         logger.warning("position lookup failed symbol=%s error=%s; not treated as reducing", intent.symbol, exc.code)
         return False
@@ -127,12 +128,12 @@ def balance_check(*, account: AlpacaAccount, broker: AccountBroker, intent: Orde
         check.status = UNVERIFIED
         # Fail-closed must still never trap an account in a losing position.
         if settings.fail_closed and not settings.block_reducing_sells:
-            check.reducing_sell = _reduces_position(broker=broker, intent=intent)
+            check.reducing_sell = reduces_position(broker=broker, intent=intent, timeout=settings.timeout_ms / 1000)
         check.refused = settings.fail_closed and not check.reducing_sell
         return check
     if check.cash >= settings.minimum_balance:
         return check
-    check.reducing_sell = _reduces_position(broker=broker, intent=intent)
+    check.reducing_sell = reduces_position(broker=broker, intent=intent, timeout=settings.timeout_ms / 1000)
     if check.reducing_sell and not settings.block_reducing_sells:
         check.status = REDUCING_SELL
         return check

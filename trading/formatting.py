@@ -1,17 +1,22 @@
 """JSON shapes of the broker contract's dataclasses in API responses."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
-from accounts.broker import AccountInfo, Bar, OptionContractQuote, Position, Quote
+from accounts.broker import AccountInfo, Bar, BrokerOrder, OptionContractQuote, Position, Quote
 from opitios.formats import iso, num
+from opitios.serializers import lean_renderer
 
-from .intents import OPTION, OPTION_MULTIPLIER, occ_parse
+from .intents import OPTION, OPTION_MULTIPLIER, OrderIntent, occ_parse
+from .serializers import AccountRefSerializer, OrderIntentSerializer, OrderSerializer, QuoteSerializer, TimingSerializer
 
-
-def quote_json(q: Quote) -> dict:
-    return {"symbol": q.symbol, "bid": num(q.bid), "ask": num(q.ask), "bid_size": num(q.bid_size), "ask_size": num(q.ask_size),
-            "timestamp": iso(q.timestamp)}
+# The shapes defined by the output serializers, rendered without a Serializer per call.
+quote_json: Callable[[Quote], dict] = lean_renderer(QuoteSerializer, exclude=("source", "age_ms"))
+broker_order_json: Callable[[BrokerOrder], dict] = lean_renderer(OrderSerializer)
+account_ref_json: Callable[[object], dict] = lean_renderer(AccountRefSerializer)
+timing_json: Callable[[object], dict] = lean_renderer(TimingSerializer)
+intent_json: Callable[[OrderIntent], dict] = lean_renderer(OrderIntentSerializer)
 
 
 def bar_json(b: Bar) -> dict:
@@ -33,11 +38,6 @@ def contract_json(c: OptionContractQuote) -> dict | None:
         "implied_volatility": num(c.implied_volatility),
         "greeks": {k: str(v) for k, v in c.greeks.items() if v is not None} if c.greeks else None,
     }
-
-
-def account_ref_json(account) -> dict:
-    """The account an answer is about, as every account-scoped response names it."""
-    return {"id": account.account_id, "type": account.account_type}
 
 
 def account_json(account, info: AccountInfo) -> dict:

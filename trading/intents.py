@@ -139,9 +139,9 @@ def intent_errors(intent: OrderIntent) -> dict[str, str]:
     return errors
 
 
-# Ids the gateway itself generates: sell-bot exits (sb-) and ids for orders sent without one (opt-).
-# A client id with these prefixes could replay or cancel as if it were the bot's own order.
-RESERVED_CLIENT_ORDER_ID_PREFIXES = ("sb-", "opt-")
+# Ids the gateway itself generates: sell-bot exits (sb-), flatten closes (flat-) and ids for orders sent
+# without one (opt-). A client id with these prefixes could replay or cancel as if it were the gateway's own order.
+RESERVED_CLIENT_ORDER_ID_PREFIXES = ("sb-", "opt-", "flat-")
 
 
 def client_intent_errors(intent: OrderIntent) -> dict[str, str]:

@@ -3,7 +3,7 @@
 
 Idempotence: a fill counts once, by its execution id and by the order's cumulative filled quantity (an
 event whose cumulative fill the record already has is a duplicate, e.g. a fill reconciliation already
-recovered); other events count once per order and event (``pending_cancel`` / ``pending_replace``, which
+recovered); other events count once per order and event (``pending_cancel``, ``pending_replace`` and ``done_for_day``, which
 may repeat, once per broker timestamp). Each event, its record's update and its audit event commit in one
 transaction; a fill then enqueues the account's balance refresh.
 """
@@ -28,8 +28,9 @@ from .models import OrderEvent, OrderRecord, Outcome, Source
 logger = logging.getLogger("opitios.trading.ledger")
 
 FILL_EVENTS = ("fill", "partial_fill")
-REPEATABLE_EVENTS = ("pending_cancel", "pending_replace")
-FINAL_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "replaced", "done_for_day"})
+REPEATABLE_EVENTS = ("pending_cancel", "pending_replace", "done_for_day")  # done_for_day: once per session
+# done_for_day is not final: the order resumes at the next session and may still fill (Alpaca, and alpacasim).
+FINAL_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "replaced"})
 AUDIT_ACTIONS = {
     "fill": "order.filled",
     "partial_fill": "order.partially_filled",

@@ -1,4 +1,5 @@
-"""Request and response serializers of the trading API (inputs validate; outputs document the schema)."""
+"""Request and response serializers of the trading API: inputs validate; outputs define the response shapes
+(the order, order intent, quote, timing and account-reference shapes are rendered from them by trading/formatting.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -6,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from rest_framework import serializers
 
 from accounts.broker import TIMEFRAMES
-from opitios.serializers import ErrorDetailSerializer, ErrorResponseSerializer  # noqa: F401 - re-exported for the views
+from opitios.serializers import ErrorDetailSerializer, ErrorResponseSerializer, IsoDateTimeField  # noqa: F401 - re-exported for the views
 
 from . import balance
 from .fields import StrictDecimalField
@@ -116,18 +117,36 @@ class ChecksSerializer(serializers.Serializer):
 
 
 class AccountRefSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    type = serializers.ChoiceField(choices=["paper", "live"])
+    """The account an answer is about, as every account-scoped response names it."""
+
+    id = serializers.CharField(source="account_id")
+    type = serializers.ChoiceField(source="account_type", choices=["paper", "live"])
 
 
 class TimingSerializer(serializers.Serializer):
-    received_at = serializers.DateTimeField()
-    submitted_at = serializers.DateTimeField(allow_null=True)
-    responded_at = serializers.DateTimeField(allow_null=True)
-    completed_at = serializers.DateTimeField(allow_null=True)
+    received_at = IsoDateTimeField()
+    submitted_at = IsoDateTimeField(allow_null=True)
+    responded_at = IsoDateTimeField(allow_null=True)
+    completed_at = IsoDateTimeField(allow_null=True)
     total_ms = serializers.FloatField(allow_null=True)
     broker_ms = serializers.FloatField(allow_null=True)
     overhead_ms = serializers.FloatField(allow_null=True)
+
+
+class OrderIntentSerializer(serializers.Serializer):
+    """The order as the client asked for it: ``details.order`` of an order's error answer and its audit event."""
+
+    symbol = serializers.CharField()
+    asset_class = serializers.CharField()
+    side = serializers.CharField()
+    type = serializers.CharField()
+    time_in_force = serializers.CharField()
+    qty = serializers.CharField(allow_null=True)
+    notional = serializers.CharField(allow_null=True)
+    limit_price = serializers.CharField(allow_null=True)
+    stop_price = serializers.CharField(allow_null=True)
+    extended_hours = serializers.BooleanField()
+    client_order_id = serializers.CharField()
 
 
 class OrderSerializer(serializers.Serializer):
@@ -146,10 +165,10 @@ class OrderSerializer(serializers.Serializer):
     limit_price = serializers.CharField(allow_null=True)
     stop_price = serializers.CharField(allow_null=True)
     extended_hours = serializers.BooleanField()
-    created_at = serializers.DateTimeField(allow_null=True)
-    submitted_at = serializers.DateTimeField(allow_null=True)
-    filled_at = serializers.DateTimeField(allow_null=True)
-    canceled_at = serializers.DateTimeField(allow_null=True)
+    created_at = IsoDateTimeField(allow_null=True)
+    submitted_at = IsoDateTimeField(allow_null=True)
+    filled_at = IsoDateTimeField(allow_null=True)
+    canceled_at = IsoDateTimeField(allow_null=True)
 
 
 class PlacedOrderSerializer(OrderSerializer):
@@ -237,7 +256,7 @@ class QuoteSerializer(serializers.Serializer):
     ask = serializers.CharField(allow_null=True)
     bid_size = serializers.CharField(allow_null=True)
     ask_size = serializers.CharField(allow_null=True)
-    timestamp = serializers.DateTimeField(allow_null=True)
+    timestamp = IsoDateTimeField(allow_null=True)
     source = serializers.ChoiceField(choices=["stream", "rest"], help_text="stream: the hub's last-value cache; rest: Alpaca.")
     age_ms = serializers.IntegerField(allow_null=True, help_text="stream: ms since the hub received it; rest: ms since its exchange timestamp.")
 

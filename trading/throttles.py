@@ -8,8 +8,9 @@ When the store is down the throttle lets the request through, logs an error and 
 Counting is ``accounts.budget.window_take``: a sliding-window estimate over two fixed windows of
 the rate's period, one atomic round trip on Redis (``INCRBY``+``EXPIRE``, pipelined), and the
 embedded cache's shared counter table otherwise (every local process counts together). The same
-round trip reads the account cache's version and, on the order routes, counts the token's
-account's upstream budget (``window_take_with_budget``): one round trip for both per order.
+round trip reads the account cache's and the trading states' versions and, on the order routes, counts
+the token's account's upstream budget and its order rate (``window_take_with_budget``): one round trip
+for all of them per order.
 ``X-RateLimit-Reset`` is the end of the current window.
 """
 from __future__ import annotations
@@ -25,6 +26,9 @@ from opitios import metrics
 from opitios.auth import token_account_id, token_user_id
 from opitios.config import current_config
 from opitios.health import DEGRADED, OK, register_section
+from risk import states as risk_states
+
+from .pretrade import order_rate_prefix
 
 logger = logging.getLogger("opitios.trading.throttles")
 
@@ -61,12 +65,14 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         try:
             prepay_pk = self._prepay_pk(request, view)
+            versions = (account_cache.VERSION_KEY, risk_states.VERSION_KEY)
             if prepay_pk is None:
-                self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True,
-                                                read_also=(account_cache.VERSION_KEY,))
+                self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True, read_also=versions)
             else:
+                # also the account's order rate (trading/pretrade.py decides on it without a round trip of its own)
                 self.taken = budget.window_take_with_budget(self.key, self.num_requests, window=self.duration, strict=True,
-                                                            account_pk=prepay_pk, read_also=(account_cache.VERSION_KEY,))
+                                                            account_pk=prepay_pk, read_also=versions,
+                                                            also_count={order_rate_prefix(prepay_pk): 1})
         except Exception as exc:  # the store is down: fail open
             _last_failure.update(at=time.time(), error=exc.__class__.__name__)
             logger.error("rate-limit store unavailable, failing open scope=%s error=%s", self.scope, exc.__class__.__name__)
@@ -74,6 +80,7 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
         request.rate_limit = self._headers(self.taken)
         # The account cache's version, read in this same round trip (accounts/account_cache.py).
         request.accounts_version = self.taken.also[account_cache.VERSION_KEY]
+        risk_states.version_seen(self.taken.also[risk_states.VERSION_KEY])  # the trading states' version, same round trip
         if not self.taken.allowed:
             metrics.throttled.labels(self.scope).inc()
         return self.taken.allowed

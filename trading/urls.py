@@ -1,10 +1,12 @@
 from django.urls import path
 
-from .views import accounts, market, orders
+from .views import accounts, manage, market, orders
 
 urlpatterns = [
     path("account", accounts.AccountView.as_view(), name="account"),
     path("positions", accounts.PositionsView.as_view(), name="positions"),
+    path("positions/<str:symbol>", manage.PositionCloseView.as_view(), name="position-close"),
+    path("admin/flatten", manage.FlattenView.as_view(), name="admin-flatten"),
     path("stocks/quotes/batch", market.StockQuotesBatchView.as_view(), name="stock-quotes-batch"),
     path("stocks/order", orders.StockOrderView.as_view(), name="stock-order"),
     path("stocks/<str:symbol>/quote", market.StockQuoteView.as_view(), name="stock-quote"),

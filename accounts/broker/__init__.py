@@ -22,6 +22,7 @@ from accounts.broker.contract import (
     BrokerTimeout,
     BrokerUnavailable,
     Clock,
+    EquityPoint,
     MarketData,
     OptionContractQuote,
     OrderRequest,
@@ -34,7 +35,7 @@ from accounts.broker.pooling import BrokerPool, broker_for, pool, pool_accounts,
 
 __all__ = [
     "TIMEFRAMES", "AccountBroker", "AccountInfo", "AlpacaAccountBroker", "AlpacaMarketData", "Bar", "BrokerError",
-    "BrokerNotFound", "BrokerOrder", "BrokerPool", "BrokerRejected", "BrokerTimeout", "BrokerUnavailable", "Clock",
+    "BrokerNotFound", "BrokerOrder", "BrokerPool", "BrokerRejected", "BrokerTimeout", "BrokerUnavailable", "Clock", "EquityPoint",
     "LEAST_LOADED_SAMPLE", "MAX_UPSTREAM_429", "MarketData", "OptionContractQuote", "OrderRequest", "Position", "Quote",
     "UpstreamRateLimited", "broker_for", "in_flight", "map_error", "market_data", "pool", "pool_accounts",
     "probe_account", "reset_pool",

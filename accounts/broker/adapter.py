@@ -29,6 +29,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import ContractType, OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import (
     GetOrdersRequest,
+    GetPortfolioHistoryRequest,
     LimitOrderRequest,
     MarketOrderRequest,
     StopLimitOrderRequest,
@@ -51,6 +52,7 @@ from accounts.broker.contract import (
     BrokerTimeout,
     BrokerUnavailable,
     Clock,
+    EquityPoint,
     OptionContractQuote,
     OrderRequest,
     Position,
@@ -61,6 +63,7 @@ from accounts.broker.convert import (
     order_from_json,
     to_account_info,
     to_bar,
+    to_equity_points,
     to_option_contract,
     to_order,
     to_position,
@@ -263,9 +266,9 @@ class AlpacaAccountBroker(AccountBroker):
     def get_positions(self) -> list[Position]:
         return [to_position(p) for p in self._call(self._trading.get_all_positions)]
 
-    def get_position(self, symbol: str) -> Position | None:
+    def get_position(self, symbol: str, *, timeout: float | None = None) -> Position | None:
         try:
-            return to_position(self._call(self._trading.get_open_position, symbol))
+            return to_position(self._call(self._trading.get_open_position, symbol, timeout=timeout))
         except BrokerNotFound:
             return None
 
@@ -286,9 +289,9 @@ class AlpacaAccountBroker(AccountBroker):
             return None
 
     def list_orders(self, *, status: str = "open", limit: int = 100, symbols: list[str] | None = None,
-                    after: datetime | None = None) -> list[BrokerOrder]:
+                    after: datetime | None = None, timeout: float | None = None) -> list[BrokerOrder]:
         request = GetOrdersRequest(status=QueryOrderStatus(status), limit=limit, symbols=symbols or None, after=after)
-        return [to_order(o) for o in self._call(self._trading.get_orders, request)]
+        return [to_order(o) for o in self._call(self._trading.get_orders, request, timeout=timeout)]
 
     def cancel_order(self, order_id: str) -> None:
         self._call(self._trading.cancel_order_by_id, order_id)
@@ -297,9 +300,14 @@ class AlpacaAccountBroker(AccountBroker):
         c = self._call(self._trading.get_clock)
         return Clock(timestamp=to_utc(c.timestamp), is_open=bool(c.is_open), next_open=to_utc(c.next_open), next_close=to_utc(c.next_close))
 
+    def get_portfolio_history(self, *, period: str = "1M") -> list[EquityPoint]:
+        """Daily equity over ``period`` (``1W``, ``1M``, ``3M``, ``1A``): the desk's equity curve."""
+        request = GetPortfolioHistoryRequest(period=period, timeframe="1D")
+        return to_equity_points(self._call(self._trading.get_portfolio_history, request))
+
     # --- market data (called by the router) ---
-    def _stock_quotes(self, symbols: list[str]) -> dict[str, Quote]:
-        found = self._call(self._stocks.get_stock_latest_quote, StockLatestQuoteRequest(symbol_or_symbols=symbols))
+    def _stock_quotes(self, symbols: list[str], *, timeout: float | None = None) -> dict[str, Quote]:
+        found = self._call(self._stocks.get_stock_latest_quote, StockLatestQuoteRequest(symbol_or_symbols=symbols), timeout=timeout)
         return {symbol: to_quote(symbol, q) for symbol, q in found.items()}
 
     def _stock_bars(self, symbol, *, timeframe, start, end, limit) -> list[Bar]:
@@ -320,6 +328,6 @@ class AlpacaAccountBroker(AccountBroker):
         found = self._call(self._options.get_option_chain, request)
         return [to_option_contract(symbol, snap) for symbol, snap in sorted(found.items())]
 
-    def _option_quotes(self, symbols: list[str]) -> dict[str, Quote]:
-        found = self._call(self._options.get_option_latest_quote, OptionLatestQuoteRequest(symbol_or_symbols=symbols))
+    def _option_quotes(self, symbols: list[str], *, timeout: float | None = None) -> dict[str, Quote]:
+        found = self._call(self._options.get_option_latest_quote, OptionLatestQuoteRequest(symbol_or_symbols=symbols), timeout=timeout)
         return {symbol: to_quote(symbol, q) for symbol, q in found.items()}

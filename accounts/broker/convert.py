@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from accounts.broker.contract import AccountInfo, Bar, BrokerOrder, OptionContractQuote, Position, Quote, TradeUpdate
+from accounts.broker.contract import AccountInfo, Bar, BrokerOrder, EquityPoint, OptionContractQuote, Position, Quote, TradeUpdate
 
 
 def _dec(value) -> Decimal | None:
@@ -162,3 +162,12 @@ def to_option_contract(symbol: str, snap) -> OptionContractQuote:
         implied_volatility=_dec(snap.implied_volatility),
         greeks=greeks,
     )
+
+
+def to_equity_points(history) -> list[EquityPoint]:
+    """alpaca-py's ``PortfolioHistory`` (parallel lists; epoch-second timestamps) as points, oldest first."""
+    losses = list(history.profit_loss or [])
+    return [
+        EquityPoint(at=datetime.fromtimestamp(int(ts), UTC), equity=_dec(equity), profit_loss=_dec(losses[i]) if i < len(losses) else None)
+        for i, (ts, equity) in enumerate(zip(history.timestamp or [], history.equity or [], strict=False))
+    ]

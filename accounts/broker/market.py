@@ -63,8 +63,9 @@ class AlpacaMarketData(MarketData):
         retry_after = min((e.retry_after or 60) for e in limited) if limited else 60
         raise UpstreamRateLimited("Every account's upstream budget is exhausted; retry shortly.", retry_after=retry_after)
 
-    def stock_quotes(self, symbols, *, account_id=None, routing_key=None):
-        return self._route("_stock_quotes", list(symbols), account_id=account_id, routing_key=routing_key, default_key=",".join(symbols))
+    def stock_quotes(self, symbols, *, account_id=None, routing_key=None, timeout=None):
+        return self._route("_stock_quotes", list(symbols), account_id=account_id, routing_key=routing_key, default_key=",".join(symbols),
+                           timeout=timeout)
 
     def stock_bars(self, symbol, *, timeframe, start, end, limit, account_id=None, routing_key=None):
         return self._route(
@@ -78,8 +79,9 @@ class AlpacaMarketData(MarketData):
             account_id=account_id, routing_key=routing_key, default_key=underlying,
         )
 
-    def option_quotes(self, symbols, *, account_id=None, routing_key=None):
-        return self._route("_option_quotes", list(symbols), account_id=account_id, routing_key=routing_key, default_key=",".join(symbols))
+    def option_quotes(self, symbols, *, account_id=None, routing_key=None, timeout=None):
+        return self._route("_option_quotes", list(symbols), account_id=account_id, routing_key=routing_key, default_key=",".join(symbols),
+                           timeout=timeout)
 
 
 _market_data = AlpacaMarketData()

@@ -38,10 +38,12 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "audit",
     "accounts",
+    "risk",
     "trading",
     "sellbot",
     "streaming",
     "lifecycle",
+    "desk",
 ]
 
 MIDDLEWARE = [
@@ -273,7 +275,7 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Pool processes of one worker (the sell-sweep benchmark measures 2). Prefork, not threads: only
-# prefork enforces the hard time limits the sell bot's lock TTL is sized against (sellbot/services.py).
+# prefork enforces the hard time limits the sell bot's lock TTL is sized against (sellbot/services/account_check.py).
 CELERY_WORKER_CONCURRENCY = env.int("OPITIOS_WORKER_CONCURRENCY", default=2)
 # Workers run at this CPU niceness (opitios/celery.py), so on a shared host the API's request threads
 # win the CPU over background work: the sell sweep costs the API's p95 little. 0 leaves it alone.

@@ -13,6 +13,12 @@ LOW_CASH_KEY, LOW_CASH_SECRET = "PKDEMO0000000000003", "demo-secret-0000000003"
 LIVE_KEY, LIVE_SECRET = "AKDEMO0000000000004", "demo-secret-0000000004"
 
 
+def cash_account(sim, key: str = PAPER_KEY) -> None:
+    """Make a demo account (margin, multiplier 2, in alpacasim/demo.yml) a cash account: buying power is
+    the cash less what open buys hold, and no short sales."""
+    sim.upsert_account(key, multiplier=1)
+
+
 def no_retry(client, timeout: float = 10.0):
     """alpaca-py retries 429/504 with 3 s sleeps and sets no HTTP timeout: disable both for tests."""
     client._retry = 0

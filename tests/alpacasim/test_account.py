@@ -27,7 +27,8 @@ def test_paper_account_values(trading):
     assert acct.account_number.startswith("PA") and len(acct.account_number) == 12
     assert Decimal(acct.cash) == Decimal(100000)
     assert Decimal(acct.equity) == Decimal(100000)
-    assert Decimal(acct.buying_power) == Decimal(100000)
+    assert acct.multiplier == "2" and acct.shorting_enabled is True  # the demo accounts are margin accounts
+    assert Decimal(acct.buying_power) == Decimal(200000)  # (equity - initial margin) x 2
     assert acct.currency == "USD"
     assert acct.options_approved_level == 3
 

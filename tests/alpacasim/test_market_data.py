@@ -198,3 +198,33 @@ def test_coarse_bars_aggregate_the_finer_ones(stocks):
     days = bars(TimeFrame.Day, START, START + timedelta(days=6))
     assert len(days) == 4
     agrees(week, days)
+
+
+def _all_pages(client, path: str, key: str, **params) -> dict[str, list]:
+    out: dict[str, list] = {}
+    token = None
+    while True:
+        page = client.get(path, {**params, **({"page_token": token} if token else {})})
+        for symbol, items in page[key].items():
+            out.setdefault(symbol, []).extend(items)
+        token = page.get("next_page_token")
+        if not token:
+            return out
+
+
+@pytest.mark.parametrize(("path", "key", "timeframe"), [
+    ("/stocks/bars", "bars", "1Hour"), ("/stocks/bars", "bars", "15Min"), ("/stocks/bars", "bars", "1Day"),
+    ("/stocks/quotes", "quotes", None), ("/stocks/trades", "trades", None),
+])  # fmt: skip
+def test_sort_desc_pages_are_newest_first_across_pages(stocks, path, key, timeframe):
+    params = {"symbols": "AAPL,MSFT", "start": "2025-01-03T20:59:50-05:00", "end": "2025-01-10T04:00:10-05:00", "limit": 3}
+    if timeframe:
+        params["timeframe"] = timeframe
+    if key != "bars":  # one tick per second: a short window around the weekend and the 2025-01-09 closure
+        params.update(start="2025-01-03T19:59:50-05:00", end="2025-01-06T04:00:05-05:00")
+    asc = _all_pages(stocks, path, key, **params)
+    desc = _all_pages(stocks, path, key, **params, sort="desc")
+    assert set(desc) == {"AAPL", "MSFT"} and len(asc["AAPL"]) > 3  # more than one page per symbol
+    assert {s: list(reversed(v)) for s, v in asc.items()} == desc
+    first = stocks.get(path, {**params, "sort": "desc"})[key]["AAPL"]
+    assert first == desc["AAPL"][:3]  # the first page holds the newest

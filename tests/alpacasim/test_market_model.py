@@ -96,3 +96,20 @@ def test_identities():
     live = account_number_for("AKX", False)
     assert paper.startswith("PA") and len(paper) == 12 and paper[2:].isalnum()
     assert live.isdigit() and len(live) == 9
+
+
+def test_the_holdings_timeline_is_bounded_and_keeps_the_state_it_folds_away():
+    from decimal import Decimal
+
+    from alpacasim.accounts import Account
+    from alpacasim.broker import TIMELINE_MAX, Broker
+    from alpacasim.config import AccountSpec
+
+    broker = Broker(Market(1, MarketClock("open")), seed=1)
+    acct = Account.from_spec(AccountSpec(api_key="K", secret_key="S"))
+    for i in range(TIMELINE_MAX + 1):
+        acct.cash = Decimal(i)
+        broker.record_holdings(acct)
+    assert len(acct.timeline) == TIMELINE_MAX // 2 + 1
+    assert acct.timeline_base == (Decimal(TIMELINE_MAX // 2 - 1), {})  # the last state folded away
+    assert acct.timeline[0][1] == Decimal(TIMELINE_MAX // 2)

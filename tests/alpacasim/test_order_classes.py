@@ -15,10 +15,12 @@ from alpaca.trading.requests import (
     TrailingStopOrderRequest,
 )
 
+from .conftest import cash_account
 from .test_orders import limit, market
 
 
 def test_replace_limit_gives_a_new_order_and_marks_the_old_replaced(sim, trading):
+    cash_account(sim)
     sim.set_price("AAPL", 100)
     old = trading.submit_order(limit("AAPL", 5, 90, client_order_id="first"))
     new = trading.replace_order_by_id(

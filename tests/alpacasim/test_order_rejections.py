@@ -7,6 +7,7 @@ from alpaca.common.exceptions import APIError
 from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest
 
+from .conftest import PAPER_KEY
 from .test_orders import limit, market
 
 
@@ -61,6 +62,7 @@ def test_fractional_and_notional_only_as_day_simple_orders(sim, trading):
 
 
 def test_selling_more_than_available_or_flipping_long_to_short_is_403(sim, trading):
+    sim.upsert_account(PAPER_KEY, multiplier=2)  # margin: may sell short from flat
     sim.set_price("AAPL", 100)
     trading.submit_order(market("AAPL", 10))
     assert "insufficient qty available" in refused(trading, market("AAPL", 11, OrderSide.SELL), 403)
@@ -74,6 +76,7 @@ def test_selling_more_than_available_or_flipping_long_to_short_is_403(sim, tradi
 
 
 def test_crossing_the_accounts_own_resting_order_is_a_potential_wash_trade(sim, trading):
+    sim.upsert_account(PAPER_KEY, multiplier=2)  # margin: may sell short from flat
     sim.set_price("AAPL", 100)
     trading.submit_order(market("AAPL", 10))
     trading.submit_order(limit("AAPL", 5, 105, OrderSide.SELL))

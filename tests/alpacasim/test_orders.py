@@ -20,7 +20,7 @@ from alpaca.trading.requests import (
     StopOrderRequest,
 )
 
-from .conftest import PAPER2_KEY, PAPER2_SECRET, trading_client
+from .conftest import PAPER2_KEY, PAPER2_SECRET, PAPER_KEY, cash_account, trading_client
 
 
 def market(symbol, qty, side=OrderSide.BUY, **kw):
@@ -250,6 +250,7 @@ def test_client_order_id_lookup_and_duplicates(sim, trading):
 
 
 def test_insufficient_buying_power_is_403(sim, trading):
+    cash_account(sim)
     sim.set_price("AAPL", 100)
     with pytest.raises(APIError) as err:
         trading.submit_order(market("AAPL", 1001))
@@ -258,6 +259,7 @@ def test_insufficient_buying_power_is_403(sim, trading):
 
 
 def test_open_buy_orders_reduce_buying_power(sim, trading):
+    cash_account(sim)
     sim.set_price("AAPL", 100)
     trading.submit_order(limit("AAPL", 600, 90))  # reserves 54,000
     assert Decimal(trading.get_account().buying_power) == Decimal(46000)
@@ -366,6 +368,7 @@ def test_get_orders_filters(sim, trading):
 
 
 def test_forced_partial_fill_then_fill(sim, trading):
+    cash_account(sim)
     sim.set_price("AAPL", 100)
     order = trading.submit_order(limit("AAPL", 10, 50))
     part = sim.fill(str(order.id), qty=4, price=49)
@@ -423,7 +426,8 @@ def test_close_all_positions(sim, trading):
     assert trading.get_all_positions() == []
 
 
-def test_short_selling_stocks_is_allowed(sim, trading):
+def test_short_selling_stocks_is_allowed_on_margin(sim, trading):
+    sim.upsert_account(PAPER_KEY, multiplier=2)  # a margin account (cash accounts: test_margin.py)
     sim.set_price("AAPL", 100)
     order = trading.submit_order(market("AAPL", 5, OrderSide.SELL))
     assert (

@@ -19,6 +19,7 @@ from alpaca.trading.requests import (
     MarketOrderRequest,
 )
 
+from .conftest import cash_account
 from .test_orders import limit, market
 
 NY = ZoneInfo("America/New_York")
@@ -67,7 +68,8 @@ def test_a_market_order_placed_while_closed_is_accepted_and_fills_at_the_open(si
     [("2026-11-30T10:00", "2026-11-30T16:00"), ("2026-11-27T10:00", "2026-11-27T13:00")],
     ids=["regular-close", "early-close"],
 )
-def test_day_orders_expire_at_the_close_and_gtc_orders_stay(sim, trading, placed, after_close):
+def test_day_orders_expire_at_the_close_and_gtc_orders_are_done_for_day(sim, trading, placed, after_close):
+    cash_account(sim)
     at(sim, placed)
     sim.set_price("AAPL", 100)
     day = trading.submit_order(limit("AAPL", 1, 50, tif=TimeInForce.DAY))
@@ -78,8 +80,10 @@ def test_day_orders_expire_at_the_close_and_gtc_orders_stay(sim, trading, placed
     sim.set_clock(advance_seconds=1)
     expired = trading.get_order_by_id(day.id)
     assert expired.status == OrderStatus.EXPIRED and expired.expired_at is not None
-    assert trading.get_order_by_id(gtc.id).status == OrderStatus.NEW
+    assert trading.get_order_by_id(gtc.id).status == OrderStatus.DONE_FOR_DAY  # alive, resting overnight
     assert Decimal(trading.get_account().buying_power) == Decimal(100000) - 51
+    at(sim, "2026-12-01T09:30")
+    assert trading.get_order_by_id(gtc.id).status == OrderStatus.NEW
 
 
 def test_extended_hours_limits_fill_only_in_extended_sessions(sim, trading):
@@ -176,5 +180,5 @@ def test_portfolio_history_has_the_equity_at_each_close(sim, trading):
     assert history.equity == [100000.0, 99999.9, 100099.9, 100099.9]
     assert history.base_value == 100000.0 and history.profit_loss[-1] == pytest.approx(99.9)
     with pytest.raises(APIError) as err:
-        trading.get_portfolio_history(GetPortfolioHistoryRequest(timeframe="5Min"))
+        trading.get_portfolio_history(GetPortfolioHistoryRequest(period="1A", timeframe="5Min"))  # > 30 days
     assert err.value.status_code == 422

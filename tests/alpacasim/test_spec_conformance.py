@@ -237,3 +237,30 @@ def test_new_routes_match_the_spec(sim, trading_schemas, data_schemas):
     check(data_schemas, "option_bars_resp", get(sim, "/v1beta1/options/bars", symbols=opt, timeframe="1Min", **window))
     check(data_schemas, "option_trades_resp", get(sim, "/v1beta1/options/trades", symbols=opt, **window))
     check(data_schemas, "option_exchanges", get(sim, "/v1beta1/options/meta/exchanges"))
+
+
+def test_margin_accounts_statuses_and_intraday_history_match_the_spec(sim, trading_schemas):
+    sim.upsert_account(HEADERS["APCA-API-KEY-ID"], multiplier=4)
+    sim.set_clock(mode="real", now="2026-11-30T15:00:00Z")  # Monday 10:00 New York
+    sim.set_price("AAPL", 100)
+
+    def post(**body):
+        body = {"symbol": "AAPL", "qty": 1, "side": "buy", "type": "market", "time_in_force": "day", **body}
+        return requests.post(sim.paper_url + "/v2/orders", headers=HEADERS, timeout=5, json=body).json()
+
+    sim.control("POST", "/_sim/order_model", {"pending_new_seconds": 60})
+    short = post(side="sell", qty=5, type="limit", limit_price="150", time_in_force="gtc")  # on margin
+    sim.control("POST", "/_sim/order_model", {"pending_new_seconds": 0})
+    resting = post(type="limit", limit_price="90", time_in_force="gtc")
+    sim.set_clock(mode="real", now="2026-11-30T21:30:00Z")  # 16:30, after the close
+    queued = post(symbol="MSFT")  # (an AAPL buy would cross the resting short: a wash trade)
+    statuses = {o["id"]: o["status"] for o in get(sim, "/paper/v2/orders", status="all")}
+    assert [statuses[o["id"]] for o in (short, resting, queued)] == ["pending_new", "done_for_day", "accepted"]
+    for order in get(sim, "/paper/v2/orders", status="all"):
+        check(trading_schemas, "Order", order)
+    account = get(sim, "/paper/v2/account")
+    assert account["multiplier"] == "4" and account["shorting_enabled"] is True
+    check(trading_schemas, "Account", account)
+    history = get(sim, "/paper/v2/account/portfolio/history", period="1D", timeframe="5Min")
+    assert history["timeframe"] == "5Min" and len(history["timestamp"]) == 78  # 09:30-15:55
+    check(trading_schemas, "PortfolioHistory", history)

@@ -12,6 +12,7 @@ API answers 503 ``broker_unavailable`` / ``database_unavailable`` by design (SPE
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -93,6 +94,28 @@ class MakeRun:
         kill_all(wait_gone(self.children, timeout=10))
 
 
+def _post(url: str, body: dict, token: str | None = None) -> int:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status
+
+
+def _admin_post(run: MakeRun, path: str, body: dict) -> None:
+    assert _post(run.url(path), body, issue_token(user_id="sup-admin", permissions=["admin"])) == 200
+
+
+def _sim_post(run: MakeRun, path: str, body: dict) -> None:
+    assert _post(f"{run.sim}{path}", body) == 200
+
+
+def _held_check(app_log: str) -> str | None:
+    """The id of a sellbot.check_account the worker has received and not yet finished, if any."""
+    received = re.findall(r"Task sellbot\.check_account\[([0-9a-f-]+)\] received", app_log)
+    finished = set(re.findall(r"Task sellbot\.check_account\[([0-9a-f-]+)\] (?:succeeded|raised|retry)", app_log))
+    return next((task for task in received if task not in finished), None)
+
+
 def orders():
     """A 1-share market buy on account_001, each from a fresh user (the demo's throttle is per user)."""
     def make(n: int):
@@ -151,17 +174,27 @@ def test_every_process_restarts_after_a_kill_and_the_system_survives_redis_and_p
                     run.wait_for(lambda t=back_at: len([a for a in traffic.since(t) if a.status == 201]) >= 3, f"orders after the {name} kill")
                     assert all(run.up(n) for n in PROGRAMS), describe(process_tree(run.proc.pid))
 
-                # --- Redis goes away while orders flow, then comes back ------------------------------------
+                # --- Redis goes away while orders flow and the worker holds an unacknowledged task ----------
+                # sellbot.check_account is acks_late; a slow broker keeps one in the worker's hands (the path
+                # where kombu's redis transport crashed restoring unacked messages: issue 12).
+                _admin_post(run, "/api/v1/sell/control", {"action": "start"})
+                _sim_post(run, "/_sim/latency", {"route": "orders_list", "ms": 20000})
+                _send_check(redis.url(0), _account_pk(pg, "account_001"))
+                run.wait_for(lambda: _held_check(run.app()) is not None, "a sell-bot check held unacknowledged by the worker", timeout=180)
+                held_task, worker_exits = _held_check(run.app()), run.output().count("exited: worker")
                 redis_down = time.monotonic()
                 redis.stop()
                 run.wait_for(lambda: len([a for a in traffic.since(redis_down + 2) if a.status == 201]) >= 5, "orders with Redis down")
                 redis.start()
                 redis_up = time.monotonic()
+                _sim_post(run, "/_sim/latency", {"route": "orders_list", "ms": 0})
                 windows["redis"] = (redis_down, redis_up)
                 work_at_up = run.app().count("celery.app.trace | Task ")
                 run.wait_for(lambda: all(run.up(n) for n in PROGRAMS), "every program up after the Redis outage", timeout=180)
                 run.wait_for(lambda: run.app().count("celery.app.trace | Task ") > work_at_up, "background work after Redis returned", timeout=180)
                 run.wait_for(lambda: len([a for a in traffic.since(redis_up) if a.status == 201]) >= 5, "orders after Redis returned")
+                print(f"\nsupervision: the worker held check {held_task} when Redis stopped; worker exits during the outage: "
+                      f"{run.output().count('exited: worker') - worker_exits} (supervisord restarts it if kombu crashes)")
 
                 # --- PostgreSQL restarts ----------------------------------------------------------------------
                 pg_down = time.monotonic()
@@ -200,6 +233,24 @@ def test_every_process_restarts_after_a_kill_and_the_system_survives_redis_and_p
         finally:
             run.stop()
         assert "received SIGTERM indicating exit request" in run.output()
+
+
+def _account_pk(pg, account_id: str) -> int:
+    import psycopg
+
+    with psycopg.connect(pg.url("opitios_supervision", create=False), connect_timeout=5) as conn:
+        return conn.execute("SELECT id FROM accounts_alpacaaccount WHERE account_id = %s", (account_id,)).fetchone()[0]
+
+
+def _send_check(broker_url: str, account_pk: int) -> None:
+    """What a sweep sends for an account with something to do (the demo has nothing to manage)."""
+    from celery import Celery
+
+    app = Celery("supervision-test", broker=broker_url)
+    try:
+        app.send_task("sellbot.check_account", args=(account_pk,))
+    finally:
+        app.close()
 
 
 def _worker_started_at(pg):

@@ -11,6 +11,9 @@ PostgreSQL database ``<base>_e2e_<random>`` dropped at stop. REDIS_URL passes th
 Processes run with the settings `make run` uses (opitios.settings.local) and the test
 process's JWT key, so ``opitios.auth.issue_token`` mints tokens the stack accepts.
 
+Several of a kind: ``processes=("web", "web2", "worker", "worker2", "hub", "hub2", "listener", "listener2", ...)``;
+each web gets its own port (``stack.ports[name]``; ``request(..., web="web2")``) and metrics directory, each worker
+its own Celery node name (``node_name("worker2")``); a second hub or listener stands by for the lock or lease.
 Each process runs in its own session; its output goes to ``<tmp>/out/<name>.log``, shown by
 ``diagnostics()`` in assertion messages. ``stop()`` sends SIGTERM to every main process,
 SIGKILL to its process group after ``stop_timeout``, and fails if any process (or a descendant) is left.
@@ -140,10 +143,12 @@ class Stack:
         self.stop_timeout = stop_timeout
         self.start_timeout = start_timeout
         self.node = f"e2e-{secrets.token_hex(3)}"
-        self.web_port: int | None = None
+        self.web_port: int | None = None  # the port of "web"; every web process's in ``ports``
+        self.ports: dict[str, int] = {}
         self.flower_port: int | None = None
         self.ws_port: int | None = None
         self.env: dict[str, str] = {}
+        self._own_env: dict[str, dict[str, str]] = {}  # per process: its port, its metrics directory
         self.database: TempPostgresDatabase | None = None
         self._procs: dict[str, subprocess.Popen] = {}
         self._killed: set[str] = set()  # taken down by kill(): not a failure until restarted
@@ -167,14 +172,19 @@ class Stack:
         return self
 
     def _command(self, name: str) -> list[str]:
-        if name == "web":
-            self.web_port = free_port()
-            self.env["OPITIOS_WEB_PORT"] = str(self.web_port)
-            self.env["GUNICORN_BIND"] = f"127.0.0.1:{self.web_port}"
+        # web, web2, ...: gunicorns on ports of their own, each with its own metrics directory (the
+        # master empties it at start: two on one directory would wipe each other's samples)
+        if name.startswith("web"):
+            port = self.ports[name] = free_port()
+            if name == "web":
+                self.web_port = port
+            own = self._own_env[name] = {"OPITIOS_WEB_PORT": str(port), "GUNICORN_BIND": f"127.0.0.1:{port}"}
+            if name != "web":
+                own["PROMETHEUS_MULTIPROC_DIR"] = str(self.root / "var" / "prometheus" / name)
             self.env.setdefault("WEB_CONCURRENCY", "1")
             return [PY, "-m", "gunicorn", "opitios.wsgi", "-c", "opitios/gunicorn.conf.py"]
-        if name == "worker":
-            return [PY, "-m", "celery", "-A", "opitios", "worker", "-l", "INFO", "-n", f"{self.node}@%h"]  # pool size: settings
+        if name.startswith("worker"):  # worker, worker2, ...: one Celery node each
+            return [PY, "-m", "celery", "-A", "opitios", "worker", "-l", "INFO", "-n", f"{self.node_prefix(name)}@%h"]  # pool size: settings
         if name == "beat":
             return [PY, "-m", "celery", "-A", "opitios", "beat", "-l", "INFO", "--pidfile", str(self.root / "beat.pid")]
         if name == "ws":  # /ws/market-data (and the hub itself on embedded defaults)
@@ -183,7 +193,7 @@ class Stack:
             return [PY, "-m", "streaming.serve"]
         if name.startswith("hub"):  # with Redis: hub, hub2, ... compete for the leader lock
             return [PY, "manage.py", "run_hub"]
-        if name == "listener":
+        if name.startswith("listener"):  # with Redis: listener, listener2, ... compete for the shard's lease
             return [PY, "manage.py", "listen_trade_updates"]
         if name == "flower":
             self.flower_port = free_port()
@@ -194,21 +204,27 @@ class Stack:
         command = self._command(name)
         out = open(self.out_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
         self._procs[name] = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            command, cwd=REPO_ROOT, env={**self.env, **self._own_env.get(name, {})}, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
         out.close()  # the child holds its own descriptor
 
     def _wait_ready(self, names: tuple[str, ...] | None = None) -> None:
         checks: dict[str, Callable[[], bool]] = {
-            "web": lambda: self.get("/api/v1/health", timeout=1)[0] == 200,
-            "worker": lambda: self.node_name() in self.ping_workers(),
             "beat": lambda: "beat: Starting" in self.output("beat"),
             "listener": lambda: "trade-updates shard 0/1 lease taken" in self.app_log(),
             "flower": lambda: self._http(f"http://127.0.0.1:{self.flower_port}/healthcheck", timeout=1)[0] == 200,
             "ws": lambda: _port_open(self.ws_port),
         }
+
+        def ready(n: str) -> bool:
+            if n.startswith("web"):
+                return self.get("/api/v1/health", timeout=1, web=n)[0] == 200
+            if n.startswith("worker"):
+                return self.node_name(n) in self.ping_workers()
+            return checks.get(n, lambda: True)()  # a standby (hub2, listener2) has nothing to show
+
         names = names or self.processes
-        self.wait_for(lambda: all(checks.get(n, lambda: True)() for n in names), f"{', '.join(names)} to be ready", self.start_timeout)
+        self.wait_for(lambda: all(ready(n) for n in names), f"{', '.join(names)} to be ready", self.start_timeout)
 
     def kill(self, name: str, sig: int = signal.SIGKILL, *, timeout: float | None = None) -> int:
         """Send ``sig`` to one process and wait for it to exit; returns its exit code.
@@ -355,8 +371,8 @@ class Stack:
             raise StackError(f"manage.py {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.web_port}{path}"
+    def url(self, path: str, *, web: str = "web") -> str:
+        return f"http://127.0.0.1:{self.ports[web]}{path}"
 
     @staticmethod
     def _http(url: str, *, method: str = "GET", body: dict | None = None, token: str | None = None, timeout: float = 10.0):
@@ -373,16 +389,17 @@ class Stack:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read(), dict(exc.headers)
 
-    def request(self, method: str, path: str, *, body: dict | None = None, token: str | None = None, timeout: float = 10.0):
-        """(status, parsed JSON or raw bytes, headers)."""
-        status, raw, headers = self._http(self.url(path), method=method, body=body, token=token, timeout=timeout)
+    def request(self, method: str, path: str, *, body: dict | None = None, token: str | None = None, timeout: float = 10.0,
+                web: str = "web"):
+        """(status, parsed JSON or raw bytes, headers), from the web process ``web``."""
+        status, raw, headers = self._http(self.url(path, web=web), method=method, body=body, token=token, timeout=timeout)
         try:
             return status, json.loads(raw), headers
         except ValueError:
             return status, raw, headers
 
-    def get(self, path: str, *, token: str | None = None, timeout: float = 10.0):
-        status, body, _ = self.request("GET", path, token=token, timeout=timeout)
+    def get(self, path: str, *, token: str | None = None, timeout: float = 10.0, web: str = "web"):
+        status, body, _ = self.request("GET", path, token=token, timeout=timeout, web=web)
         return status, body
 
     def flower_get(self, path: str, *, timeout: float = 10.0):
@@ -413,10 +430,14 @@ class Stack:
             self._celery = app
         return self._celery
 
-    def node_name(self) -> str:
+    def node_prefix(self, worker: str = "worker") -> str:
+        return self.node if worker == "worker" else f"{self.node}-{worker}"
+
+    def node_name(self, worker: str = "worker") -> str:
+        """The Celery node name of the worker process ``worker`` (worker, worker2, ...)."""
         import socket
 
-        return f"{self.node}@{socket.gethostname()}"
+        return f"{self.node_prefix(worker)}@{socket.gethostname()}"
 
     def ping_workers(self, timeout: float = 1.0) -> list[str]:
         replies = self.celery().control.ping(timeout=timeout) or []

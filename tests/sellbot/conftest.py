@@ -83,5 +83,5 @@ def buy_option(account, *, symbol=OPTION, qty=2, auto_sell=True, ask=Decimal("2.
     intent = OrderIntent(symbol=symbol, side="buy", type="market", time_in_force="day", asset_class=US_OPTION, qty=Decimal(qty),
                          auto_sell_enabled=auto_sell)
     result = order_place(account=account, intent=intent, source="api", user_id="tester")
-    assert result.ok, result.body
+    assert result.accepted, result.body
     return result

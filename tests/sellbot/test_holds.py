@@ -7,6 +7,7 @@ from django.test import Client
 from opitios.auth import issue_token
 from sellbot import services
 from sellbot.models import SellDecision
+from sellbot.services import quotes
 
 from .conftest import OPTION, buy_option
 from .test_views import client_for
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def check(account, monkeypatch):
-    monkeypatch.setattr(services, "_clock_cache", None)  # the clock the test just set, not the process's cached one
+    monkeypatch.setattr(quotes, "_clock_cache", None)  # the clock the test just set, not the process's cached one
     return services.account_check(account_pk=account.pk, worker="test")
 
 

@@ -47,7 +47,7 @@ class FakeBroker:
         self._maybe_fail("get_positions")
         return list(self.state.positions.values())
 
-    def get_position(self, symbol):
+    def get_position(self, symbol, *, timeout=None):
         self._maybe_fail("get_position")
         return self.state.positions.get(symbol)
 
@@ -85,7 +85,7 @@ class FakeBroker:
         self._maybe_fail("get_order_by_client_id")
         return self.state.orders.get(client_order_id)
 
-    def list_orders(self, *, status="open", limit=100, symbols=None):
+    def list_orders(self, *, status="open", limit=100, symbols=None, after=None, timeout=None):
         self._maybe_fail("list_orders")
         return list(self.state.orders.values())[:limit]
 
@@ -98,7 +98,7 @@ class FakeMarketData:
     def __init__(self, world):
         self.world = world
 
-    def stock_quotes(self, symbols, *, account_id=None, routing_key=None):
+    def stock_quotes(self, symbols, *, account_id=None, routing_key=None, timeout=None):
         self.world.calls.append((account_id, "stock_quotes"))
         exc = self.world.faults.pop("stock_quotes", None)
         if exc:
@@ -112,7 +112,7 @@ class FakeMarketData:
     def option_chain(self, underlying, *, expiration_date=None, option_type=None, account_id=None, routing_key=None):
         return [OptionContractQuote(f"{underlying}260116C00190000", None, None, None)]
 
-    def option_quotes(self, symbols, *, account_id=None, routing_key=None):
+    def option_quotes(self, symbols, *, account_id=None, routing_key=None, timeout=None):
         now = datetime.now(UTC)
         return {s: Quote(s, Decimal("1.5"), Decimal("1.6"), Decimal(1), Decimal(1), now) for s in symbols}
 

@@ -98,3 +98,14 @@ def test_throttled_requests_are_counted_by_scope(config_file):
     after = scrape()
     assert value(after, "opitios_throttled_requests_total", scope="stock_quote") - value(
         before, "opitios_throttled_requests_total", scope="stock_quote") == 2
+
+
+def test_upstream_429s_are_counted(live):  # noqa: F811
+    live.set_fault("account", status=429, count=1)
+    before = scrape()
+    r = trader().get("/api/v1/account")
+    assert r.status_code == 429 and r.json()["error"]["code"] == "upstream_rate_limited", r.json()
+    after = scrape()
+    assert value(after, "opitios_upstream_429_total", account="other") - value(before, "opitios_upstream_429_total", account="other") == 1
+    assert value(after, "opitios_upstream_calls_total", account="other", result="error") > value(
+        before, "opitios_upstream_calls_total", account="other", result="error")

@@ -450,7 +450,7 @@ def test_duplicate_on_submit_recovers_the_live_order(trader, world, monkeypatch)
 def test_outcome_not_written_logs_the_broker_order_at_error_then_recovers_with_broker_time(trader, world, monkeypatch, settings, caplog):
     from django.db import OperationalError
 
-    import trading.services as order_services
+    import trading.outcome as order_services
 
     settings.FINALISE_RETRY_SECONDS = 0
     real_write = order_services._write_outcome_once

@@ -7,10 +7,11 @@ from rest_framework.response import Response
 from accounts import broker as broker_seam
 
 from ..formatting import account_json, account_ref_json, position_json
-from ..permissions import HasAccountAccess
+from ..permissions import HasAccountAccess, HasTrading
 from ..selectors import account_readable
 from ..serializers import AccountQuerySerializer, AccountSerializer, PositionListSerializer
 from .base import ACCOUNT_ERRORS, TradingAPIView
+from .manage import CLOSE_ALL_SCHEMA, close_all
 
 TAGS = ["account"]
 
@@ -28,7 +29,12 @@ class AccountView(TradingAPIView):
 
 
 class PositionsView(TradingAPIView):
-    permission_classes = [HasAccountAccess]
+    def get_permissions(self):
+        return [HasTrading()] if self.request.method == "DELETE" else [HasAccountAccess()]
+
+    @CLOSE_ALL_SCHEMA
+    def delete(self, request):
+        return close_all(self, request)
 
     @extend_schema(tags=TAGS, summary="Positions with unrealized P/L (options x100)",
                    parameters=[AccountQuerySerializer], responses={200: PositionListSerializer, **ACCOUNT_ERRORS})

@@ -1,4 +1,5 @@
-"""The base of every trading API view: receive time, broker-error mapping, rate-limit headers."""
+"""The base of every trading API view: receive time, rate-limit headers. Broker errors are rendered by
+the single exception handler (opitios/errors.py) through the table in trading/errors.py."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -7,25 +8,13 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework.views import APIView
 
 from accounts import budget
-from accounts.broker import BrokerError
 from opitios.auth import token_account_id
-from opitios.errors import ApplicationError
 from opitios.permissions import is_admin
 from opitios.request_timing import time_request
 
 from ..selectors import account_resolve, requested_account_id
 from ..serializers import ErrorResponseSerializer
 from ..throttles import ConfiguredScopeThrottle
-
-
-def broker_application_error(exc: BrokerError) -> ApplicationError:
-    headers, details = {}, {}
-    if exc.retry_after:
-        headers["Retry-After"] = str(exc.retry_after)
-        details["retry_after_seconds"] = exc.retry_after
-    if exc.upstream_code:
-        details["upstream_code"] = exc.upstream_code
-    return ApplicationError(exc.code, exc.message or exc.code, status_code=exc.http_status, details=details, headers=headers)
 
 
 class TradingAPIView(APIView):
@@ -42,11 +31,6 @@ class TradingAPIView(APIView):
         if self.timed:
             time_request()
         super().initial(request, *args, **kwargs)
-
-    def handle_exception(self, exc):
-        if isinstance(exc, BrokerError):
-            exc = broker_application_error(exc)
-        return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):
         budget.prepaid_release()  # what the throttle prepaid and no broker call used

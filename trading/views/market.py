@@ -10,6 +10,7 @@ from accounts import broker as broker_seam
 from accounts.broker import TIMEFRAMES, BrokerError, BrokerRejected
 from opitios.errors import ApplicationError
 
+from ..errors import broker_error_parts
 from ..formatting import bar_json, contract_json, quote_json
 from ..intents import occ_parse, stock_symbol_valid
 from ..permissions import MarketDataAccess
@@ -26,7 +27,7 @@ from ..serializers import (
     QuoteSerializer,
     StockQuotesBatchInputSerializer,
 )
-from .base import MARKET_ERRORS, TradingAPIView, broker_application_error
+from .base import MARKET_ERRORS, TradingAPIView
 
 TAGS = ["market data"]
 
@@ -71,8 +72,8 @@ def _batch(symbols: list[str], fetch, routing: dict) -> list[dict]:
         if symbol in quotes and quotes[symbol] is not None:
             results.append({"symbol": symbol, "quote": _sourced(quotes[symbol], "rest", rest_age_ms(quotes[symbol]))})
         elif symbol in errors:
-            e = broker_application_error(errors[symbol])
-            results.append({"symbol": symbol, "error": {"code": e.code, "message": e.message, "details": e.details}})
+            code, message, details = broker_error_parts(errors[symbol])
+            results.append({"symbol": symbol, "error": {"code": code, "message": message, "details": details}})
         else:
             results.append({"symbol": symbol, "error": {"code": "not_found", "message": f"No quote for {symbol}.", "details": {}}})
     return results

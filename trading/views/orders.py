@@ -12,6 +12,7 @@ from accounts.models import AlpacaAccount
 from opitios.auth import token_user_id
 from opitios.errors import ApplicationError
 
+from ..errors import placement_response
 from ..formatting import account_ref_json
 from ..intents import STOCK, OrderIntent, client_intent_errors
 from ..models import Source
@@ -32,12 +33,14 @@ from ..serializers import (
 )
 from ..services import broker_order_json, order_cancel, order_place, orders_bulk_place
 from .base import ACCOUNT_ERRORS, ORDER_ERRORS, TradingAPIView
+from .manage import CANCEL_ALL_SCHEMA, cancel_all
 
 TAGS = ["orders"]
 
 
-def _respond(result) -> Response:
-    return Response(result.body, status=result.http_status, headers=result.headers)
+def _respond(placement) -> Response:
+    status, body, headers = placement_response(placement)
+    return Response(body, status=status, headers=headers)
 
 
 class _PlaceOrderView(TradingAPIView):
@@ -115,7 +118,12 @@ def _order_id(value: str) -> str:
 
 
 class OrdersView(TradingAPIView):
-    permission_classes = [HasAccountAccess]
+    def get_permissions(self):
+        return [HasTrading()] if self.request.method == "DELETE" else [HasAccountAccess()]
+
+    @CANCEL_ALL_SCHEMA
+    def delete(self, request):
+        return cancel_all(self, request)
 
     @extend_schema(tags=TAGS, summary="The account's orders", parameters=[OrdersQuerySerializer],
                    responses={200: OrderListSerializer, **ACCOUNT_ERRORS})
