@@ -17,6 +17,7 @@ from accounts import broker as broker_seam
 from accounts import crypto
 from accounts.account_cache import accounts_changed
 from accounts.audit_log import audit
+from accounts.balance_cache import snapshots_remember
 from accounts.detection import DetectionSummary, account_detect_type, accounts_detect_types
 from accounts.models import AlpacaAccount, BalanceSnapshot, TypeSource
 from opitios.config import AccountConfig, OpitiosConfig, current_config
@@ -239,9 +240,11 @@ def _block(account: AlpacaAccount, reason: str) -> None:
 
 def account_refresh_balance(*, account: AlpacaAccount, timeout: float | None = None) -> BalanceSnapshot:
     info = broker_seam.broker_for(account).get_account(timeout=timeout)
-    return BalanceSnapshot.objects.create(
+    snapshot = BalanceSnapshot.objects.create(
         account=account, cash=info.cash, buying_power=info.buying_power, equity=info.equity, fetched_at=timezone.now()
     )
+    snapshots_remember([snapshot])  # the order's balance check reads it from the cache
+    return snapshot
 
 
 def _fetch_balance(account: AlpacaAccount):
@@ -264,6 +267,7 @@ def accounts_refresh_balances(*, accounts: Iterable[AlpacaAccount] | None = None
                 if info is not None:
                     snapshots.append(BalanceSnapshot(account=account, cash=info.cash, buying_power=info.buying_power, equity=info.equity, fetched_at=at))
     BalanceSnapshot.objects.bulk_create(snapshots, batch_size=BATCH)
+    snapshots_remember(snapshots)
     days = settings.ACCOUNTS_SNAPSHOT_RETENTION_DAYS if retention_days is None else retention_days
     pruned, _ = BalanceSnapshot.objects.filter(fetched_at__lt=timezone.now() - timedelta(days=days)).delete()
     return {"refreshed": len(snapshots), "failed": len(accounts) - len(snapshots), "pruned": pruned}

@@ -39,6 +39,7 @@ def seed(n_accounts: int, records_per_account: int) -> list[str]:
     from django.utils import timezone
 
     from accounts import crypto
+    from accounts.balance_cache import snapshots_remember
     from accounts.models import AlpacaAccount, BalanceSnapshot
     from sellbot.models import ManagedPosition
     from trading.models import OrderEvent, OrderRecord
@@ -53,10 +54,11 @@ def seed(n_accounts: int, records_per_account: int) -> list[str]:
                                       type_source="detected"))
     AlpacaAccount.objects.bulk_create(accounts, batch_size=1000)
     accounts = list(AlpacaAccount.objects.order_by("account_id"))
-    BalanceSnapshot.objects.bulk_create([
+    snapshots = BalanceSnapshot.objects.bulk_create([
         BalanceSnapshot(account=a, cash=Decimal(50_000 + i), buying_power=Decimal(100_000), equity=Decimal(100_000 + i * d), fetched_at=at)
         for i, a in enumerate(accounts) for d, at in ((1, now - dt.timedelta(days=1, hours=1)), (2, now - dt.timedelta(seconds=20)))
     ], batch_size=5000)
+    snapshots_remember(snapshots)  # every snapshot writer keeps the balance check's cache (accounts/balance_cache.py)
     symbols, outcomes = ("AAPL", "MSFT", "SPY", "TSLA", "AAPL261218C00200000"), ("accepted",) * 90 + ("refused",) * 6 + ("rejected",) * 3 + ("failed",)
     batch = []
     for a in accounts:

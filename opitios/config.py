@@ -111,6 +111,7 @@ class TradingConfig:
     minimum_balance: Decimal = Decimal("5000")
     balance_check_enabled: bool = True
     balance_refresh_seconds: int = 15
+    balance_refresh_coalesce_s: float = 5.0
     balance_max_age_seconds: int = 60
     balance_check_timeout_ms: int = 1500
     balance_fallback_max_age_seconds: int = 300
@@ -321,6 +322,7 @@ TRADING_FIELDS: dict[str, Callable[[Any], Any]] = {
     "minimum_balance": _decimal_in("trading.minimum_balance"),
     "balance_check_enabled": _bool,
     "balance_refresh_seconds": _int_in("trading.balance_refresh_seconds"),
+    "balance_refresh_coalesce_s": _float_in("trading.balance_refresh_coalesce_s"),
     "balance_max_age_seconds": _int_in("trading.balance_max_age_seconds"),
     "balance_check_timeout_ms": _int_in("trading.balance_check_timeout_ms"),
     "balance_fallback_max_age_seconds": _int_in("trading.balance_fallback_max_age_seconds"),

@@ -68,6 +68,7 @@ RANGES: dict[str, Range] = {
     # trading
     "trading.minimum_balance": MONEY,
     "trading.balance_refresh_seconds": _r(1, 3600, integer=True),
+    "trading.balance_refresh_coalesce_s": _r(0, 300),
     "trading.balance_max_age_seconds": _r(0, 86400, integer=True),
     "trading.balance_check_timeout_ms": _r(1, 60000, integer=True),
     "trading.balance_fallback_max_age_seconds": _r(0, 86400, integer=True),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from accounts.balance_cache import snapshots_remember
 from accounts.broker import AccountBroker, BrokerError
 from accounts.models import AlpacaAccount, BalanceSnapshot
 
@@ -85,9 +86,9 @@ def _cash(*, account: AlpacaAccount, broker: AccountBroker, settings: BalanceSet
         logger.warning("balance fetch failed account=%s error=%s", account.account_id, exc.code)
     else:
         fetched_at = datetime.now(tz=now.tzinfo)
-        BalanceSnapshot.objects.create(
+        snapshots_remember([BalanceSnapshot.objects.create(
             account=account, cash=info.cash, buying_power=info.buying_power, equity=info.equity, fetched_at=fetched_at
-        )
+        )])
         check.cash, check.source, check.age_seconds = info.cash, "live", 0.0
         return check
     snap = balance_snapshot_newest(account=account, since=now - timedelta(seconds=settings.fallback_max_age_seconds))

@@ -11,6 +11,7 @@ from accounts.broker import BrokerOrder
 from accounts.models import AlpacaAccount
 from opitios.errors import ApplicationError
 from opitios.formats import num
+from opitios.request_timing import log_after_response
 
 from .intents import OrderIntent
 from .models import FINAL_OUTCOMES, OrderRecord, Outcome
@@ -132,7 +133,8 @@ def _replay(record: OrderRecord) -> Placement:
         body["error"] = {**body["error"], "details": {**body["error"].get("details", {}), "replayed": True}}
     else:
         body["replayed"] = True
-    logger.info(
+    log_after_response(
+        logger, logging.INFO,
         "order account=%s type=%s source=%s side=%s symbol=%s qty=%s status=replayed order_id=%s client_order_id=%s",
         record.account.account_id, record.account_type, record.source, record.side, record.symbol,
         record.qty if record.qty is not None else f"${record.notional}", record.broker_order_id or "-", record.client_order_id,

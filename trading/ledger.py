@@ -10,7 +10,6 @@ transaction; a fill then enqueues the account's balance refresh.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +17,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.balance_refresh import balance_refresh_request
 from accounts.broker import BrokerOrder
 from accounts.broker.contract import TradeUpdate
 from accounts.models import AlpacaAccount
@@ -37,8 +37,6 @@ AUDIT_ACTIONS = {
     "replaced": "order.replaced",
 }
 _US = "%Y-%m-%dT%H:%M:%S.%fZ"
-# Enqueueing is a broker round trip (Redis, or a file write): off the event's path, as the order path does.
-_refresh_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-balance-refresh")
 
 
 @dataclass(frozen=True)
@@ -131,7 +129,8 @@ def _write(account: AlpacaAccount, order: BrokerOrder, *, event: str, at: dateti
                 "status": order.status, "execution_id": execution_id, "broker_at": at.strftime(_US), "reconciled": reconciled,
             })
         if added > 0:
-            transaction.on_commit(lambda pk=account.pk: _refresh_pool.submit(balance_refresh_enqueue, pk))
+            # The same coalesced, off-path refresh as an accepted order's (accounts/balance_refresh.py).
+            transaction.on_commit(lambda pk=account.pk: balance_refresh_request(account_pk=pk))
     return Recorded(record, row, added)
 
 
@@ -184,12 +183,3 @@ def open_order_ids(*, account: AlpacaAccount) -> list[str]:
 def last_event_at(*, account: AlpacaAccount) -> datetime | None:
     return OrderEvent.objects.filter(account=account).order_by("-broker_at").values_list("broker_at", flat=True).first()
 
-
-def balance_refresh_enqueue(account_pk: int) -> None:
-    """The ``accounts.refresh_balance`` task, as an accepted order enqueues it."""
-    try:
-        from accounts.tasks import refresh_balance
-
-        refresh_balance.apply_async(args=[account_pk], retry=False, ignore_result=True)
-    except Exception as exc:  # the snapshot just ages; the beat refresh still runs
-        logger.error("balance refresh not enqueued account_pk=%s error=%s", account_pk, exc.__class__.__name__)

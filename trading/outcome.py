@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
 
+from accounts.balance_refresh import balance_refresh_request
 from accounts.broker import BrokerOrder
 from accounts.models import AlpacaAccount
 from audit.services import audit_record
 from opitios.db import update_by_pk
 from opitios.errors import error_body
 from opitios.formats import iso, num
+from opitios.request_timing import log_after_response
 
 from . import balance as bal
 from .errors import refusal_status
@@ -27,17 +28,12 @@ from .results import Placement, Refusal
 
 logger = logging.getLogger("opitios.trading.orders")
 
-REFRESH_TASK = "accounts.refresh_balance"
-
 AUDIT_ACTIONS = {
     Outcome.ACCEPTED: "order.submitted",
     Outcome.REFUSED: "order.refused",
     Outcome.REJECTED: "order.rejected",
     Outcome.FAILED: "order.failed",
 }
-
-_refresh_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="balance-refresh")
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -153,7 +149,8 @@ def _write_outcome_once(record: OrderRecord, *, account, check, outcome: str, au
             audit_record(actor_type=actor_type, actor_id=record.user_id, action=action, account=account, obj=record, data=audit_data,
                          alongside=None if index else update_by_pk(record, _OUTCOME_FIELDS, keep=_KEPT_FIELDS))
     if outcome == Outcome.ACCEPTED:
-        transaction.on_commit(lambda pk=account.pk: _refresh_pool.submit(_enqueue_refresh, pk))
+        # Coalesced per account and sent from a background thread: no Celery message on the request path.
+        transaction.on_commit(lambda pk=account.pk: balance_refresh_request(account_pk=pk))
 
 
 def _log_line(record: OrderRecord, account: AlpacaAccount, refusal: Refusal | None) -> None:
@@ -165,7 +162,9 @@ def _log_line(record: OrderRecord, account: AlpacaAccount, refusal: Refusal | No
     if record.outcome == Outcome.FAILED or (refusal and refusal.code in ("account_type_mismatch", "account_type_unverified")):
         level = logging.ERROR
     qty = record.qty if record.qty is not None else f"${record.notional}"
-    logger.log(
+    # Held until the response is built, to carry request_total_ms (docs/architecture.md, "Order timing").
+    log_after_response(
+        logger,
         level,
         "order account=%s type=%s source=%s side=%s symbol=%s qty=%s status=%s order_id=%s client_order_id=%s "
         "total_ms=%s broker_ms=%s overhead_ms=%s balance=%s code=%s",
@@ -186,14 +185,3 @@ def _log_unrecorded(record: OrderRecord, account: AlpacaAccount) -> None:
         record.client_order_id, record.attempt, iso(record.received_at), iso(record.submitted_at), iso(record.responded_at),
         record.total_ms, record.broker_ms, record.error_code or "-",
     )
-
-
-def _enqueue_refresh(account_pk: int) -> None:
-    try:
-        from opitios.celery import app
-
-        app.send_task(REFRESH_TASK, args=[account_pk], retry=False, ignore_result=True)
-    except Exception as exc:  # the snapshot just ages; the beat refresh still runs
-        logger.error("balance refresh not enqueued account_pk=%s error=%s", account_pk, exc.__class__.__name__)
-
-

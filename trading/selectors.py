@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from accounts import balance_cache
 from accounts.account_cache import account_by_id
 from accounts.models import AlpacaAccount, BalanceSnapshot
 from opitios.config import ACCOUNT_ID_RE, TradingConfig, current_config
@@ -109,6 +110,11 @@ def balance_settings(account: AlpacaAccount) -> BalanceSettings:
 
 
 def balance_snapshot_newest(*, account: AlpacaAccount, since: datetime) -> BalanceSnapshot | None:
+    """The newest snapshot fetched at ``since`` or later: from the cache its writers keep
+    (accounts/balance_cache.py), else from the database."""
+    cached = balance_cache.snapshot_newest(account_pk=account.pk, since=since)
+    if cached is not None:
+        return cached
     return (
         BalanceSnapshot.objects.filter(account=account, fetched_at__gte=since).order_by("-fetched_at").only("cash", "fetched_at").first()
     )

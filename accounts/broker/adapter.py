@@ -66,6 +66,7 @@ from accounts.broker.contract import (
     UpstreamRateLimited,
 )
 from accounts.broker.convert import (
+    order_from_json,
     to_account_info,
     to_bar,
     to_equity_points,
@@ -244,9 +245,12 @@ class AlpacaAccountBroker(AccountBroker):
         )
         trading_url = settings.ALPACA_PAPER_URL if endpoint_paper else settings.ALPACA_LIVE_URL
         self._trading = TradingClient(api_key, secret_key, paper=endpoint_paper, raw_data=False, url_override=trading_url)
+        # The order calls take Alpaca's JSON as it comes: building alpaca-py's Order model and dumping
+        # it again cost about 5x what order_from_json does (docs/architecture.md, "The broker seam").
+        self._orders = TradingClient(api_key, secret_key, paper=endpoint_paper, raw_data=True, url_override=trading_url)
         self._stocks = StockHistoricalDataClient(api_key, secret_key, raw_data=False, url_override=settings.ALPACA_DATA_URL)
         self._options = OptionHistoricalDataClient(api_key, secret_key, raw_data=False, url_override=settings.ALPACA_DATA_URL)
-        for client in (self._trading, self._stocks, self._options):
+        for client in (self._trading, self._orders, self._stocks, self._options):
             _adopt(client, self._session)
 
     def __repr__(self) -> str:
@@ -300,7 +304,7 @@ class AlpacaAccountBroker(AccountBroker):
             request = _order_request(order)
         except (ValidationError, ValueError, KeyError) as exc:
             raise BrokerRejected(f"The order cannot be sent to Alpaca: {exc.__class__.__name__}.") from exc
-        return to_order(self._call(self._trading.submit_order, request))
+        return self._call(lambda: order_from_json(self._orders.submit_order(request)))
 
     def replace_order(self, order_id: str, request: ReplaceRequest) -> BrokerOrder:
         try:
@@ -311,11 +315,11 @@ class AlpacaAccountBroker(AccountBroker):
 
     def get_order(self, order_id: str) -> BrokerOrder:
         # nested: a bracket's, oto's or oco's legs come inside it
-        return to_order(self._call(self._trading.get_order_by_id, order_id, GetOrderByIdRequest(nested=True)))
+        return self._call(lambda: order_from_json(self._orders.get_order_by_id(order_id, GetOrderByIdRequest(nested=True))))
 
     def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
         try:
-            return to_order(self._call(self._trading.get_order_by_client_id, client_order_id))
+            return self._call(lambda: order_from_json(self._orders.get_order_by_client_id(client_order_id)))
         except BrokerNotFound:
             return None
 

@@ -50,6 +50,29 @@ def test_order_round_trip_is_converted(acct):
     assert b.get_position("AAPL") is None
 
 
+def test_order_calls_read_the_json_as_the_model_path_does(acct):
+    """Order calls convert Alpaca's JSON directly (no alpaca-py Order model): the same BrokerOrder as
+    the model path (list_orders) gives for the same order, apart from ``raw``."""
+    b = broker_for(acct)
+    for n, (kind, extra) in enumerate([("limit", {"qty": Decimal("2"), "limit_price": Decimal("1.25")}),
+                                       ("market", {"notional": Decimal("150.50")}),
+                                       ("stop", {"qty": Decimal("1"), "stop_price": Decimal("999")})]):
+        b.submit_order(OrderRequest(symbol="AAPL", side="buy", type=kind, time_in_force="day", client_order_id=f"raw-{n}", **extra))
+    listed = {o.client_order_id: o for o in b.list_orders(status="all")}
+    for n in range(3):
+        direct = b.get_order_by_client_id(f"raw-{n}")
+        model = listed[f"raw-{n}"]
+        assert direct.raw["client_order_id"] == f"raw-{n}"
+        assert {**vars(direct), "raw": None} == {**vars(model), "raw": None}
+
+
+def test_an_unreadable_order_answer_is_a_broker_error(acct, monkeypatch):
+    b = broker_for(acct)
+    monkeypatch.setattr(b._orders, "submit_order", lambda request: {"status": "accepted"})  # no id
+    with pytest.raises(BrokerError, match="Unexpected answer from Alpaca"):
+        b.submit_order(OrderRequest(symbol="AAPL", side="buy", type="market", time_in_force="day", client_order_id="t-x", qty=Decimal("1")))
+
+
 def test_positions_are_converted(acct):
     b = broker_for(acct)
     b.submit_order(OrderRequest(symbol="AAPL", side="buy", type="market", time_in_force="day", client_order_id="t-2", qty=Decimal("3")))
@@ -128,7 +151,7 @@ def test_clients_are_built_without_network_and_keep_alive_bounded(acct, settings
     b = broker_for(acct)
     adapter = b._session.get_adapter("http://x")
     assert adapter._pool_maxsize == 3 and adapter.max_retries.total == 0
-    for client in (b._trading, b._stocks, b._options):
+    for client in (b._trading, b._orders, b._stocks, b._options):
         assert client._session is b._session and client._retry == 0 and client._retry_codes == []
     assert b._session.default_timeout == (settings.BROKER_CONNECT_TIMEOUT, settings.BROKER_READ_TIMEOUT)
 

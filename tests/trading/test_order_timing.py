@@ -49,7 +49,22 @@ def test_received_at_is_stamped_before_the_other_middleware(live, second_middlew
     # The request total covers the record's total and what follows it: rendering, the log line.
     assert server_ms >= rec.total_ms > rec.broker_ms > 0
     logged = [m.getMessage() for m in caplog.records if "request_total_ms=" in m.getMessage()]
+    # The order's own line carries it (held until the response was built), not a separate request line.
     assert len(logged) == 1 and logged[0].endswith(f"request_total_ms={server_ms}")
+    assert logged[0].startswith("order account=") and "client_order_id=timing-1 " in logged[0]
+    assert f"total_ms={rec.total_ms} " in logged[0]
+
+
+def test_a_replayed_order_line_carries_the_request_total(live, caplog):  # noqa: F811
+    caplog.set_level(logging.INFO)
+    body = {**ORDER, "client_order_id": "timing-replay"}
+    assert trader().post("/api/v1/stocks/order", body, format="json").status_code == 201
+    caplog.clear()
+    r = trader().post("/api/v1/stocks/order", body, format="json")
+    assert r.status_code == 201 and r["Idempotent-Replayed"] == "true"
+    server_ms = float(re.fullmatch(r"app;dur=([0-9.]+)", r["Server-Timing"]).group(1))
+    logged = [m.getMessage() for m in caplog.records if "request_total_ms=" in m.getMessage()]
+    assert len(logged) == 1 and "status=replayed" in logged[0] and logged[0].endswith(f"request_total_ms={server_ms}")
 
 
 def test_a_refused_order_is_timed_too(live, caplog):  # noqa: F811
