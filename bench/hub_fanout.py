@@ -212,12 +212,14 @@ def fanout(gw, ws_port: int, args, syms: list[str]) -> dict:
     try:
         _wait("every client's first tick of each of its symbols", lambda: ready.value >= args.clients, 120)
         time.sleep(1.0)  # warm: the hub's subscription settles
-        cpu0 = {"ws": cpu_seconds(ws_proc.pid), "hub": cpu_seconds(hub_proc.pid) if hub_proc else None}
+        cpu0 = {"ws": cpu_seconds(ws_proc.pid), "hub": cpu_seconds(hub_proc.pid) if hub_proc else None,
+                "clients": sum(cpu_seconds(p.pid) for p in procs)}
         streams0 = gw.sim.control("GET", "/_sim/streams")
         start = time.time()
         window[0], window[1] = start, start + args.duration
         time.sleep(args.duration)
-        cpu1 = {"ws": cpu_seconds(ws_proc.pid), "hub": cpu_seconds(hub_proc.pid) if hub_proc else None}
+        cpu1 = {"ws": cpu_seconds(ws_proc.pid), "hub": cpu_seconds(hub_proc.pid) if hub_proc else None,
+                "clients": sum(cpu_seconds(p.pid) for p in procs)}
         streams1 = gw.sim.control("GET", "/_sim/streams")
         # No more ticks; then drain: what was stamped inside the window may still be queued on its way (a
         # loaded host). A trade is lost only if it never arrives, not if it arrives late (the latency says that).
@@ -265,6 +267,7 @@ def fanout(gw, ws_port: int, args, syms: list[str]) -> dict:
         "trades_duplicated": dup,
         "client_errors": len(errors), "client_error_samples": errors[:3],
         "cpu_s": {"asgi": round(cpu1["ws"] - cpu0["ws"], 2), "hub": hub_cpu,
+                  "bench_clients": round(cpu1["clients"] - cpu0["clients"], 2),
                   "hub_process": "own process (run_hub)" if hub_proc else "inside the ASGI process (embedded defaults)"},
     }
 
