@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 
 from aiohttp import web
 
@@ -45,6 +46,7 @@ class Simulator:
         self.latency = Latency(config.seed)
         self.hang_release = asyncio.Event()
         self.route_info: dict[object, tuple[str, str]] = {}
+        self.requests: Counter[str] = Counter()  # API requests by route name, /_sim/state "requests"
         self.streams = streams.StreamHub(self)
         self.reset()
 
@@ -65,6 +67,7 @@ class Simulator:
         self.clock.default_mode = self.config.clock_mode  # /_sim/clock {"mode": ...} lasts until a reset
         self.clock.reset()
         self.limiter.reset()
+        self.requests.clear()
         self.faults.reset()
         self.latency.reset()
         self.streams.reset()
@@ -97,6 +100,7 @@ async def api_middleware(request: web.Request, handler) -> web.StreamResponse:
                 {"code": 40510000, "message": "method not allowed"}, status=405
             )
     name, scope = info
+    sim.requests[name] += 1
     headers = request.headers
     acct = sim.broker.authenticate(
         headers.get("APCA-API-KEY-ID"), headers.get("APCA-API-SECRET-KEY")

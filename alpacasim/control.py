@@ -80,6 +80,7 @@ async def state(request: web.Request) -> web.Response:
                 "enabled": sim.config.rate_limit_enabled,
                 "per_minute": sim.limiter.per_minute,
             },
+            "requests": dict(sim.requests),
         }
     )
 

@@ -33,10 +33,10 @@ BENCH = ROOT / "bench"
 # records; scale_out boots two stacks).
 TIMEOUT_FULL = {"sim_throughput": 90, "sim_streams": 60, "audit_write": 120, "order_overhead": 150, "quote_throughput": 120,
                 "scale_out": 180, "accounts_scale": 150, "memory": 240, "sell_sweep": 240, "desk_pages": 300,
-                "lifecycle": 120, "tick_exit": 240}
+                "lifecycle": 120, "tick_exit": 240, "hub_fanout": 240}
 TIMEOUT_SMOKE = 90
 # Smoke bounds longer than TIMEOUT_SMOKE: scale_out boots two gunicorns after migrating (a minute on a busy 2-core host).
-TIMEOUT_SMOKE_FOR = {"scale_out": 150}
+TIMEOUT_SMOKE_FOR = {"scale_out": 150, "hub_fanout": 150}
 BUDGET_FULL, BUDGET_SMOKE = 1500, 480
 
 

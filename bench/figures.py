@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 # Run order: cheap and independent first; the long whole-stack ones last.
 SCRIPTS = ("sim_throughput", "sim_streams", "audit_write", "order_overhead", "quote_throughput", "saturation", "lifecycle", "accounts_scale",
-           "memory", "sell_sweep", "tick_exit", "desk_pages", "scale_out")
+           "memory", "sell_sweep", "tick_exit", "hub_fanout", "desk_pages", "scale_out")
 # Modules under bench/ that are not benchmark scripts.
 HELPERS = frozenset({"__init__", "__main__", "figures", "machine", "report", "wrk", "gateway", "profile_order", "cache_client"})
 
@@ -88,6 +88,20 @@ FIGURES: tuple[Figure, ...] = (
     Figure("tick_exit_p50_ms", "Tick that crosses a stop → exit order at alpacasim, tick-driven, p50", "tick_exit", ("tick_ms", "p50"), "ms"),
     Figure("sweep_exit_p95_ms", "Price that crosses a stop → exit order at alpacasim, sweep only (check_interval 5 s), p95, same run",
            "tick_exit", ("sweep_ms", "p95"), "ms"),
+    Figure("hub_tick_to_client_p99_ms", "Tick to client through the hub, p99 (200 clients × 10 of 50 symbols, 500 ticks/s)",
+           "hub_fanout", ("p99_ms",), "ms", "<=", 50),
+    Figure("hub_trades_lost", "Trades lost between alpacasim and the 200 clients (sent vs received per symbol)", "hub_fanout",
+           ("trades_lost",), "trades", "<=", 0),
+    Figure("hub_messages_per_s", "Messages/s delivered to the clients", "hub_fanout", ("messages_per_s",), "msg/s"),
+    Figure("hub_asgi_cpu_s", "CPU seconds of the ASGI (ws) process over the window", "hub_fanout", ("asgi_cpu_s",), "s"),
+    Figure("hub_cpu_s", "CPU seconds of the hub over the window (the ASGI process itself on embedded defaults)", "hub_fanout",
+           ("hub_cpu_s",), "s"),
+    Figure("hub_quote_to_live_ratio", "REST quote of a streamed symbol / /api/v1/live, same gunicorn, same run", "hub_fanout",
+           ("quote_to_live_ratio",), "×", ">=", 0.7),
+    Figure("hub_quote_to_sim_ratio", "REST quote of a streamed symbol / alpacasim's own quote route", "hub_fanout",
+           ("quote_to_sim_ratio",), "×"),
+    Figure("hub_upstream_calls_per_1000", "Upstream REST calls per 1,000 quote requests of streamed symbols", "hub_fanout",
+           ("upstream_calls_per_1000",), "calls", "<=", 0),
     Figure("web_worker_peak_rss_mb", "Web worker peak RSS, 1000 accounts", "memory", ("web_worker_peak_rss_mb",), "MB"),
     Figure("celery_worker_peak_rss_mb", "Celery worker peak RSS (largest process), 1000 accounts", "memory",
            ("celery_worker_peak_rss_mb",), "MB"),

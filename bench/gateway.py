@@ -70,7 +70,8 @@ def configuration() -> dict:
 
 @contextlib.contextmanager
 def gateway_stack(*, workers: int | None = None, threads: int | None = None, permissions: str = "trading",
-                  companions: tuple[str, ...] = ()) -> Iterator[Gateway]:
+                  companions: tuple[str, ...] = (), sections: dict[str, dict] | None = None) -> Iterator[Gateway]:
+    """``sections`` updates sections of the bench secrets file (e.g. ``{"market_data": {...}}``)."""
     tmp = Path(tempfile.mkdtemp(prefix="opitios-bench-"))
     sim = SimServer(seed=1, rate_limit=False).start()
     web = None
@@ -80,6 +81,8 @@ def gateway_stack(*, workers: int | None = None, threads: int | None = None, per
         config["rate_limits"] = {k: RAISED for k in ("stock_quote", "quotes_batch", "stock_order", "option_order", "default")}
         for account in config["accounts"].values():
             account["rate_limit_per_minute"] = 1_000_000
+        for name, values in (sections or {}).items():
+            config.setdefault(name, {}).update(values)
         (tmp / "secrets.yml").write_text(yaml.safe_dump(config))
         env = {
             **os.environ,

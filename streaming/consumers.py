@@ -137,10 +137,10 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
 
     # --- from the hub --------------------------------------------------------------------------
     async def md_tick(self, event) -> None:
-        message = event["m"]
-        if message["symbol"] not in self.symbols:
+        messages = event["ms"]  # one symbol's messages of a hub fan-out round (streaming/hub.py)
+        if not messages or messages[0]["symbol"] not in self.symbols:
             return  # a tick already in flight when it unsubscribed
-        if not self.outbox.push(message):
+        if not all([self.outbox.push(m) for m in messages]):
             logger.warning("ws client %s too slow: %d trades queued, %d quotes conflated; closing", self.channel_name,
                            len(self.outbox.trades), self.outbox.conflated)
             for task in self.tasks:

@@ -138,9 +138,15 @@ class Hub:
         asyncio.get_running_loop().create_task(self._tell_rejected(rejected))
 
     async def _fan_out(self) -> None:
+        """Each round takes everything queued since the last and sends one group message per symbol, all
+        symbols at once: a channel-layer call per tick, awaited in turn, falls behind the upstream (each is a
+        Redis round trip) and the delay then grows without bound (docs/streaming.md, bench.hub_fanout)."""
         while True:
-            out = await self._outgoing.get()
-            await self.layer.group_send(protocol.group(out["symbol"]), {"type": "md.tick", "m": out})
+            batch = [await self._outgoing.get()]
+            while not self._outgoing.empty():
+                batch.append(self._outgoing.get_nowait())
+            await asyncio.gather(*(self.layer.group_send(protocol.group(symbol), {"type": "md.tick", "ms": messages})
+                                   for symbol, messages in protocol.by_symbol(batch).items()))
 
     async def _flush(self) -> None:
         while True:

@@ -52,3 +52,19 @@ def subscription_update(added: list[str], rejected: dict[str, str], total: int) 
         "rejected_symbols": [{"symbol": s, "reason": r} for s, r in rejected.items()],
         "total_subscribed": total,
     }
+
+
+def by_symbol(messages: list[dict]) -> dict[str, list[dict]]:
+    """One fan-out round's messages per symbol, in arrival order: every trade, and of the quotes only each
+    symbol's latest (an older quote in the same round is conflated, as a client's outbox would)."""
+    out: dict[str, list[dict | None]] = {}
+    last_quote: dict[str, int] = {}
+    for m in messages:
+        symbol = m["symbol"]
+        queued = out.setdefault(symbol, [])
+        if m["type"] == "quote":
+            if (i := last_quote.get(symbol)) is not None:
+                queued[i] = None
+            last_quote[symbol] = len(queued)
+        queued.append(m)
+    return {symbol: [m for m in queued if m is not None] for symbol, queued in out.items()}

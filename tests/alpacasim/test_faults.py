@@ -144,3 +144,17 @@ def test_rate_limit_applies_to_the_data_routes_too(limited):
     with pytest.raises(APIError) as err:
         client.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols="AAPL"))
     assert err.value.status_code == 429
+
+
+def test_state_counts_api_requests_by_route_until_reset(sim):
+    """bench/hub_fanout.py reads these counters to prove streamed quotes cost no upstream REST call."""
+    before = sim.state().get("requests", {})
+    for _ in range(3):
+        resp = requests.get(f"{sim.data_url}/v2/stocks/quotes/latest?symbols=AAPL", headers=HEADERS, timeout=5)
+        assert resp.status_code == 200
+    requests.get(f"{sim.paper_url}/v2/account", headers=HEADERS, timeout=5).raise_for_status()
+    after = sim.state()["requests"]
+    grown = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    assert sum(grown.values()) == 4 and 3 in grown.values(), grown
+    sim.control("POST", "/_sim/reset")
+    assert sim.state()["requests"] == {}

@@ -42,3 +42,21 @@ def test_wait_returns_as_soon_as_something_is_queued():
         return await asyncio.wait_for(waiter, 5)
 
     assert asyncio.run(body()) == [trade("SPY", 1)]
+
+
+def test_a_fan_out_round_groups_by_symbol_keeps_every_trade_and_the_latest_quote():
+    """The hub sends one group message per symbol per round (streaming/hub.py), so a burst costs one channel
+    call per symbol, not one per tick; nothing but superseded quotes is left out."""
+    from streaming.protocol import by_symbol
+
+    def q(symbol, bid):
+        return {"type": "quote", "symbol": symbol, "bid_price": bid}
+
+    def t(symbol, price):
+        return {"type": "trade", "symbol": symbol, "price": price}
+
+    batch = [q("AAPL", 1), t("AAPL", 10), q("MSFT", 5), q("AAPL", 2), t("AAPL", 11), t("MSFT", 50), q("AAPL", 3)]
+    rounds = by_symbol(batch)
+    assert rounds == {"AAPL": [t("AAPL", 10), t("AAPL", 11), q("AAPL", 3)], "MSFT": [q("MSFT", 5), t("MSFT", 50)]}
+    assert by_symbol([t("SPY", 1), t("SPY", 1)]) == {"SPY": [t("SPY", 1), t("SPY", 1)]}
+    assert by_symbol([]) == {}
