@@ -237,7 +237,8 @@ def test_slow_consumer_gets_conflated_quotes_then_is_closed_past_the_backlog(ws_
         # server counts them: they never reach a client that reads nothing).
         assert counts["trade"] > 50, counts
         line = re.search(r"too slow: (\d+) trades queued, (\d+) quotes conflated", ws_stack.output("ws") + ws_stack.app_log())
-        assert line and int(line.group(1)) == 51 and int(line.group(2)) > 0, line
+        # past the backlog of 50: a fan-out round delivers a symbol's trades together, so one round may pass it by more than one
+        assert line and int(line.group(1)) > 50 and int(line.group(2)) > 0, line
         await fast.send({"type": "ping"})
         assert (await fast.next("pong"))["type"] == "pong"
         await fast.close()
