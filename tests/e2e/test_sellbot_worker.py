@@ -56,8 +56,9 @@ def test_take_profit_and_stop_loss_on_a_real_worker(bot_stack, sim):  # noqa: F8
     buy(stack, "account_002", PUT, 1)
     buy(stack, "account_002", OTHER, 3, auto_sell=False)  # never opted in
     stack.wait_for(lambda: query(stack, "SELECT COUNT(*) FROM sellbot_managedposition")[0][0] == 2, "the fills to become managed positions")
-    # every accepted order enqueues its account's balance refresh, run by the real worker
-    stack.wait_for(lambda: len(stack.tasks_done("accounts.refresh_balance", since=0)) >= 3, "the balance refresh of each accepted buy")
+    # accepted orders ask for their account's balance refresh, coalesced per account (accounts/balance_refresh.py):
+    # the two buys of account_002 a few ms apart may share one refresh, sent after both; the real worker runs them
+    stack.wait_for(lambda: len(stack.tasks_done("accounts.refresh_balance", since=0)) >= 2, "a balance refresh for each account that bought")
     fresh = query(stack, "SELECT COUNT(*) FROM accounts_balancesnapshot s JOIN accounts_alpacaaccount a ON a.id = s.account_id "
                          "JOIN trading_orderrecord r ON r.account_id = a.id WHERE a.account_id = 'account_001' AND s.fetched_at > r.responded_at")
     assert fresh[0][0] >= 1
