@@ -39,10 +39,6 @@ pytestmark = [
     pytest.mark.slow, pytest.mark.e2e,
     pytest.mark.skipif(not (os.environ.get("REDIS_URL") and os.environ.get("DATABASE_URL", "").startswith("postgres")),
                        reason="scale-out needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL)"),
-    # Passed on its branch; failed in the final CI run after this session's merges (perf's coalesced refresh and
-    # snapshot cache, risk's checks), with orders on the budgeted account answered upstream_rate_limited. Not yet
-    # diagnosed: issue 19 stays open on it. Not strict, so a pass is reported as XPASS.
-    pytest.mark.xfail(reason="fails since the session-2 merges; under investigation (issue 19)", strict=False),
 ]
 
 WEBS = ("web", "web2")
@@ -177,8 +173,10 @@ def test_two_of_each_process_share_limits_work_and_failover(stack_factory, sim, 
     def streams():
         return stack.get("/api/v1/health/detailed", token=admin(), web="web2")[1]["checks"]
 
+    # 150 s: the budgeted account's trade stream may have dropped while its upstream budget was exhausted above (a
+    # reconnect reconciles over REST, which that budget refuses); it comes back in the next budget minute.
     stack.wait_for(lambda: streams()["streams"]["hub"] == "up" and streams()["trade_updates"]["accounts_connected"] == 4,
-                   "a hub leader streaming and the 4 trade streams connected", timeout=60)
+                   "a hub leader streaming and the 4 trade streams connected", timeout=150)
     leader = streams()["streams"]["leader"]
     owner = _lease_owner(stack.app_log())
     victims = [_process_of(stack, leader), _process_of(stack, owner)]
