@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from opitios import metrics
 from opitios.config import current_config
-from opitios.errors import error_body
+from opitios.errors import error_json_response
 
 
 def _loopback(addr: str) -> bool:
@@ -31,13 +31,12 @@ def scrape_refusal(request) -> JsonResponse | None:
         scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode()):
             return None
-        response = JsonResponse(error_body("not_authenticated", "A bearer token is required to scrape /metrics."), status=401)
+        response = error_json_response("not_authenticated", "A bearer token is required to scrape /metrics.")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     if _loopback(request.META.get("REMOTE_ADDR", "")):
         return None
-    return JsonResponse(error_body("permission_denied", "No metrics.token is configured: only loopback may scrape /metrics."),
-                        status=403)
+    return error_json_response("permission_denied", "No metrics.token is configured: only loopback may scrape /metrics.")
 
 
 @require_GET

@@ -44,7 +44,7 @@ class TradingStateView(APIView):
         if d["scope"] == "account":
             account = AlpacaAccount.objects.filter(account_id=d["account_id"]).first()
             if account is None:
-                raise ApplicationError("account_not_found", f"Account {d['account_id']} does not exist.", status_code=404)
+                raise ApplicationError("account_not_found", f"Account {d['account_id']} does not exist.")
         change = trading_state_set(account=account, state=d["state"], reason=d["reason"], actor_type="admin",
                                    actor_id=token_user_id(request))
         return Response({"changed": change.changed, "old": change.old.as_json(), "new": change.new.as_json()})

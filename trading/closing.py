@@ -75,8 +75,7 @@ def close_qty(*, position: Position, qty: Decimal | None = None, percentage: Dec
     held = abs(position.qty)
     if qty is not None:
         if qty > held:
-            raise ApplicationError("close_qty_exceeds_position", f"qty {qty} exceeds the position of {held} {position.symbol}.",
-                                   status_code=422, details={"position_qty": str(held)})
+            raise ApplicationError("close_qty_exceeds_position", f"qty {qty} exceeds the position of {held} {position.symbol}.", details={"position_qty": str(held)})
         return qty
     if percentage is None:
         return held
@@ -84,8 +83,7 @@ def close_qty(*, position: Position, qty: Decimal | None = None, percentage: Dec
     step = Decimal(1) if position.asset_class == OPTION else Decimal("0.000000001")
     wanted = wanted.quantize(step, rounding=ROUND_DOWN)
     if wanted <= 0:
-        raise ApplicationError("close_qty_too_small", f"{percentage}% of {held} {position.symbol} is less than one tradable unit.",
-                               status_code=422, details={"position_qty": str(held)})
+        raise ApplicationError("close_qty_too_small", f"{percentage}% of {held} {position.symbol} is less than one tradable unit.", details={"position_qty": str(held)})
     return wanted
 
 
@@ -101,7 +99,7 @@ def position_close(*, account: AlpacaAccount, symbol: str, user_id: str, qty: De
     received_at = received_at or utcnow()
     position = broker_seam.broker_for(account).get_position(symbol)
     if position is None or position.qty == 0:
-        raise ApplicationError("position_not_found", f"Account {account.account_id} holds no {symbol} position.", status_code=404)
+        raise ApplicationError("position_not_found", f"Account {account.account_id} holds no {symbol} position.")
     intent = _close_intent(position, close_qty(position=position, qty=qty, percentage=percentage), None)
     return order_place(account=account, intent=intent, source=Source.API, user_id=user_id, received_at=received_at)
 

@@ -1,47 +1,15 @@
-"""The trading app's error table: each refusal code's HTTP status and Retry-After, and the broker's
-errors as refusals. Registered into the single exception handler (``opitios/errors.py``) at import;
-services and views keep no mapping of their own (docs/architecture.md, "The order pipeline")."""
+"""The trading app's side of the error table (``opitios/errors.py``, ``ERROR_STATUSES``): the broker's
+errors as error parts and refusals, and a placement's HTTP answer. Services and views keep no mapping of
+their own (docs/architecture.md, "The order pipeline")."""
 from __future__ import annotations
 
-from accounts.broker import BrokerError, BrokerNotFound, BrokerRejected, BrokerTimeout, BrokerUnavailable, UpstreamRateLimited
-from opitios.errors import ErrorStatus, error_headers, error_status, register_error_statuses, register_error_translator
+from accounts.broker import BrokerError, BrokerNotFound, BrokerRejected
+from opitios.errors import error_headers, error_response_parts, error_status, exception_error, register_error_translator
 
 from .models import Outcome
 from .results import Placement, Refusal
 
-# The broker's error classes declare their own code and status (accounts/broker/contract.py).
-BROKER_ERRORS = (BrokerError, BrokerUnavailable, BrokerTimeout, UpstreamRateLimited, BrokerRejected, BrokerNotFound)
-
-ERROR_STATUSES: dict[str, ErrorStatus] = {
-    **{cls.code: ErrorStatus(cls.http_status) for cls in BROKER_ERRORS},
-    # the account may not trade
-    "account_disabled": ErrorStatus(422),
-    "account_config_invalid": ErrorStatus(422),
-    "account_type_mismatch": ErrorStatus(422),
-    "account_type_undetected": ErrorStatus(422, retry_after=5),
-    "account_type_unverified": ErrorStatus(422),
-    # order limits and balance
-    "order_limit_exceeded": ErrorStatus(400),
-    "price_unavailable": ErrorStatus(503, retry_after=1),
-    "insufficient_balance": ErrorStatus(422),
-    "balance_unverified": ErrorStatus(503, retry_after=5),
-    # the risk controls (trading/pretrade.py, docs/risk.md); order_rate_exceeded's Retry-After is the
-    # window's own (details.retry_after_seconds), else 1
-    "trading_halted": ErrorStatus(422),
-    "reduce_only": ErrorStatus(422),
-    "symbol_restricted": ErrorStatus(422),
-    "order_rate_exceeded": ErrorStatus(429, retry_after=1),
-    "open_order_limit": ErrorStatus(422),
-    "price_collar": ErrorStatus(422),
-    # the pipeline itself
-    "idempotency_conflict": ErrorStatus(409),
-    "broker_busy": ErrorStatus(503, retry_after=1),
-    "database_unavailable": ErrorStatus(503, retry_after=5),
-    "internal_error": ErrorStatus(500),
-}
 ACCEPTED_STATUS = 201
-
-register_error_statuses(ERROR_STATUSES)
 
 
 def broker_error_parts(exc: BrokerError) -> tuple[str, str, dict]:
@@ -75,3 +43,17 @@ def placement_response(placement: Placement) -> tuple[int, dict, dict]:
     if placement.refusal is None:
         return ACCEPTED_STATUS, placement.body, {}
     return refusal_status(placement.refusal), placement.body, error_headers(placement.refusal.code, placement.refusal.details)
+
+
+def placement_item(placement: Placement) -> dict:
+    """A placement as one row of a multi-order answer (bulk, close-all): its status, and its order (accepted,
+    or the stored answer of a replay) or its error."""
+    status, body, _ = placement_response(placement)
+    return {"status_code": status, "order": body} if status < 400 else {"status_code": status, "error": body["error"]}
+
+
+def exception_item(exc: BaseException) -> dict:
+    """An exception as one row of a multi-order answer: what the single handler would answer, an unexpected
+    one as ``internal_error`` naming its class (the row's neighbours still complete)."""
+    status, body, _ = exception_error(exc) or error_response_parts("internal_error", f"Unexpected failure ({exc.__class__.__name__}).")
+    return {"status_code": status, "error": body["error"]}

@@ -98,7 +98,6 @@ def _reserve(*, account: AlpacaAccount, intent: OrderIntent, source: str, user_i
     raise ApplicationError(
         "idempotency_conflict",
         f"An order with client_order_id {intent.client_order_id} is being placed concurrently; retry shortly.",
-        status_code=409,
     )
 
 
@@ -112,7 +111,6 @@ def _conflict(account: AlpacaAccount, intent: OrderIntent, current: OrderRecord)
         "idempotency_conflict",
         f"client_order_id {intent.client_order_id} on {account.account_id} was already used for a different order; "
         "use a new client_order_id.",
-        status_code=409,
         details={"client_order_id": intent.client_order_id, "existing": {
             "symbol": current.symbol, "side": current.side, "qty": num(current.qty), "notional": num(current.notional),
             "outcome": current.outcome, "broker_order_id": current.broker_order_id or None}},

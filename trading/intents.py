@@ -206,5 +206,5 @@ def intent_validate(intent: OrderIntent) -> OrderIntent:
     errors = intent_errors(intent)
     if errors:
         first = next(iter(errors.values()))
-        raise ApplicationError("invalid_order", first, status_code=400, details={"fields": errors})
+        raise ApplicationError("invalid_order", first, details={"fields": errors})
     return intent

@@ -27,7 +27,7 @@ OPEN_STATUSES = ("", "new", "accepted", "pending_new", "partially_filled", "held
 
 
 def _invalid(field: str, message: str) -> ApplicationError:
-    return ApplicationError("invalid_order", message, status_code=400, details={"fields": {field: message}})
+    return ApplicationError("invalid_order", message, details={"fields": {field: message}})
 
 
 def _original_intent(*, account: AlpacaAccount, order_id: str) -> OrderIntent:

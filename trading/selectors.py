@@ -20,7 +20,7 @@ def _named_account_id(value, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value or len(value) > 64:
-        raise ApplicationError("invalid_request", "The request is invalid.", status_code=400,
+        raise ApplicationError("invalid_request", "The request is invalid.",
                                details={"fields": {"account_id": [f"The {where}'s account_id must be a non-empty string of at most 64 characters."]}})
     return value
 
@@ -33,14 +33,14 @@ def requested_account_id(request) -> str | None:
     """
     named_in_query = list(dict.fromkeys(request.query_params.getlist("account_id")))
     if len(named_in_query) > 1:
-        raise ApplicationError("account_id_conflict", f"The query string names {len(named_in_query)} accounts; name one.", status_code=400,
+        raise ApplicationError("account_id_conflict", f"The query string names {len(named_in_query)} accounts; name one.",
                                details={"query": named_in_query[:20]})
     query = _named_account_id(named_in_query[0] if named_in_query else None, "query string")
     data = request.data
     body = _named_account_id(data.get("account_id"), "body") if isinstance(data, dict) else None
     if query is not None and body is not None and query != body:
         raise ApplicationError("account_id_conflict", f"The query string names account {query} and the body names {body}; name one account.",
-                               status_code=400, details={"query": query, "body": body})
+                               details={"query": query, "body": body})
     return query or body
 
 
@@ -61,21 +61,20 @@ def account_resolve(*, requested_id: str | None, token_account_id: str | None, i
         raise ApplicationError(
             "account_required",
             "Name the account with account_id (query or body), or use a token that carries an account_id claim.",
-            status_code=400,
         )
     if not is_admin and account_id != token_account_id:
         raise ApplicationError(
-            "account_forbidden", f"Your token does not give access to account {account_id}.", status_code=403
+            "account_forbidden", f"Your token does not give access to account {account_id}."
         )
     account = account_by_id(account_id, version=accounts_version) if ACCOUNT_ID_RE.match(account_id) else None
     if account is None:
-        raise ApplicationError("account_not_found", f"Account {account_id} does not exist.", status_code=404)
+        raise ApplicationError("account_not_found", f"Account {account_id} does not exist.")
     return account
 
 
 def account_readable(account: AlpacaAccount) -> AlpacaAccount:
     if not account.enabled:
-        raise ApplicationError("account_disabled", f"Account {account.account_id} is disabled.", status_code=422)
+        raise ApplicationError("account_disabled", f"Account {account.account_id} is disabled.")
     return account
 
 

@@ -77,7 +77,6 @@ def order_place(
         raise ApplicationError(
             "idempotency_conflict",
             f"An order with client_order_id {intent.client_order_id} on {account.account_id} is still in progress; retry shortly.",
-            status_code=409,
             headers={"Retry-After": "1"},
         )
 

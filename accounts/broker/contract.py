@@ -1,7 +1,7 @@
 """The broker contract: what the rest of the project may rely on when it talks to Alpaca.
 
-Errors: every failure talking to Alpaca is one of these. ``code`` and ``http_status`` go straight
-into the API's error body (docs/api.md, "Errors"):
+Errors: every failure talking to Alpaca is one of these. ``code`` goes straight into the API's error body
+(docs/api.md, "Errors"); its HTTP status is the error table's (``opitios/errors.py``), listed here for reading:
 
 - ``BrokerError``          502 ``broker_error``          (unexpected upstream answer)
 - ``BrokerUnavailable``    503 ``broker_unavailable``    (500/502/503 upstream, connection refused)
@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from opitios.errors import error_status
+
 # The bar timeframes the API accepts, and the span of one bar.
 TIMEFRAMES: dict[str, timedelta] = {
     "1Min": timedelta(minutes=1),
@@ -33,7 +35,6 @@ TIMEFRAMES: dict[str, timedelta] = {
 
 class BrokerError(Exception):
     code = "broker_error"
-    http_status = 502
 
     def __init__(
         self,
@@ -49,30 +50,30 @@ class BrokerError(Exception):
         self.upstream_code = upstream_code
         self.retry_after = retry_after
 
+    @property
+    def http_status(self) -> int:
+        """The status the error table answers this error with (``opitios/errors.py``)."""
+        return error_status(self.code, default=502)
+
 
 class BrokerUnavailable(BrokerError):
     code = "broker_unavailable"
-    http_status = 503
 
 
 class BrokerTimeout(BrokerError):
     code = "broker_timeout"
-    http_status = 504
 
 
 class UpstreamRateLimited(BrokerError):
     code = "upstream_rate_limited"
-    http_status = 429
 
 
 class BrokerRejected(BrokerError):
     code = "broker_rejected"
-    http_status = 422
 
 
 class BrokerNotFound(BrokerError):
     code = "not_found"
-    http_status = 404
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ class Failing(APIView):
         "integrity": lambda: IntegrityError("duplicate key"),
         "bug": lambda: RuntimeError(f"unexpected state {LEAKY}"),
         "application": lambda: ApplicationError(
-            "insufficient_balance", "Balance below the minimum.", status_code=422, details={"minimum": "5000"}, headers={"X-Why": "rule"}
+            "insufficient_balance", "Balance below the minimum.", details={"minimum": "5000"}, headers={"X-Why": "rule"}
         ),
     }
 

@@ -105,7 +105,7 @@ class FlattenView(TradingAPIView):
             accounts = list(AlpacaAccount.objects.filter(account_id__in=ids))
             missing = sorted(set(ids) - {a.account_id for a in accounts})
             if missing:
-                raise ApplicationError("account_not_found", f"Unknown account(s): {', '.join(missing[:20])}.", status_code=404,
+                raise ApplicationError("account_not_found", f"Unknown account(s): {', '.join(missing[:20])}.",
                                        details={"missing": missing[:100]})
         return Response(accounts_flatten(accounts=accounts, reason=d["reason"], user_id=token_user_id(request),
                                          flatten_id=d.get("flatten_id")))

@@ -35,7 +35,7 @@ TAGS = ["market data"]
 def _stock_symbol(symbol: str) -> str:
     symbol = symbol.strip().upper()
     if not stock_symbol_valid(symbol):
-        raise ApplicationError("invalid_symbol", f"{symbol!r} is not a valid stock symbol.", status_code=400)
+        raise ApplicationError("invalid_symbol", f"{symbol!r} is not a valid stock symbol.")
     return symbol
 
 
@@ -82,7 +82,7 @@ def _batch(symbols: list[str], fetch, routing: dict) -> list[dict]:
 def _check_batch_size(n: int) -> None:
     limit = trading_config().max_symbols_per_request
     if n > limit:
-        raise ApplicationError("too_many_symbols", f"At most {limit} symbols per request; got {n}.", status_code=400,
+        raise ApplicationError("too_many_symbols", f"At most {limit} symbols per request; got {n}.",
                                details={"max_symbols_per_request": limit})
 
 
@@ -107,7 +107,7 @@ class StockQuoteView(TradingAPIView):
             return Response(_sourced(streamed[0], "stream", streamed[1]))
         quote = broker_seam.market_data().stock_quotes([symbol], **_routing(q.validated_data)).get(symbol)
         if quote is None:
-            raise ApplicationError("not_found", f"No quote for {symbol}.", status_code=404)
+            raise ApplicationError("not_found", f"No quote for {symbol}.")
         return Response(_sourced(quote, "rest", rest_age_ms(quote)))
 
 

@@ -100,7 +100,7 @@ class QuickOrderView(TradingAPIView):
                              qty=d["qty"], client_order_id=d.get("client_order_id"))
         errors = client_intent_errors(intent)
         if errors:
-            raise ApplicationError("invalid_order", next(iter(errors.values())), status_code=400, details={"fields": errors})
+            raise ApplicationError("invalid_order", next(iter(errors.values())), details={"fields": errors})
         account = self.resolve_account(request)
         return _respond(order_place(account=account, intent=intent, source=Source.API, user_id=token_user_id(request),
                                     received_at=request.received_at))
@@ -118,7 +118,7 @@ def _order_id(value: str) -> str:
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise ApplicationError("invalid_order_id", f"{value!r} is not an order id (a UUID).", status_code=400) from None
+        raise ApplicationError("invalid_order_id", f"{value!r} is not an order id (a UUID).") from None
 
 
 class OrdersView(TradingAPIView):
@@ -210,15 +210,14 @@ class BulkOrderView(TradingAPIView):
         if named is not None:
             # account_id (query or body) is shorthand for a one-account subset; it must agree with account_ids
             if ids and set(ids) != {named}:
-                raise ApplicationError("account_id_conflict", f"account_id names {named} but account_ids lists {', '.join(ids[:20])}.",
-                                       status_code=400, details={"account_id": named, "account_ids": ids[:20]})
+                raise ApplicationError("account_id_conflict", f"account_id names {named} but account_ids lists {', '.join(ids[:20])}.", details={"account_id": named, "account_ids": ids[:20]})
             ids = [named]
         if ids:
             ids = list(dict.fromkeys(ids))
             accounts = list(AlpacaAccount.objects.filter(account_id__in=ids))
             missing = sorted(set(ids) - {a.account_id for a in accounts})
             if missing:
-                raise ApplicationError("account_not_found", f"Unknown account(s): {', '.join(missing[:20])}.", status_code=404,
+                raise ApplicationError("account_not_found", f"Unknown account(s): {', '.join(missing[:20])}.",
                                        details={"missing": missing})
         else:
             accounts = list(AlpacaAccount.objects.filter(enabled=True))
