@@ -35,31 +35,11 @@ class BalanceCheck:
     cash: Decimal | None = None
     source: str | None = None  # snapshot | live
     age_seconds: float | None = None
-    fallback: bool = False
+    fallback: bool | None = None  # True when the cash is an older fallback snapshot
     reducing_sell: bool | None = None
     fetch_error: str | None = None
     refused: bool = False
     extra: dict = field(default_factory=dict)
-
-    def as_json(self) -> dict:
-        body = {
-            "status": self.status,
-            "cash": _money(self.cash),
-            "minimum_balance": _money(self.minimum_balance),
-            "source": self.source,
-            "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 3),
-        }
-        if self.fallback:
-            body["fallback"] = True
-        if self.reducing_sell is not None:
-            body["reducing_sell"] = self.reducing_sell
-        if self.fetch_error:
-            body["fetch_error"] = self.fetch_error
-        return body
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value:.2f}"
 
 
 def dollars(value: Decimal) -> str:

@@ -21,12 +21,19 @@ from accounts import broker as broker_seam
 from accounts.broker import BrokerError, Position
 from accounts.models import AlpacaAccount
 from audit.services import audit_record
-from opitios.errors import ApplicationError, error_body, error_status
+from opitios.errors import ApplicationError
 from risk.models import State
 from risk.states import trading_state_set
 
-from .errors import broker_error_parts, placement_response
-from .formatting import account_ref_json
+from .errors import exception_item, placement_item
+from .formatting import (
+    cancel_all_json,
+    cancel_item_json,
+    close_all_json,
+    close_item_json,
+    flatten_item_json,
+    flatten_json,
+)
 from .intents import OPTION, STOCK, OrderIntent
 from .models import Source
 from .results import Placement
@@ -36,14 +43,6 @@ logger = logging.getLogger("opitios.trading.orders")
 
 OPEN_ORDERS_LIMIT = 500  # Alpaca lists at most 500 orders per call
 CANCEL_SETTLE_SECONDS = 3.0  # how long a flatten waits for its cancels to leave the open orders before closing
-
-
-def _error(exc: BrokerError | ApplicationError) -> dict:
-    """One failed row: the status and error body the single handler would answer (trading/errors.py)."""
-    if isinstance(exc, BrokerError):
-        code, message, details = broker_error_parts(exc)
-        return {"status_code": error_status(code, default=exc.http_status), **error_body(code, message, details)}
-    return {"status_code": exc.status_code, **error_body(exc.code, exc.message or exc.code, exc.details)}
 
 
 # --- cancel all ------------------------------------------------------------------------------
@@ -59,12 +58,12 @@ def orders_cancel_all(*, account: AlpacaAccount, user_id: str, actor_type: str =
         try:
             order_cancel(account=account, order_id=order.id, user_id=user_id, actor_type=actor_type)
         except BrokerError as exc:
-            results.append({**row, "status": "failed", **_error(exc)})
+            results.append(cancel_item_json({**row, "status": "failed", **exception_item(exc)}))
         else:
-            results.append({**row, "status": "pending_cancel", "status_code": 200})
+            results.append(cancel_item_json({**row, "status": "pending_cancel", "status_code": 200}))
     failed = sum(1 for r in results if r["status"] == "failed")
-    return {"account": account_ref_json(account), "results": results,
-            "summary": {"orders": len(results), "canceled": len(results) - failed, "failed": failed}}
+    return cancel_all_json({"account": account, "results": results,
+                            "summary": {"orders": len(results), "canceled": len(results) - failed, "failed": failed}})
 
 
 # --- closing positions -----------------------------------------------------------------------------
@@ -75,7 +74,8 @@ def close_qty(*, position: Position, qty: Decimal | None = None, percentage: Dec
     held = abs(position.qty)
     if qty is not None:
         if qty > held:
-            raise ApplicationError("close_qty_exceeds_position", f"qty {qty} exceeds the position of {held} {position.symbol}.", details={"position_qty": str(held)})
+            raise ApplicationError("close_qty_exceeds_position", f"qty {qty} exceeds the position of {held} {position.symbol}.",
+                                   details={"position_qty": str(held)})
         return qty
     if percentage is None:
         return held
@@ -83,7 +83,8 @@ def close_qty(*, position: Position, qty: Decimal | None = None, percentage: Dec
     step = Decimal(1) if position.asset_class == OPTION else Decimal("0.000000001")
     wanted = wanted.quantize(step, rounding=ROUND_DOWN)
     if wanted <= 0:
-        raise ApplicationError("close_qty_too_small", f"{percentage}% of {held} {position.symbol} is less than one tradable unit.", details={"position_qty": str(held)})
+        raise ApplicationError("close_qty_too_small", f"{percentage}% of {held} {position.symbol} is less than one tradable unit.",
+                               details={"position_qty": str(held)})
     return wanted
 
 
@@ -111,12 +112,6 @@ def _flatten_client_order_id(key: str, account: AlpacaAccount, position: Positio
     return f"flat-{digest[:40]}"
 
 
-def _result_json(symbol: str, placement: Placement) -> dict:
-    status, body, _ = placement_response(placement)
-    row = {"symbol": symbol, "status_code": status}
-    return {**row, "order": body} if status < 400 else {**row, "error": body["error"]}
-
-
 def positions_close_all(*, account: AlpacaAccount, user_id: str, received_at: datetime | None = None,
                         flatten_key: str | None = None) -> dict:
     """Close every position of the account, each with its own order and result. ``flatten_key``
@@ -130,12 +125,12 @@ def positions_close_all(*, account: AlpacaAccount, user_id: str, received_at: da
             placement = order_place(account=account, intent=_close_intent(position, abs(position.qty), cid), source=Source.API,
                                     user_id=user_id, received_at=received_at)
         except ApplicationError as exc:
-            results.append({"symbol": position.symbol, **_error(exc)})
+            results.append(close_item_json({"symbol": position.symbol, **exception_item(exc)}))
             continue
-        results.append(_result_json(position.symbol, placement))
+        results.append(close_item_json({"symbol": position.symbol, **placement_item(placement)}))
     failed = sum(1 for r in results if r["status_code"] >= 400)
-    return {"account": account_ref_json(account), "results": results,
-            "summary": {"positions": len(results), "closing": len(results) - failed, "failed": failed}}
+    return close_all_json({"account": account, "results": results,
+                           "summary": {"positions": len(results), "closing": len(results) - failed, "failed": failed}})
 
 
 # --- flatten -------------------------------------------------------------------------------------
@@ -162,12 +157,12 @@ def _flatten_one(account: AlpacaAccount, *, reason: str, user_id: str, key: str)
         closes = positions_close_all(account=account, user_id=user_id, flatten_key=key)
     except (BrokerError, ApplicationError) as exc:
         logger.warning("flatten account=%s failed: %s", account.account_id, exc.code)
-        return {**row, "status": "failed", "error": _error(exc)["error"]}
+        return flatten_item_json({**row, "status": "failed", "error": exception_item(exc)["error"]})
     except Exception as exc:
         logger.exception("flatten account=%s raised unexpectedly", account.account_id)
-        return {**row, "status": "failed", "error": error_body("internal_error", f"Unexpected failure ({exc.__class__.__name__}).")["error"]}
+        return flatten_item_json({**row, "status": "failed", "error": exception_item(exc)["error"]})
     done = not cancels["summary"]["failed"] and not closes["summary"]["failed"]
-    return {**row, "status": "completed" if done else "incomplete", "cancels": cancels, "closes": closes}
+    return flatten_item_json({**row, "status": "completed" if done else "incomplete", "cancels": cancels, "closes": closes})
 
 
 def _flatten_one_in_thread(account: AlpacaAccount, **kwargs) -> dict:
@@ -195,4 +190,4 @@ def accounts_flatten(*, accounts: list[AlpacaAccount], reason: str, user_id: str
                        "accounts": {r["account_id"]: r["status"] for r in results}})
     logger.warning("flatten id=%s by=%s accounts=%s completed=%s incomplete=%s failed=%s reason=%s", key, user_id, summary["accounts"],
                    summary["completed"], summary["incomplete"], summary["failed"], reason)
-    return {"flatten_id": key, "results": results, "summary": summary}
+    return flatten_json({"flatten_id": key, "results": results, "summary": summary})

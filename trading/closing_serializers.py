@@ -46,6 +46,9 @@ class CancelItemSerializer(serializers.Serializer):
     status_code = serializers.IntegerField()
     error = ErrorDetailSerializer(required=False)
 
+    class Meta:
+        omit_none = ("error",)
+
 
 class CancelSummarySerializer(serializers.Serializer):
     orders = serializers.IntegerField()
@@ -64,6 +67,9 @@ class CloseItemSerializer(serializers.Serializer):
     status_code = serializers.IntegerField()
     order = PlacedOrderSerializer(required=False)
     error = ErrorDetailSerializer(required=False)
+
+    class Meta:
+        omit_none = ("order", "error")
 
 
 class CloseSummarySerializer(serializers.Serializer):
@@ -84,6 +90,9 @@ class FlattenAccountSerializer(serializers.Serializer):
     cancels = CancelAllSerializer(required=False)
     closes = CloseAllSerializer(required=False)
     error = ErrorDetailSerializer(required=False)
+
+    class Meta:
+        omit_none = ("cancels", "closes", "error")
 
 
 class FlattenSummarySerializer(serializers.Serializer):

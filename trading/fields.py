@@ -40,3 +40,14 @@ class StrictDecimalField(serializers.DecimalField):
         if len(text) > MAX_TEXT_LENGTH or not DECIMAL_TEXT.fullmatch(text):
             self.fail("invalid")
         return super().to_internal_value(text)
+
+
+class RoundedFloatField(serializers.FloatField):
+    """An output float rounded to ``decimals`` places."""
+
+    def __init__(self, *, decimals: int, **kwargs) -> None:
+        self.decimals = decimals
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return round(float(value), self.decimals)

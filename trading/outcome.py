@@ -21,7 +21,7 @@ from opitios.request_timing import log_after_response
 
 from . import balance as bal
 from .errors import refusal_status
-from .formatting import account_ref_json, broker_order_json, intent_json, timing_json
+from .formatting import account_ref_json, balance_check_json, intent_json, placed_order_json, timing_json
 from .intents import OrderIntent
 from .models import OrderRecord, Outcome, Source
 from .results import Placement, Refusal
@@ -65,7 +65,7 @@ def _finalise(
     record.http_status = http_status = refusal_status(refusal)
     record.balance_status = check.status if check else ""
     account_json = account_ref_json(account)
-    checks = {"balance": check.as_json()} if check else {}
+    checks = {"balance": balance_check_json(check)} if check else {}
     if order is not None:
         record.broker_order_id = order.id
         record.broker_status = order.status
@@ -73,8 +73,8 @@ def _finalise(
             record.legs = {**(record.legs or {}), "broker": [
                 {"id": leg.id, "type": leg.type, "side": leg.side, "status": leg.status, "limit_price": num(leg.limit_price),
                  "stop_price": num(leg.stop_price)} for leg in order.legs]}
-        body = {**broker_order_json(order), "account": account_json, "source": record.source, "checks": checks,
-                "timing": timing_json(record), "replayed": False, **(extra or {})}
+        body = placed_order_json(order, account=account_json, source=record.source, checks=checks, timing=timing_json(record),
+                                 replayed=False, **(extra or {}))
     else:
         record.error_code, record.error_message = refusal.code, refusal.message[:500]
         details = {"client_order_id": record.client_order_id, "order": intent_json(intent), "account": account_json,

@@ -152,27 +152,31 @@ class QuickOrderQuerySerializer(serializers.Serializer):
 
 
 class AccountSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    name = serializers.CharField(allow_blank=True)
-    account_number = serializers.CharField()
-    type = serializers.ChoiceField(choices=["paper", "live"])
-    type_source = serializers.CharField()
-    status = serializers.CharField()
-    currency = serializers.CharField()
-    cash = serializers.CharField()
-    buying_power = serializers.CharField()
-    equity = serializers.CharField()
+    """Rendered from ``{"account": AlpacaAccount, "info": AccountInfo}`` (trading/formatting.py, ``account_json``)."""
+
+    id = serializers.CharField(source="account.account_id")
+    name = serializers.CharField(source="account.name", allow_blank=True)
+    account_number = serializers.CharField(source="info.account_number")
+    type = serializers.ChoiceField(source="account.account_type", choices=["paper", "live"])
+    type_source = serializers.CharField(source="account.type_source")
+    status = serializers.CharField(source="info.status")
+    currency = serializers.CharField(source="info.currency")
+    cash = serializers.CharField(source="info.cash")
+    buying_power = serializers.CharField(source="info.buying_power")
+    equity = serializers.CharField(source="info.equity")
 
 
 class PositionSerializer(serializers.Serializer):
-    symbol = serializers.CharField()
-    asset_class = serializers.CharField()
-    side = serializers.CharField()
-    qty = serializers.CharField()
-    qty_available = serializers.CharField()
+    """Rendered from a ``PositionValue`` (trading/formatting.py): the broker's position and the P/L computed from it."""
+
+    symbol = serializers.CharField(source="position.symbol")
+    asset_class = serializers.CharField(source="position.asset_class")
+    side = serializers.CharField(source="position.side")
+    qty = serializers.CharField(source="position.qty")
+    qty_available = serializers.CharField(source="position.qty_available")
     multiplier = serializers.IntegerField()
-    avg_entry_price = serializers.CharField()
-    current_price = serializers.CharField(allow_null=True)
+    avg_entry_price = serializers.CharField(source="position.avg_entry_price")
+    current_price = serializers.CharField(source="position.current_price", allow_null=True)
     market_value = serializers.CharField(allow_null=True)
     cost_basis = serializers.CharField()
     unrealized_pl = serializers.CharField(allow_null=True)
@@ -187,13 +191,18 @@ class PositionListSerializer(serializers.Serializer):
 # --- market data -----------------------------------------------------------------------------
 
 
-class QuoteSerializer(serializers.Serializer):
+class QuoteFieldsSerializer(serializers.Serializer):
+    """A quote as the broker gives it: an option contract's quote in a chain."""
+
     symbol = serializers.CharField()
     bid = serializers.CharField(allow_null=True)
     ask = serializers.CharField(allow_null=True)
     bid_size = serializers.CharField(allow_null=True)
     ask_size = serializers.CharField(allow_null=True)
     timestamp = IsoDateTimeField(allow_null=True)
+
+
+class QuoteSerializer(QuoteFieldsSerializer):
     source = serializers.ChoiceField(choices=["stream", "rest"], help_text="stream: the hub's last-value cache; rest: Alpaca.")
     age_ms = serializers.IntegerField(allow_null=True, help_text="stream: ms since the hub received it; rest: ms since its exchange timestamp.")
 
@@ -202,6 +211,9 @@ class QuoteResultSerializer(serializers.Serializer):
     symbol = serializers.CharField()
     quote = QuoteSerializer(required=False)
     error = ErrorDetailSerializer(required=False)
+
+    class Meta:
+        omit_none = ("quote", "error")
 
 
 class QuoteBatchResultSerializer(serializers.Serializer):
@@ -245,7 +257,7 @@ class BarsQuerySerializer(MarketRoutingQuerySerializer):
 
 
 class BarSerializer(serializers.Serializer):
-    timestamp = serializers.DateTimeField()
+    timestamp = IsoDateTimeField()
     open = serializers.CharField()
     high = serializers.CharField()
     low = serializers.CharField()
@@ -266,15 +278,26 @@ class ChainQuerySerializer(MarketRoutingQuerySerializer):
     type = serializers.ChoiceField(choices=["call", "put"], required=False)
 
 
+class GreeksField(serializers.DictField):
+    """The greeks the upstream gave (a missing one is left out); ``null`` when it gave none."""
+
+    child = serializers.CharField()
+
+    def to_representation(self, value):
+        return {str(k): str(v) for k, v in value.items() if v is not None} if value else None
+
+
 class OptionContractSerializer(serializers.Serializer):
-    symbol = serializers.CharField()
-    underlying = serializers.CharField()
-    expiration_date = serializers.DateField()
-    type = serializers.CharField()
-    strike = serializers.CharField()
-    quote = QuoteSerializer(allow_null=True)
-    implied_volatility = serializers.CharField(allow_null=True)
-    greeks = serializers.DictField(child=serializers.CharField(), allow_null=True)
+    """Rendered from ``{"contract": OptionContractQuote, "occ": occ_parse(symbol)}`` (trading/formatting.py)."""
+
+    symbol = serializers.CharField(source="contract.symbol")
+    underlying = serializers.CharField(source="occ.root")
+    expiration_date = serializers.DateField(source="occ.expiration")
+    type = serializers.CharField(source="occ.type")
+    strike = serializers.CharField(source="occ.strike")
+    quote = QuoteFieldsSerializer(source="contract.quote", allow_null=True)
+    implied_volatility = serializers.CharField(source="contract.implied_volatility", allow_null=True)
+    greeks = GreeksField(source="contract.greeks", allow_null=True)
 
 
 class ChainSerializer(serializers.Serializer):

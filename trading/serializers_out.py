@@ -9,20 +9,27 @@ from rest_framework import serializers
 from opitios.serializers import ErrorDetailSerializer, IsoDateTimeField, lean_renderer
 
 from . import balance
+from .fields import RoundedFloatField
 from .intents import ORDER_CLASSES
 
 # --- order outputs -------------------------------------------------------------------------------
 
 
 class BalanceCheckSerializer(serializers.Serializer):
+    """A ``BalanceCheck`` (trading/balance.py), rendered by ``formatting.balance_check_json``."""
+
     status = serializers.ChoiceField(choices=balance.STATUSES)
-    cash = serializers.CharField(allow_null=True)
-    minimum_balance = serializers.CharField(allow_null=True)
+    cash = serializers.DecimalField(max_digits=None, decimal_places=2, coerce_to_string=True, allow_null=True)
+    minimum_balance = serializers.DecimalField(max_digits=None, decimal_places=2, coerce_to_string=True, allow_null=True)
     source = serializers.ChoiceField(choices=["snapshot", "live"], allow_null=True)
-    age_seconds = serializers.FloatField(allow_null=True)
-    fallback = serializers.BooleanField(required=False)
-    reducing_sell = serializers.BooleanField(required=False)
-    fetch_error = serializers.CharField(required=False)
+    age_seconds = RoundedFloatField(decimals=3, allow_null=True)
+    fallback = serializers.BooleanField(required=False, help_text="Present (true) when the cash is an older fallback snapshot.")
+    reducing_sell = serializers.BooleanField(required=False,
+                                             help_text="Present when the check asked whether the order only reduces a position.")
+    fetch_error = serializers.CharField(required=False, help_text="Present when the live balance could not be fetched.")
+
+    class Meta:
+        omit_none = ("fallback", "reducing_sell", "fetch_error")
 
 
 class ChecksSerializer(serializers.Serializer):
@@ -136,6 +143,9 @@ class PlacedOrderSerializer(OrderSerializer):
     replayed = serializers.BooleanField()
     recovered = serializers.BooleanField(required=False, help_text="Found at the broker by client_order_id after an earlier fault.")
 
+    class Meta:
+        omit_none = ("recovered",)
+
 
 class OrderListSerializer(serializers.Serializer):
     account = AccountRefSerializer()
@@ -153,6 +163,9 @@ class BulkResultItemSerializer(serializers.Serializer):
     status_code = serializers.IntegerField()
     order = PlacedOrderSerializer(required=False)
     error = ErrorDetailSerializer(required=False)
+
+    class Meta:
+        omit_none = ("order", "error")
 
 
 class BulkSummarySerializer(serializers.Serializer):

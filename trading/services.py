@@ -23,13 +23,13 @@ from accounts import crypto
 from accounts.broker import BrokerError, BrokerOrder
 from accounts.models import AlpacaAccount
 from audit.services import audit_record
-from opitios.errors import ApplicationError, error_body
+from opitios.errors import ApplicationError
 
 from . import balance as bal
 from .bulkhead import order_slot
 from .checks import _account_refusal, _balance_refusal, _order_refusal
-from .errors import _broker_refusal, placement_response
-from .formatting import account_ref_json, broker_order_json
+from .errors import _broker_refusal, exception_item, placement_item
+from .formatting import broker_order_json, bulk_item_json, bulk_json, cancel_result_json
 from .idempotency import _broker_order_matches, _replay, _reserve
 from .intents import OrderIntent, intent_validate
 from .models import OrderRecord, Outcome, Source
@@ -249,7 +249,7 @@ def order_cancel(*, account: AlpacaAccount, order_id: str, user_id: str, actor_t
         OrderRecord.objects.filter(account=account, broker_order_id=order_id).update(broker_status="pending_cancel")
         audit_record(actor_type=actor_type, actor_id=user_id, action="order.cancelled", account=account, obj=record, data=data)
     logger.info("order cancel account=%s type=%s order_id=%s user=%s", account.account_id, account.account_type, order_id, user_id)
-    return {"id": order_id, "status": "pending_cancel", "account": account_ref_json(account)}
+    return cancel_result_json({"id": order_id, "status": "pending_cancel", "account": account})
 
 
 def _bulk_one(account: AlpacaAccount, intent: OrderIntent, user_id: str, received_at: datetime) -> dict:
@@ -257,15 +257,12 @@ def _bulk_one(account: AlpacaAccount, intent: OrderIntent, user_id: str, receive
         # Bulk runs on its own pool threads, not request threads: it waits for a bulkhead slot.
         placement = order_place(account=account, intent=intent, source=Source.BULK, user_id=user_id, received_at=received_at,
                                 slot_wait=settings.BROKER_CONNECT_TIMEOUT + settings.BROKER_READ_TIMEOUT)
-        status, body, _ = placement_response(placement)
-        return {"account_id": account.account_id, "status_code": status, **(
-            {"order": body} if status < 400 else {"error": body["error"]})}
+        return bulk_item_json({"account_id": account.account_id, **placement_item(placement)})
     except ApplicationError as exc:
-        return {"account_id": account.account_id, "status_code": exc.status_code, "error": error_body(exc.code, exc.message, exc.details)["error"]}
+        return bulk_item_json({"account_id": account.account_id, **exception_item(exc)})
     except Exception as exc:
         logger.exception("bulk order failed account=%s", account.account_id)
-        return {"account_id": account.account_id, "status_code": 500,
-                "error": error_body("internal_error", f"Unexpected failure ({exc.__class__.__name__}).")["error"]}
+        return bulk_item_json({"account_id": account.account_id, **exception_item(exc)})
 
 
 def _bulk_one_in_thread(account: AlpacaAccount, intent: OrderIntent, user_id: str, received_at: datetime) -> dict:
@@ -288,12 +285,13 @@ def orders_bulk_place(*, accounts: list[AlpacaAccount], intent: OrderIntent, use
         # Not the reserved opt- prefix: the client must be able to send it back.
         intent = intent.with_client_order_id(f"bulk-{uuid.uuid4().hex}")
     if not accounts:
-        return {"client_order_id": intent.client_order_id, "results": [], "summary": {"accounts": 0, "accepted": 0, "not_accepted": 0}}
+        return bulk_json({"client_order_id": intent.client_order_id, "results": [],
+                          "summary": {"accounts": 0, "accepted": 0, "not_accepted": 0}})
     if len(accounts) == 1 or not transaction.get_autocommit():
         results = [_bulk_one(a, intent, user_id, received_at) for a in accounts]
     else:
         with ThreadPoolExecutor(max_workers=min(BULK_WORKERS, len(accounts)), thread_name_prefix="bulk-order") as pool:
             results = list(pool.map(lambda a: _bulk_one_in_thread(a, intent, user_id, received_at), accounts))
     accepted = sum(1 for r in results if r["status_code"] < 400)
-    return {"client_order_id": intent.client_order_id, "results": results,
-            "summary": {"accounts": len(results), "accepted": accepted, "not_accepted": len(results) - accepted}}
+    return bulk_json({"client_order_id": intent.client_order_id, "results": results,
+                      "summary": {"accounts": len(results), "accepted": accepted, "not_accepted": len(results) - accepted}})

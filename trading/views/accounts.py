@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from accounts import broker as broker_seam
 
-from ..formatting import account_json, account_ref_json, position_json
+from ..formatting import account_json, position_json, position_list_json
 from ..permissions import HasAccountAccess, HasTrading
 from ..selectors import account_readable
 from ..serializers import AccountQuerySerializer, AccountSerializer, PositionListSerializer
@@ -43,5 +43,4 @@ class PositionsView(TradingAPIView):
         q.is_valid(raise_exception=True)
         account = account_readable(self.resolve_account(request))
         positions = broker_seam.broker_for(account).get_positions()
-        return Response({"account": account_ref_json(account),
-                         "positions": [position_json(p) for p in positions]})
+        return Response(position_list_json({"account": account, "positions": [position_json(p) for p in positions]}))

@@ -8,10 +8,10 @@ from rest_framework.response import Response
 
 from accounts import broker as broker_seam
 from accounts.broker import TIMEFRAMES, BrokerError, BrokerRejected
-from opitios.errors import ApplicationError
+from opitios.errors import ApplicationError, error_json
 
 from ..errors import broker_error_parts
-from ..formatting import bar_json, contract_json, quote_json
+from ..formatting import bar_json, bars_json, chain_json, contract_json, quote_batch_json, quote_json, quote_result_json
 from ..intents import occ_parse, stock_symbol_valid
 from ..permissions import MarketDataAccess
 from ..quote_source import rest_age_ms, streamed_quotes
@@ -52,7 +52,7 @@ def _batch(symbols: list[str], fetch, routing: dict) -> list[dict]:
     refuses the batch (one bad symbol), each symbol is fetched alone so a failing symbol does not fail
     the others."""
     streamed = streamed_quotes(symbols)
-    results = [{"symbol": s, "quote": _sourced(q, "stream", age)} for s, (q, age) in streamed.items()]
+    results = [quote_result_json({"symbol": s, "quote": _sourced(q, "stream", age)}) for s, (q, age) in streamed.items()]
     symbols = [s for s in symbols if s not in streamed]
     if not symbols:
         return results
@@ -70,12 +70,11 @@ def _batch(symbols: list[str], fetch, routing: dict) -> list[dict]:
         errors = {}
     for symbol in symbols:
         if symbol in quotes and quotes[symbol] is not None:
-            results.append({"symbol": symbol, "quote": _sourced(quotes[symbol], "rest", rest_age_ms(quotes[symbol]))})
+            results.append(quote_result_json({"symbol": symbol, "quote": _sourced(quotes[symbol], "rest", rest_age_ms(quotes[symbol]))}))
         elif symbol in errors:
-            code, message, details = broker_error_parts(errors[symbol])
-            results.append({"symbol": symbol, "error": {"code": code, "message": message, "details": details}})
+            results.append(quote_result_json({"symbol": symbol, "error": error_json(*broker_error_parts(errors[symbol]))}))
         else:
-            results.append({"symbol": symbol, "error": {"code": "not_found", "message": f"No quote for {symbol}.", "details": {}}})
+            results.append(quote_result_json({"symbol": symbol, "error": error_json("not_found", f"No quote for {symbol}.")}))
     return results
 
 
@@ -126,10 +125,10 @@ class StockQuotesBatchView(TradingAPIView):
         bad = [x for x in symbols if not stock_symbol_valid(x)]
         good = [x for x in symbols if stock_symbol_valid(x)]
         results = _batch(good, broker_seam.market_data().stock_quotes, _routing(s.validated_data)) if good else []
-        results += [{"symbol": x, "error": {"code": "invalid_symbol", "message": f"{x!r} is not a valid stock symbol.", "details": {}}}
+        results += [quote_result_json({"symbol": x, "error": error_json("invalid_symbol", f"{x!r} is not a valid stock symbol.")})
                     for x in bad]
         order = {x: i for i, x in enumerate(symbols)}
-        return Response({"results": sorted(results, key=lambda r: order[r["symbol"]])})
+        return Response(quote_batch_json({"results": sorted(results, key=lambda r: order[r["symbol"]])}))
 
 
 class StockBarsView(TradingAPIView):
@@ -145,7 +144,7 @@ class StockBarsView(TradingAPIView):
         start = d.get("start") or _default_start(d["timeframe"], d["limit"], d.get("end"))
         bars = broker_seam.market_data().stock_bars(symbol, timeframe=d["timeframe"], start=start, end=d.get("end"), limit=d["limit"],
                                                     **_routing(d))
-        return Response({"symbol": symbol, "timeframe": d["timeframe"], "bars": [bar_json(b) for b in bars[: d["limit"]]]})
+        return Response(bars_json({"symbol": symbol, "timeframe": d["timeframe"], "bars": [bar_json(b) for b in bars[: d["limit"]]]}))
 
 
 class OptionChainView(TradingAPIView):
@@ -160,7 +159,7 @@ class OptionChainView(TradingAPIView):
         d = q.validated_data
         contracts = broker_seam.market_data().option_chain(underlying, expiration_date=d.get("expiration_date"), option_type=d.get("type"),
                                                **_routing(d))
-        return Response({"underlying": underlying, "contracts": [c for c in (contract_json(x) for x in contracts) if c]})
+        return Response(chain_json({"underlying": underlying, "contracts": [c for c in (contract_json(x) for x in contracts) if c]}))
 
 
 class OptionQuotesBatchView(TradingAPIView):
@@ -178,7 +177,7 @@ class OptionQuotesBatchView(TradingAPIView):
         bad = [x for x in symbols if occ_parse(x) is None]
         good = [x for x in symbols if occ_parse(x) is not None]
         results = _batch(good, broker_seam.market_data().option_quotes, _routing(s.validated_data)) if good else []
-        results += [{"symbol": x, "error": {"code": "invalid_symbol", "message": f"{x!r} is not a compact OCC option symbol.", "details": {}}}
+        results += [quote_result_json({"symbol": x, "error": error_json("invalid_symbol", f"{x!r} is not a compact OCC option symbol.")})
                     for x in bad]
         order = {x: i for i, x in enumerate(symbols)}
-        return Response({"results": sorted(results, key=lambda r: order[r["symbol"]])})
+        return Response(quote_batch_json({"results": sorted(results, key=lambda r: order[r["symbol"]])}))

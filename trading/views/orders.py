@@ -13,7 +13,7 @@ from opitios.auth import token_user_id
 from opitios.errors import ApplicationError
 
 from ..errors import placement_response
-from ..formatting import account_ref_json
+from ..formatting import order_list_json
 from ..intents import STOCK, OrderIntent, client_intent_errors
 from ..models import Source
 from ..permissions import HasAccountAccess, HasBulkTrading, HasTrading
@@ -137,8 +137,7 @@ class OrdersView(TradingAPIView):
         d = q.validated_data
         account = account_readable(self.resolve_account(request))
         orders = broker_seam.broker_for(account).list_orders(status=d["status"], limit=d["limit"])
-        return Response({"account": account_ref_json(account),
-                         "orders": [broker_order_json(o) for o in orders]})
+        return Response(order_list_json({"account": account, "orders": [broker_order_json(o) for o in orders]}))
 
 
 class OrderDetailView(TradingAPIView):
@@ -210,7 +209,8 @@ class BulkOrderView(TradingAPIView):
         if named is not None:
             # account_id (query or body) is shorthand for a one-account subset; it must agree with account_ids
             if ids and set(ids) != {named}:
-                raise ApplicationError("account_id_conflict", f"account_id names {named} but account_ids lists {', '.join(ids[:20])}.", details={"account_id": named, "account_ids": ids[:20]})
+                raise ApplicationError("account_id_conflict", f"account_id names {named} but account_ids lists {', '.join(ids[:20])}.",
+                                       details={"account_id": named, "account_ids": ids[:20]})
             ids = [named]
         if ids:
             ids = list(dict.fromkeys(ids))
