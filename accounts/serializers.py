@@ -51,13 +51,3 @@ class PoolSerializer(serializers.Serializer):
     routing_strategy = serializers.CharField()
     budget_store = serializers.ChoiceField(choices=["shared", "process"])
     accounts = PoolAccountSerializer(many=True)
-
-
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.DictField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorBodySerializer()

@@ -3,8 +3,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import pool_statistics
-from accounts.serializers import ErrorSerializer, PoolSerializer
+from accounts.serializers import PoolSerializer
 from opitios.permissions import IsAdmin
+from opitios.serializers import ErrorResponseSerializer
 
 
 class PoolView(APIView):
@@ -19,9 +20,9 @@ class PoolView(APIView):
         tags=["admin"],
         responses={
             200: PoolSerializer,
-            401: OpenApiResponse(ErrorSerializer, description="Missing or invalid token (`invalid_token`, `not_authenticated`)."),
-            403: OpenApiResponse(ErrorSerializer, description="The token lacks the `admin` permission (`permission_denied`)."),
-            503: OpenApiResponse(ErrorSerializer, description="The database is unavailable (`database_unavailable`)."),
+            401: OpenApiResponse(ErrorResponseSerializer, description="Missing or invalid token (`invalid_token`, `not_authenticated`)."),
+            403: OpenApiResponse(ErrorResponseSerializer, description="The token lacks the `admin` permission (`permission_denied`)."),
+            503: OpenApiResponse(ErrorResponseSerializer, description="The database is unavailable (`database_unavailable`)."),
         },
     )
     def get(self, request):

@@ -21,10 +21,15 @@ class ErrorResponseSerializer(serializers.Serializer):
 
 
 class IsoDateTimeField(serializers.DateTimeField):
-    """A datetime as every response writes it: UTC ISO 8601 with microseconds and ``Z`` (``opitios.formats.iso``)."""
+    """A datetime as every response writes it: UTC ISO 8601 with microseconds (or ``timespec``) and ``Z``
+    (``opitios.formats.iso``)."""
+
+    def __init__(self, *, timespec: str = "microseconds", **kwargs) -> None:
+        self.timespec = timespec
+        super().__init__(**kwargs)
 
     def to_representation(self, value):
-        return iso(value)
+        return iso(value, self.timespec)
 
 
 def lean_renderer(serializer_class: type[serializers.Serializer], *, exclude: tuple[str, ...] = (),

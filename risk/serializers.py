@@ -1,6 +1,8 @@
 """Shapes of the trading-state API (docs/api.md, "Risk controls")."""
 from rest_framework import serializers
 
+from opitios.serializers import IsoDateTimeField, lean_renderer
+
 from .models import State
 
 
@@ -23,7 +25,7 @@ class ScopeStateSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=State.values)
     reason = serializers.CharField()
     changed_by = serializers.CharField()
-    changed_at = serializers.DateTimeField(allow_null=True)
+    changed_at = IsoDateTimeField(timespec="milliseconds", allow_null=True)
 
 
 class TradingStatesSerializer(serializers.Serializer):
@@ -34,3 +36,8 @@ class TradingStateChangeSerializer(serializers.Serializer):
     changed = serializers.BooleanField(help_text="False when the scope already had this state and reason.")
     old = ScopeStateSerializer()
     new = ScopeStateSerializer()
+
+
+scope_state_json = lean_renderer(ScopeStateSerializer)
+trading_states_json = lean_renderer(TradingStatesSerializer, prerendered=("states",))
+trading_state_change_json = lean_renderer(TradingStateChangeSerializer, prerendered=("old", "new"))

@@ -39,10 +39,6 @@ class ScopeState:
     changed_by: str = ""
     changed_at: datetime | None = None
 
-    def as_json(self) -> dict:
-        at = self.changed_at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if self.changed_at else None
-        return {"scope": self.scope, "state": self.state, "reason": self.reason, "changed_by": self.changed_by, "changed_at": at}
-
 
 @dataclass(frozen=True)
 class EffectiveState:

@@ -4,18 +4,25 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import AlpacaAccount
-from accounts.serializers import ErrorSerializer
 from opitios.auth import token_user_id
 from opitios.errors import ApplicationError
 from opitios.permissions import IsAdmin
+from opitios.serializers import ErrorResponseSerializer
 
-from .serializers import TradingStateChangeSerializer, TradingStateInSerializer, TradingStatesSerializer
+from .serializers import (
+    TradingStateChangeSerializer,
+    TradingStateInSerializer,
+    TradingStatesSerializer,
+    scope_state_json,
+    trading_state_change_json,
+    trading_states_json,
+)
 from .states import trading_state_set, trading_states_list
 
 _ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Malformed input (`validation_error`, `malformed_request`): scope, state and a reason are required."),
-    401: OpenApiResponse(ErrorSerializer, description="Missing or invalid token (`invalid_token`, `not_authenticated`)."),
-    403: OpenApiResponse(ErrorSerializer, description="The token lacks the `admin` permission (`permission_denied`)."),
+    400: OpenApiResponse(ErrorResponseSerializer, description="Malformed input (`validation_error`, `malformed_request`): scope, state and a reason are required."),
+    401: OpenApiResponse(ErrorResponseSerializer, description="Missing or invalid token (`invalid_token`, `not_authenticated`)."),
+    403: OpenApiResponse(ErrorResponseSerializer, description="The token lacks the `admin` permission (`permission_denied`)."),
 }
 
 
@@ -25,7 +32,7 @@ class TradingStateView(APIView):
     @extend_schema(operation_id="admin_trading_state_list", summary="Trading states (admin)", tags=["admin"],
                    responses={200: TradingStatesSerializer, **_ERRORS})
     def get(self, request):
-        return Response({"states": [s.as_json() for s in trading_states_list()]})
+        return Response(trading_states_json({"states": [scope_state_json(s) for s in trading_states_list()]}))
 
     @extend_schema(
         operation_id="admin_trading_state_set", summary="Set the global or an account's trading state (admin)", tags=["admin"],
@@ -34,7 +41,7 @@ class TradingStateView(APIView):
         "within 1 s.",
         request=TradingStateInSerializer,
         responses={200: TradingStateChangeSerializer, **_ERRORS,
-                   404: OpenApiResponse(ErrorSerializer, description="Unknown account (`account_not_found`).")},
+                   404: OpenApiResponse(ErrorResponseSerializer, description="Unknown account (`account_not_found`).")},
     )
     def post(self, request):
         s = TradingStateInSerializer(data=request.data)
@@ -47,4 +54,5 @@ class TradingStateView(APIView):
                 raise ApplicationError("account_not_found", f"Account {d['account_id']} does not exist.")
         change = trading_state_set(account=account, state=d["state"], reason=d["reason"], actor_type="admin",
                                    actor_id=token_user_id(request))
-        return Response({"changed": change.changed, "old": change.old.as_json(), "new": change.new.as_json()})
+        return Response(trading_state_change_json({"changed": change.changed, "old": scope_state_json(change.old),
+                                                   "new": scope_state_json(change.new)}))
