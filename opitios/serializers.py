@@ -50,13 +50,17 @@ def lean_renderer(serializer_class: type[serializers.Serializer], *, exclude: tu
         path = tuple(field.source.split("."))
         represent = _as_is if name in prerendered else field.to_representation
         plan.append((name, path[0] if len(path) == 1 else path, represent, name in omit))
-    dotted = any(isinstance(source, tuple) for _, source, _, _ in plan)
 
     def render(obj) -> dict:
-        get = obj.get if isinstance(obj, dict) else lambda attr: getattr(obj, attr, None)
+        is_dict = isinstance(obj, dict)
         out = {}
         for name, source, represent, omit_none in plan:
-            value = _walk(obj, source) if dotted and isinstance(source, tuple) else get(source)
+            if source.__class__ is tuple:
+                value = _walk(obj, source)
+            elif is_dict:
+                value = obj.get(source)
+            else:
+                value = getattr(obj, source, None)
             if value is None:
                 if not omit_none:
                     out[name] = None

@@ -51,3 +51,10 @@ class RoundedFloatField(serializers.FloatField):
 
     def to_representation(self, value):
         return round(float(value), self.decimals)
+
+
+class CentsField(serializers.CharField):
+    """An output amount to the cent, as a string (``"5000.00"``)."""
+
+    def to_representation(self, value):
+        return f"{value:.2f}"

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from opitios.serializers import ErrorDetailSerializer, IsoDateTimeField, lean_renderer
 
 from . import balance
-from .fields import RoundedFloatField
+from .fields import CentsField, RoundedFloatField
 from .intents import ORDER_CLASSES
 
 # --- order outputs -------------------------------------------------------------------------------
@@ -19,8 +19,8 @@ class BalanceCheckSerializer(serializers.Serializer):
     """A ``BalanceCheck`` (trading/balance.py), rendered by ``formatting.balance_check_json``."""
 
     status = serializers.ChoiceField(choices=balance.STATUSES)
-    cash = serializers.DecimalField(max_digits=None, decimal_places=2, coerce_to_string=True, allow_null=True)
-    minimum_balance = serializers.DecimalField(max_digits=None, decimal_places=2, coerce_to_string=True, allow_null=True)
+    cash = CentsField(allow_null=True)
+    minimum_balance = CentsField(allow_null=True)
     source = serializers.ChoiceField(choices=["snapshot", "live"], allow_null=True)
     age_seconds = RoundedFloatField(decimals=3, allow_null=True)
     fallback = serializers.BooleanField(required=False, help_text="Present (true) when the cash is an older fallback snapshot.")
