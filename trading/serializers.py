@@ -151,9 +151,8 @@ class QuickOrderQuerySerializer(serializers.Serializer):
 # --- account, positions ---------------------------------------------------------------------
 
 
+# Rendered from {"account": AlpacaAccount, "info": AccountInfo} (trading/formatting.py, account_json).
 class AccountSerializer(serializers.Serializer):
-    """Rendered from ``{"account": AlpacaAccount, "info": AccountInfo}`` (trading/formatting.py, ``account_json``)."""
-
     id = serializers.CharField(source="account.account_id")
     name = serializers.CharField(source="account.name", allow_blank=True)
     account_number = serializers.CharField(source="info.account_number")
@@ -166,9 +165,8 @@ class AccountSerializer(serializers.Serializer):
     equity = serializers.CharField(source="info.equity")
 
 
+# Rendered from a PositionValue (trading/formatting.py): the broker's position and the P/L computed from it.
 class PositionSerializer(serializers.Serializer):
-    """Rendered from a ``PositionValue`` (trading/formatting.py): the broker's position and the P/L computed from it."""
-
     symbol = serializers.CharField(source="position.symbol")
     asset_class = serializers.CharField(source="position.asset_class")
     side = serializers.CharField(source="position.side")
@@ -191,9 +189,8 @@ class PositionListSerializer(serializers.Serializer):
 # --- market data -----------------------------------------------------------------------------
 
 
+# A quote as the broker gives it (an option contract's quote in a chain); QuoteSerializer adds where it came from.
 class QuoteFieldsSerializer(serializers.Serializer):
-    """A quote as the broker gives it: an option contract's quote in a chain."""
-
     symbol = serializers.CharField()
     bid = serializers.CharField(allow_null=True)
     ask = serializers.CharField(allow_null=True)
@@ -287,9 +284,8 @@ class GreeksField(serializers.DictField):
         return {str(k): str(v) for k, v in value.items() if v is not None} if value else None
 
 
+# Rendered from {"contract": OptionContractQuote, "occ": occ_parse(symbol)} (trading/formatting.py).
 class OptionContractSerializer(serializers.Serializer):
-    """Rendered from ``{"contract": OptionContractQuote, "occ": occ_parse(symbol)}`` (trading/formatting.py)."""
-
     symbol = serializers.CharField(source="contract.symbol")
     underlying = serializers.CharField(source="occ.root")
     expiration_date = serializers.DateField(source="occ.expiration")

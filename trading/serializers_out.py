@@ -15,9 +15,8 @@ from .intents import ORDER_CLASSES
 # --- order outputs -------------------------------------------------------------------------------
 
 
+# A BalanceCheck (trading/balance.py), rendered by formatting.balance_check_json.
 class BalanceCheckSerializer(serializers.Serializer):
-    """A ``BalanceCheck`` (trading/balance.py), rendered by ``formatting.balance_check_json``."""
-
     status = serializers.ChoiceField(choices=balance.STATUSES)
     cash = CentsField(allow_null=True)
     minimum_balance = CentsField(allow_null=True)
