@@ -3,12 +3,14 @@ replay or refuse a key (docs/architecture.md, "The order pipeline")."""
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connections, transaction
 
 from accounts.broker import BrokerOrder
 from accounts.models import AlpacaAccount
+from opitios.db import insert
 from opitios.errors import ApplicationError
 from opitios.formats import num
 from opitios.request_timing import log_after_response
@@ -37,14 +39,15 @@ def _retryable(record: OrderRecord) -> bool:
 
 
 def _claim(**values) -> OrderRecord:
+    record = OrderRecord(**values)
     if transaction.get_autocommit():
         connection = connections[OrderRecord.objects.db]
-        if connection.vendor == "postgresql":
-            with connection.execute_wrapper(_commit_unflushed):
-                return OrderRecord.objects.create(**values)
-        return OrderRecord.objects.create(**values)  # one statement, committed on its own
+        with connection.execute_wrapper(_commit_unflushed) if connection.vendor == "postgresql" else nullcontext():
+            insert(record)  # one statement, committed on its own
+        return record
     with transaction.atomic():  # a savepoint in the caller's transaction
-        return OrderRecord.objects.create(**values)
+        insert(record)
+    return record
 
 
 def _commit_unflushed(execute, sql, params, many, context):
