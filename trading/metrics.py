@@ -6,11 +6,19 @@ its commit, without a call in the order path.
 """
 from __future__ import annotations
 
+import time
+
 from accounts.models import AlpacaAccount
 from audit.models import AuditEvent
 from audit.services import observe
 from opitios import metrics
 from opitios.alerts import alert_raise, alert_resolve
+
+# An accepted order resolves its account's balance alert. This process skips the shared cache's read
+# (a round trip per order) for QUIET_SECONDS after it found the alert not raised, or resolved it; a
+# raise it observes itself ends the pause. One raised by another process is resolved at most that late.
+QUIET_SECONDS = 5.0
+_quiet_until: dict[int | None, float] = {}
 
 ORDER_ACTIONS = {"order.submitted": "accepted", "order.refused": "refused", "order.rejected": "rejected", "order.failed": "failed"}
 
@@ -32,11 +40,13 @@ def order_observed(event: AuditEvent) -> None:
         value = _seconds(timing.get(key))
         if value is not None:
             histogram.labels(source, account_type).observe(value)
-    if outcome == "accepted":
+    if outcome == "accepted" and _quiet_until.get(event.account_id, 0.0) <= time.monotonic():
         alert_resolve(f"balance_unverified:{event.account_id}")  # by pk: no query on the order path
+        _quiet_until[event.account_id] = time.monotonic() + QUIET_SECONDS
 
 
 def balance_unverified(event: AuditEvent) -> None:
+    _quiet_until.pop(event.account_id, None)
     account_id = _account_id(event)
     alert_raise(f"balance_unverified:{event.account_id}", f"balance unverified for account {account_id}",
                 "An order went ahead (or was refused) without a fresh balance: Alpaca's account endpoint did not answer in time.")

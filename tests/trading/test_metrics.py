@@ -109,3 +109,29 @@ def test_upstream_429s_are_counted(live):  # noqa: F811
     assert value(after, "opitios_upstream_429_total", account="other") - value(before, "opitios_upstream_429_total", account="other") == 1
     assert value(after, "opitios_upstream_calls_total", account="other", result="error") > value(
         before, "opitios_upstream_calls_total", account="other", result="error")
+
+
+def test_an_accepted_order_resolves_the_balance_alert_then_skips_the_read_for_a_while(monkeypatch):
+    from audit.models import AuditEvent
+    from opitios.alerts import alert_active
+    from trading import metrics as order_metrics
+
+    monkeypatch.setattr(order_metrics, "_quiet_until", {})
+    reads = []
+    real = order_metrics.alert_resolve
+    monkeypatch.setattr(order_metrics, "alert_resolve", lambda key, *a: (reads.append(key), real(key, *a)))
+    accepted = AuditEvent(action="order.submitted", account_id=4242, data={"source": "api", "account_type": "paper"})
+    unverified = AuditEvent(action="balance.unverified", account_id=4242, data={})
+
+    order_metrics.balance_unverified(unverified)
+    assert alert_active("balance_unverified:4242")
+    order_metrics.order_observed(accepted)
+    assert not alert_active("balance_unverified:4242") and len(reads) == 1
+    order_metrics.order_observed(accepted)  # within QUIET_SECONDS: no read of the shared cache
+    assert len(reads) == 1
+    order_metrics.balance_unverified(unverified)  # a raise this process sees ends the pause
+    order_metrics.order_observed(accepted)
+    assert not alert_active("balance_unverified:4242") and len(reads) == 2
+    monkeypatch.setattr(order_metrics, "_quiet_until", {4242: 0.0})  # the pause over: read again
+    order_metrics.order_observed(accepted)
+    assert len(reads) == 3
