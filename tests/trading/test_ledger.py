@@ -213,3 +213,21 @@ def test_a_failed_batch_is_written_one_by_one_and_fails_only_its_account(demo_ac
     outcomes = handling.updates_handle([(a, [good]), (b, [bad])])
     assert outcomes[0] is None and isinstance(outcomes[1], Exception)
     assert list(OrderEvent.objects.values_list("broker_order_id", flat=True)) == ["b-1"]
+
+
+def test_a_failing_sell_bot_step_after_the_batch_fails_only_its_account(demo_accounts, monkeypatch):
+    from lifecycle import handling
+
+    a, b = demo_accounts["account_001"], demo_accounts["account_002"]
+    after_write = handling._after_write
+
+    def refuse(account, recorded, order):
+        if account == b:
+            raise RuntimeError("position step failed")
+        after_write(account, recorded, order)
+
+    monkeypatch.setattr(handling, "_after_write", refuse)
+    outcomes = handling.updates_handle([(b, [_update("new", {**_order("new"), "id": "b-9", "client_order_id": "ext-9"})]),
+                                        (a, [_update("new", _order("new"))])])
+    assert isinstance(outcomes[0], RuntimeError) and outcomes[1] is None
+    assert OrderEvent.objects.count() == 2  # the ledger committed both; the stream of b reconnects and reconciles
