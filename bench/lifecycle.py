@@ -5,8 +5,10 @@ and the listener's memory per connected account.
 
 Runs in a throwaway test database (``test_<name>``, created, migrated and dropped), against its own alpacasim
 (clock forced open). The listener runs in this process, as ``listen_trade_updates`` runs it; market orders
-are sent straight to alpacasim, one after the other across the accounts. A fill's latency is taken when its
-write has committed (the listener's handler returned), from the broker's ``timestamp`` of the event.
+are sent straight to alpacasim, one after the other across the accounts, by a separate process (the load
+generator must not share the listener's interpreter lock: ``listen_trade_updates`` runs alone in its process). A fill's latency is taken when the
+listener's batch holding it has committed (``handling.updates_handle`` returned), from the broker's
+``timestamp`` of the event.
 Memory per account: this process's RSS once every stream is connected and reconciled, less its RSS before
 the listener started, divided by the accounts. Prints JSON.
 """
@@ -15,11 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import sys
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,6 +34,20 @@ def _rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _submit(paper_url: str, n_accounts: int, n_orders: int) -> None:
+    """The order flow, in its own process: alpacasim's REST order route, as alpaca-py calls it."""
+    import httpx
+
+    from alpacasim.accounts import generated_credentials
+
+    with httpx.Client(base_url=paper_url, timeout=30) as client:
+        for i in range(n_orders):
+            key, secret = generated_credentials(1 + i % n_accounts)
+            client.post("/v2/orders", headers={"APCA-API-KEY-ID": key, "APCA-API-SECRET-KEY": secret}, json={
+                "symbol": "AAPL", "side": "buy", "type": "market", "time_in_force": "day", "qty": "1",
+                "client_order_id": f"bench-{i}"}).raise_for_status()
 
 
 def main() -> None:
@@ -52,7 +68,7 @@ def main() -> None:
 
     from accounts import broker as broker_seam
     from accounts import crypto
-    from accounts.broker import OrderRequest, broker_for
+    from accounts.broker import broker_for
     from accounts.models import AlpacaAccount
     from alpacasim.accounts import generated_credentials
     from lifecycle import handling, listener
@@ -64,16 +80,19 @@ def main() -> None:
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     latencies: list[float] = []
     delivery: list[float] = []
-    original = handling.update_handle
+    original = handling.updates_handle
 
-    def timed(*, account, update):
-        done = original(account=account, update=update)
-        if update.event == "fill" and not done.duplicate:
-            latencies.append((time.time() - update.timestamp.timestamp()) * 1000)
-            delivery.append((update.received_at - update.timestamp).total_seconds() * 1000)
-        return done
+    def timed(groups):
+        outcomes = original(groups)
+        done = time.time()  # the batch has committed (and the sell bot's side of its fills run)
+        for (_, updates), error in zip(groups, outcomes, strict=True):
+            for update in updates:
+                if update.event == "fill" and error is None:
+                    latencies.append((done - update.timestamp.timestamp()) * 1000)
+                    delivery.append((update.received_at - update.timestamp).total_seconds() * 1000)
+        return outcomes
 
-    listener.update_handle = timed
+    listener.updates_handle = timed
     try:
         with SimServer(config=None, accounts=n_accounts, seed=11, rate_limit=False, extra_args=["--clock", "open"]) as sim:
             settings.ALPACA_PAPER_URL, settings.ALPACA_LIVE_URL, settings.ALPACA_DATA_URL = sim.paper_url, sim.live_url, sim.data_url
@@ -106,10 +125,9 @@ def main() -> None:
                 time.sleep(0.2)
             connect_s = time.monotonic() - started
             per_account_kb = (_rss_mb() - before) * 1024 / n_accounts
-            for i in range(n_orders):
-                account = accounts[i % n_accounts]
-                broker_for(account).submit_order(OrderRequest(symbol="AAPL", side="buy", type="market", time_in_force="day",
-                                                              client_order_id=f"bench-{i}", qty=Decimal(1)))
+            submitter = multiprocessing.get_context("spawn").Process(target=_submit, args=(sim.paper_url, n_accounts, n_orders))
+            submitter.start()
+            submitter.join(timeout=120)
             deadline = time.monotonic() + 60
             while len(latencies) < n_orders and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -117,7 +135,7 @@ def main() -> None:
             thread.join(timeout=30)
             broker_seam.reset_pool()
     finally:
-        listener.update_handle = original
+        listener.updates_handle = original
         connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
     print(json.dumps({
         "accounts": n_accounts, "orders": n_orders, "fills_recorded": len(latencies), "connect_all_s": round(connect_s, 2),

@@ -98,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     samples, interval = (3 if args.smoke else args.samples), args.check_interval
     symbols = _symbols(2 * samples)
-    processes = ("web", "worker", "beat", "listener", "ws", *(("hub",) if os.environ.get("REDIS_URL") else ()))
+    processes = ("web", "worker", "ticks", "beat", "listener", "ws", *(("hub",) if os.environ.get("REDIS_URL") else ()))
     with tempfile.TemporaryDirectory(prefix="bench-tick-exit-") as tmp, SimServer(seed=5) as sim:
         root = Path(tmp)
         sim.set_clock(is_open=True)

@@ -11,6 +11,11 @@
 - Each stream reconnects with exponential backoff and full jitter, and reconciles its account over REST on
   every connection (the first included: a restart is a gap too) before it reads events. An event that cannot
   be written drops the connection, so the reconcile after it recovers the event.
+- Writes: each stream's reader queues its events; the account's loop hands everything queued to one
+  writer, which commits whatever all accounts have waiting as one ledger transaction
+  (``handling.updates_handle``) while the next batch gathers. A burst of fills thus costs one commit and
+  one database round trip per statement, not one transaction per event queued behind the others on the
+  thread pool (bench.lifecycle). An account's events keep their order: its loop awaits its batch.
 - Health: every poll the shard's figures go to the cache (``lifecycle:shard:<index>``), read by
   ``/health/detailed``.
 """
@@ -23,6 +28,7 @@ import random
 import socket
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -37,13 +43,15 @@ from accounts.broker.trade_stream import StreamTarget, TradeStream, stream_targe
 from accounts.models import AlpacaAccount
 from opitios.logging import register_secrets
 
-from .handling import account_reconcile, update_handle
+from .handling import account_reconcile, updates_handle
 
 logger = logging.getLogger("opitios.lifecycle")
 
 LEASE_SECONDS = 15.0
 BACKOFF_BASE, BACKOFF_CAP = 0.5, 30.0
 STATE_TTL = 30
+MAX_BATCH_EVENTS = 500  # per ledger transaction; more waiting goes into the next one
+READ_AHEAD = 1000  # events a stream's reader queues before it waits for the writer
 
 
 def shard_key(index: int) -> str:
@@ -68,6 +76,43 @@ class StreamState:
     errors: list[str] = field(default_factory=list)
 
 
+class LedgerWriter:
+    """One batch in flight at a time: what accumulates while it commits is the next batch (group commit)."""
+
+    def __init__(self, sync) -> None:
+        self._sync = sync
+        self._waiting: deque[tuple[AlpacaAccount, list, asyncio.Future]] = deque()
+        self._wake = asyncio.Event()
+        self.batches = 0
+
+    async def write(self, account: AlpacaAccount, updates: list) -> None:
+        """Once ``updates`` have committed; raises what stopped them."""
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((account, updates, done))
+        self._wake.set()
+        error = await done
+        if error is not None:
+            raise error
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                batch, n = [], 0
+                while self._waiting and (not batch or n + len(self._waiting[0][1]) <= MAX_BATCH_EVENTS):
+                    batch.append(self._waiting.popleft())
+                    n += len(batch[-1][1])
+                try:
+                    outcomes = await self._sync(updates_handle, [(account, updates) for account, updates, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - the database away: every stream in the batch reconnects
+                    outcomes = [exc] * len(batch)
+                self.batches += 1
+                for (_, _, done), outcome in zip(batch, outcomes, strict=True):
+                    if not done.done():  # a stream stopped meanwhile
+                        done.set_result(outcome)
+
+
 class Listener:
     def __init__(self, *, shard_index: int = 0, shard_count: int = 1, poll_seconds: float | None = None, threads: int = 8) -> None:
         if not 0 <= shard_index < shard_count:
@@ -82,6 +127,7 @@ class Listener:
         self._seen: tuple | None = None
         self._stop = asyncio.Event()
         self.holds_lease = False
+        self.writer = LedgerWriter(self._sync)
 
     # --- threads (Django ORM, REST) ----------------------------------------------------------
     async def _sync(self, fn, /, *args, **kwargs):
@@ -151,10 +197,7 @@ class Listener:
                     # Listening already, so nothing new is missed; connected once the gap is reconciled.
                     state.recovered += await self._sync(account_reconcile, account=self._accounts[target.pk])
                     state.connected, state.connected_at, attempt = True, time.time(), 0
-                    async for update in stream.updates():
-                        state.last_event_at = time.time()
-                        await self._sync(update_handle, account=self._accounts[target.pk], update=update)
-                        state.events += 1
+                    await self._write_from(stream, state)
             except asyncio.CancelledError:
                 raise
             except BrokerRejected as exc:
@@ -171,6 +214,34 @@ class Listener:
             except TimeoutError:
                 pass
             attempt += 1
+
+    async def _write_from(self, stream: TradeStream, state: StreamState) -> None:
+        """Until the stream ends: everything its reader queued since the last write, written as one."""
+        queue: asyncio.Queue = asyncio.Queue(READ_AHEAD)
+        reader = asyncio.create_task(self._read(stream, queue))
+        try:
+            while True:
+                batch = [await queue.get()]
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                updates = [u for u in batch if not isinstance(u, Exception)]
+                if updates:
+                    state.last_event_at = time.time()
+                    await self.writer.write(self._accounts[state.target.pk], updates)
+                    state.events += len(updates)
+                if isinstance(batch[-1], Exception):  # the reader's last item: how the stream ended
+                    raise batch[-1]
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    @staticmethod
+    async def _read(stream: TradeStream, queue: asyncio.Queue) -> None:
+        try:
+            async for update in stream.updates():
+                await queue.put(update)
+        except Exception as exc:  # noqa: BLE001 - handed to the loop, which raises it after the events before it
+            await queue.put(exc)
 
     def _start(self, target: StreamTarget) -> None:
         state = self.streams[target.pk] = StreamState(target)
@@ -220,6 +291,7 @@ class Listener:
 
     async def run(self) -> None:
         logger.info("trade-updates listener shard %s/%s node=%s", self.shard_index, self.shard_count, self.node)
+        writer = asyncio.create_task(self.writer.run(), name="trade-updates-writer")
         try:
             while not self._stop.is_set():
                 try:
@@ -234,6 +306,8 @@ class Listener:
         finally:
             for pk in list(self.streams):
                 await self._stop_stream(pk)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
             await self._sync(self._release)
             await self._sync(cache.delete, shard_key(self.shard_index))  # a stopped shard reports as missing
             await self._close_connections()

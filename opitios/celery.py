@@ -37,8 +37,20 @@ def _lower_cpu_priority(**kwargs):
     """Before the pool forks, so every pool process inherits it (settings.OPITIOS_WORKER_NICE)."""
     from django.conf import settings
 
-    if settings.OPITIOS_WORKER_NICE > 0:
+    if settings.OPITIOS_WORKER_NICE > 0 and not _consumes_only_ticks(sys.argv):
         os.nice(settings.OPITIOS_WORKER_NICE)
+
+
+def _consumes_only_ticks(argv: list[str]) -> bool:
+    """The ticks worker (``-Q ticks``) keeps its priority: a tick-driven exit is latency-bound, and its
+    work is bounded (one evaluation per symbol per tick_eval_interval_ms, docs/streaming.md)."""
+    from django.conf import settings
+
+    for i, arg in enumerate(argv):
+        queues = argv[i + 1] if arg in ("-Q", "--queues") and i + 1 < len(argv) else arg.partition("=")[2] if arg.startswith("--queues=") else None
+        if queues is not None:
+            return queues.split(",") == [settings.TICK_QUEUE]
+    return False
 
 
 @worker_init.connect

@@ -73,7 +73,7 @@ def main() -> int:
         os.environ.setdefault("ALPACA_DATA_URL", sim_url)
     flower = bool(os.environ.get("REDIS_URL"))
     hub = bool(os.environ.get("REDIS_URL"))  # without Redis the ws process hosts the hub
-    processes = ((["sim"] if sim else []) + ["web", "ws", "worker", "beat", "listener"] + (["hub"] if hub else [])
+    processes = ((["sim"] if sim else []) + ["web", "ws", "worker", "ticks", "beat", "listener"] + (["hub"] if hub else [])
                  + (["flower"] if flower else []))
 
     _manage("migrate", "--noinput", "--verbosity", "0")

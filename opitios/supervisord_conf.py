@@ -23,7 +23,7 @@ START_RETRIES = 20
 # Longer than each process's own graceful bound: gunicorn's GUNICORN_GRACEFUL_TIMEOUT (20 s) and the
 # worker's warm shutdown. Beat and Flower stop in a second on a quiet host, but took over 10 s on a
 # 2-core host at load 15 (beat 21 s): a SIGKILL there only loses beat's schedule sync.
-STOP_WAIT_SECONDS = {"web": 25, "worker": 30}
+STOP_WAIT_SECONDS = {"web": 25, "worker": 30, "ticks": 30}
 DEFAULT_STOP_WAIT_SECONDS = 30
 
 
@@ -33,6 +33,8 @@ def commands(py: str, ports: dict[str, str]) -> dict[str, list[str]]:
         "sim": [py, "-m", "alpacasim", "--host", "127.0.0.1", "--port", ports["sim"], "--config", "alpacasim/demo.yml"],
         "web": [py, "-m", "gunicorn", "opitios.wsgi", "-c", "opitios/gunicorn.conf.py"],
         "worker": [py, "-m", "celery", "-A", "opitios", "worker", "-l", "INFO", "-n", "worker@%h"],
+        # Tick-driven exits only (docs/streaming.md): never queued behind the sweep's checks.
+        "ticks": [py, "-m", "celery", "-A", "opitios", "worker", "-l", "INFO", "-Q", "ticks", "-n", "ticks@%h"],
         "beat": [py, "-m", "celery", "-A", "opitios", "beat", "-l", "INFO"],
         "ws": [py, "-m", "streaming.serve"],  # /ws/market-data; on embedded defaults it hosts the hub too
         "hub": [py, "manage.py", "run_hub"],  # with Redis: the hub (leader-locked) as its own process

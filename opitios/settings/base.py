@@ -274,6 +274,10 @@ CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Tick-driven exits have their own queue and worker (`celery worker -Q ticks`, docs/streaming.md): on the
+# shared queue a tick_check waited behind the sweep's checks (bench.tick_exit). Other workers do not consume it.
+TICK_QUEUE = "ticks"
+CELERY_TASK_ROUTES = {"sellbot.tick_check": {"queue": TICK_QUEUE}}
 # Pool processes of one worker (the sell-sweep benchmark measures 2). Prefork, not threads: only
 # prefork enforces the hard time limits the sell bot's lock TTL is sized against (sellbot/services/account_check.py).
 CELERY_WORKER_CONCURRENCY = env.int("OPITIOS_WORKER_CONCURRENCY", default=2)

@@ -49,7 +49,7 @@ def test_make_run_serves_and_stops_every_child_on_ctrl_c(tmp_path, settings):
             assert proc.poll() is None, f"make run exited ({proc.returncode}):\n{output()}"
             assert time.monotonic() < deadline, f"the web process never answered:\n{output()}"
             time.sleep(0.3)
-        expected = {"web", "ws", "worker", "beat", "listener"} | ({"flower", "hub"} if settings.REDIS_URL else set())
+        expected = {"web", "ws", "worker", "ticks", "beat", "listener"} | ({"flower", "hub"} if settings.REDIS_URL else set())
         deadline = time.monotonic() + 20
         while not all(f"success: {name} entered RUNNING state" in output() for name in expected):
             assert time.monotonic() < deadline, output()

@@ -185,6 +185,8 @@ class Stack:
             return [PY, "-m", "gunicorn", "opitios.wsgi", "-c", "opitios/gunicorn.conf.py"]
         if name.startswith("worker"):  # worker, worker2, ...: one Celery node each
             return [PY, "-m", "celery", "-A", "opitios", "worker", "-l", "INFO", "-n", f"{self.node_prefix(name)}@%h"]  # pool size: settings
+        if name == "ticks":  # the tick-driven exits' own worker (docs/streaming.md)
+            return [PY, "-m", "celery", "-A", "opitios", "worker", "-l", "INFO", "-Q", "ticks", "-n", f"{self.node_prefix(name)}@%h"]
         if name == "beat":
             return [PY, "-m", "celery", "-A", "opitios", "beat", "-l", "INFO", "--pidfile", str(self.root / "beat.pid")]
         if name == "ws":  # /ws/market-data (and the hub itself on embedded defaults)
@@ -219,7 +221,7 @@ class Stack:
         def ready(n: str) -> bool:
             if n.startswith("web"):
                 return self.get("/api/v1/health", timeout=1, web=n)[0] == 200
-            if n.startswith("worker"):
+            if n.startswith("worker") or n == "ticks":
                 return self.node_name(n) in self.ping_workers()
             return checks.get(n, lambda: True)()  # a standby (hub2, listener2) has nothing to show
 

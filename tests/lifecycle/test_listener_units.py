@@ -38,3 +38,32 @@ def test_one_node_holds_a_shard_lease_until_it_releases(settings):
     first._release()
     assert second._lease() and not first._lease()
     second._release()
+
+
+def test_the_writer_commits_what_waits_as_one_batch_and_reports_failures_to_every_stream():
+    import asyncio
+
+    from lifecycle.listener import LedgerWriter
+
+    async def scenario(fail: bool):
+        calls = []
+
+        async def sync(fn, groups):  # stands in for the thread hop to handling.updates_handle
+            calls.append([(account, list(updates)) for account, updates in groups])
+            await asyncio.sleep(0.01)
+            if fail:
+                raise ConnectionError("database away")
+            return [ValueError("bad event") if account == "b" else None for account, _ in groups]
+
+        writer = LedgerWriter(sync)
+        task = asyncio.create_task(writer.run())
+        results = await asyncio.gather(writer.write("a", [1]), writer.write("a2", [2, 3]), writer.write("b", [4]),
+                                       return_exceptions=True)
+        task.cancel()
+        return calls, results
+
+    calls, results = asyncio.run(scenario(fail=False))
+    assert calls == [[("a", [1]), ("a2", [2, 3]), ("b", [4])]]  # everything waiting: one batch
+    assert results[:2] == [None, None] and isinstance(results[2], ValueError)  # only the bad account fails
+    _, results = asyncio.run(scenario(fail=True))
+    assert all(isinstance(r, ConnectionError) for r in results)  # every stream of the batch reconnects

@@ -20,8 +20,9 @@ RULES = {"profit_rate": 1.5, "stop_loss_rate": 0.8}
 
 
 def processes(*names: str) -> tuple[str, ...]:
-    # With Redis the hub is its own process; on embedded defaults the ws process hosts it.
-    return (*names, "ws", "hub") if os.environ.get("REDIS_URL") else (*names, "ws")
+    # With Redis the hub is its own process; on embedded defaults the ws process hosts it. The ticks worker
+    # runs the tick evaluations (their own queue).
+    return (*names, "ticks", "ws", "hub") if os.environ.get("REDIS_URL") else (*names, "ticks", "ws")
 
 
 def sells(sim) -> list[dict]:  # noqa: F811

@@ -149,3 +149,85 @@ def test_open_order_ids_are_the_accepted_orders_whose_status_is_not_final(demo_a
     make(21, "accepted", "new", "")  # no broker id: nothing to ask the broker about
     make(22, "accepted", "new", "bo-other", acct=other)
     assert sorted(ledger.open_order_ids(account=account)) == ["bo-dfd", "bo-new", "bo-partial"]
+
+
+def _rows():
+    events = sorted((e.broker_order_id, e.event, e.dedupe_key, e.qty, e.order_filled_qty) for e in OrderEvent.objects.all())
+    records = sorted((r.broker_order_id, r.source, r.broker_status, r.filled_qty, r.filled_avg_price, r.first_fill_ms, r.last_fill_ms)
+                     for r in OrderRecord.objects.all())
+    audits = sorted((a.action, a.object_id != "") for a in AuditEvent.objects.filter(actor_id="trade_updates"))
+    return events, records, audits
+
+
+def _burst(accounts):
+    """Two accounts' events as a stream delivers them, one order's events twice (a redelivery)."""
+    a, b = accounts
+    first, second = _order("new"), {**_order("new"), "id": "b-2", "client_order_id": "ext-2"}
+    return [
+        (a, _update("new", first)),
+        (b, _update("new", second)),
+        (a, _update("partial_fill", _order("partially_filled", "4", "1.00"), T0 + timedelta(seconds=1), qty="4", price="1.00",
+                    execution_id="x1")),
+        (a, _update("partial_fill", _order("partially_filled", "4", "1.00"), T0 + timedelta(seconds=1), qty="4", price="1.00",
+                    execution_id="x1")),
+        (b, _update("canceled", {**second, "status": "canceled"}, T0 + timedelta(seconds=1))),
+        (a, _update("fill", _order("filled", "10", "0.982"), T0 + timedelta(seconds=2), qty="6", price="0.97", execution_id="x2")),
+    ]
+
+
+def test_a_batch_records_what_the_events_one_by_one_record(demo_accounts):
+    """The listener's batch (one transaction, a fixed number of statements) against the single-event path."""
+    from audit.chain import verify_chain
+
+    accounts = demo_accounts["account_001"], demo_accounts["account_002"]
+    one_by_one = [ledger.trade_update_record(account=acc, update=u) for acc, u in _burst(accounts)]
+    expected = _rows()
+    OrderEvent.objects.all().delete()
+    OrderRecord.objects.all().delete()
+    before = AuditEvent.objects.count()  # the chain is append-only: count the batch's own appends
+    batched = ledger.trade_updates_record(list(_burst(accounts)))
+    assert [r.duplicate for r in batched] == [r.duplicate for r in one_by_one] == [False, False, False, True, False, False]
+    assert [r.filled for r in batched] == [Decimal(0), Decimal(0), Decimal(4), Decimal(0), Decimal(0), Decimal(6)]
+    events, records, _ = _rows()
+    assert (events, records) == expected[:2]
+    assert AuditEvent.objects.count() - before == 3  # partially_filled, canceled, filled
+    assert verify_chain().ok
+    again = ledger.trade_updates_record(list(_burst(accounts)))  # a redelivered burst records nothing
+    assert all(r.duplicate for r in again) and _rows()[:2] == expected[:2]
+
+
+def test_a_failed_batch_is_written_one_by_one_and_fails_only_its_account(demo_accounts, monkeypatch):
+    from lifecycle import handling
+
+    a, b = demo_accounts["account_001"], demo_accounts["account_002"]
+    good = _update("new", _order("new"))
+    bad = _update("new", {**_order("new"), "id": "b-9", "client_order_id": "ext-9"})
+    event_row = ledger._event_row
+
+    def refuse(account, record, order, **fields):  # the database refusing this one event's row
+        if order.id == "b-9":
+            raise ValueError("refused")
+        return event_row(account, record, order, **fields)
+
+    monkeypatch.setattr(ledger, "_event_row", refuse)
+    outcomes = handling.updates_handle([(a, [good]), (b, [bad])])
+    assert outcomes[0] is None and isinstance(outcomes[1], Exception)
+    assert list(OrderEvent.objects.values_list("broker_order_id", flat=True)) == ["b-1"]
+
+
+def test_a_failing_sell_bot_step_after_the_batch_fails_only_its_account(demo_accounts, monkeypatch):
+    from lifecycle import handling
+
+    a, b = demo_accounts["account_001"], demo_accounts["account_002"]
+    after_write = handling._after_write
+
+    def refuse(account, recorded, order):
+        if account == b:
+            raise RuntimeError("position step failed")
+        after_write(account, recorded, order)
+
+    monkeypatch.setattr(handling, "_after_write", refuse)
+    outcomes = handling.updates_handle([(b, [_update("new", {**_order("new"), "id": "b-9", "client_order_id": "ext-9"})]),
+                                        (a, [_update("new", _order("new"))])])
+    assert isinstance(outcomes[0], RuntimeError) and outcomes[1] is None
+    assert OrderEvent.objects.count() == 2  # the ledger committed both; the stream of b reconnects and reconciles
