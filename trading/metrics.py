@@ -12,6 +12,8 @@ from audit.services import observe
 from opitios import metrics
 from opitios.alerts import alert_raise, alert_resolve
 
+from . import balance as bal
+
 ORDER_ACTIONS = {"order.submitted": "accepted", "order.refused": "refused", "order.rejected": "rejected", "order.failed": "failed"}
 
 
@@ -32,7 +34,8 @@ def order_observed(event: AuditEvent) -> None:
         value = _seconds(timing.get(key))
         if value is not None:
             histogram.labels(source, account_type).observe(value)
-    if outcome == "accepted":
+    balance = ((data.get("checks") or {}).get("balance") or {}).get("status")
+    if outcome == "accepted" and balance != bal.UNVERIFIED:  # an order that went ahead unverified resolves nothing
         alert_resolve(f"balance_unverified:{event.account_id}")  # by pk: no query on the order path
 
 
