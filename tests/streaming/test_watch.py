@@ -40,7 +40,7 @@ def check() -> dict[str, str]:
     return tasks.watch.apply().get()  # by Celery, as beat sends it
 
 
-def test_a_dead_hub_alerts_once_past_the_threshold_and_resolves_once(watching, receiver):
+def test_a_dead_hub_alerts_once_past_the_threshold_and_resolves_once(watching, receiver):  # noqa: F811
     holds = watching
     AlpacaAccountFactory(paper_trading=True)
     assert check() == {"hub": "down"}  # no status at all: down since this first look
@@ -60,14 +60,14 @@ def test_a_dead_hub_alerts_once_past_the_threshold_and_resolves_once(watching, r
     assert cache.get(alerts.SINCE_PREFIX + "stream_down:hub") is None
 
 
-def test_a_hub_that_stopped_publishing_is_down_since_its_last_status(watching, receiver):
+def test_a_hub_that_stopped_publishing_is_down_since_its_last_status(watching, receiver):  # noqa: F811
     AlpacaAccountFactory(paper_trading=True)
     status.lastvalue.put(status.STATUS_KEY, {"leader": "node:1", "updated_at": time.time() - THRESHOLD - 5, "feeds": {}})
     assert check() == {"hub": "down"}
     assert [m["title"] for m in receiver.wait(1)] == ["[Opitios] market-data stream down: hub"]
 
 
-def test_a_feed_counts_from_when_it_dropped_and_only_that_feed_alerts(watching, receiver):
+def test_a_feed_counts_from_when_it_dropped_and_only_that_feed_alerts(watching, receiver):  # noqa: F811
     holds = watching
     AlpacaAccountFactory(paper_trading=True)
     publish(option={"connected": False, "down_since": time.time() - 5})
@@ -82,7 +82,7 @@ def test_a_feed_counts_from_when_it_dropped_and_only_that_feed_alerts(watching, 
     assert titles == ["[Opitios] market-data stream down: option:indicative", "[Opitios] resolved: market-data stream down: option:indicative"]
 
 
-def test_reconnects_within_the_threshold_never_alert(watching, receiver):
+def test_reconnects_within_the_threshold_never_alert(watching, receiver):  # noqa: F811
     """Outside market hours a subscribed feed stalls and reconnects every stall_seconds: each drop counts anew."""
     AlpacaAccountFactory(paper_trading=True)
     for _ in range(3):
@@ -95,7 +95,7 @@ def test_reconnects_within_the_threshold_never_alert(watching, receiver):
     assert not alerts.alert_active("stream_down:stock:iex") and receiver.delivered() == []
 
 
-def test_a_feed_the_hub_never_started_is_down_when_the_configured_stream_account_is_missing(watching, receiver, tmp_path):
+def test_a_feed_the_hub_never_started_is_down_when_the_configured_stream_account_is_missing(watching, receiver, tmp_path):  # noqa: F811
     path = tmp_path / "secrets.yml"
     config = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump({**config, "market_data": {"stream_account": "acct_gone"}}))
@@ -108,7 +108,7 @@ def test_a_feed_the_hub_never_started_is_down_when_the_configured_stream_account
     assert "no enabled account to stream with" in messages[0]["message"]
 
 
-def test_nothing_is_expected_without_an_account_to_stream_with(watching, receiver):
+def test_nothing_is_expected_without_an_account_to_stream_with(watching, receiver):  # noqa: F811
     holds = watching
     assert check() == {"hub": "not expected", "stock:iex": "not expected", "option:indicative": "not expected"}
     AlpacaAccountFactory(paper_trading=False)  # a live account is never the hub's
@@ -125,7 +125,7 @@ def test_nothing_is_expected_without_an_account_to_stream_with(watching, receive
     assert [m["title"] for m in receiver.wait(2)][-1] == "[Opitios] resolved: market-data stream down: hub"
 
 
-def test_a_cache_outage_skips_the_check(watching, receiver, monkeypatch):
+def test_a_cache_outage_skips_the_check(watching, receiver, monkeypatch):  # noqa: F811
     AlpacaAccountFactory(paper_trading=True)
 
     def down(*args, **kwargs):
