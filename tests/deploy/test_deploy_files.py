@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,13 @@ def test_promtool_accepts_the_rules_and_the_scrape_config():
     for args in (["check", "rules", "opitios-rules.yml"], ["check", "config", "--syntax-only", "prometheus.yml"]):
         result = subprocess.run(["promtool", *args], cwd=DEPLOY / "prometheus", capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_gunicorn_opens_no_control_socket_in_a_home_it_cannot_write(tmp_path):
+    """The image's user (home /app, root's) and the units' cannot write $HOME/.gunicorn: gunicorn's control
+    socket is off (opitios/gunicorn.conf.py), read back from gunicorn itself."""
+    env = {**os.environ, "OPITIOS_VAR_DIR": str(tmp_path / "var"), "OPITIOS_LOG_DIR": str(tmp_path / "logs")}
+    done = subprocess.run([sys.executable, "-m", "gunicorn", "opitios.wsgi", "-c", "opitios/gunicorn.conf.py", "--print-config"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^control_socket_disable\s+=\s+True$", done.stdout, re.M), done.stdout
