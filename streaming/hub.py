@@ -92,10 +92,6 @@ class Hub:
             finally:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-                try:  # a leader that stops hands over at once, not after the lock's TTL (a no-op once lost)
-                    await asyncio.to_thread(lock.release)
-                except Exception as exc:
-                    logger.warning("hub %s: cannot release the leader lock (%s)", self.identity, exc.__class__.__name__)
 
     # --- streaming -----------------------------------------------------------------------------
     async def stream(self) -> None:

@@ -98,6 +98,7 @@ def test_compose_runs_every_process_beside_postgresql_and_redis():
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
         assert services[name]["restart"] == "on-failure"
     assert all(p.startswith("127.0.0.1:") for s in services.values() for p in s.get("ports", []))
+    assert services["hub"]["init"] is True  # run_hub has no SIGTERM handler: as PID 1 it would ignore SIGTERM
     assert "secret" not in json.dumps(compose).lower().replace("secrets.yml", "")
 
 

