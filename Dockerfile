@@ -1,8 +1,11 @@
 # syntax=docker/dockerfile:1
-# Opitios image: one image for every process (web, worker, beat, flower); the command picks it.
+# Opitios image: one image for every process (web, worker, beat, flower, listener, ws, hub); the command picks it.
 # docs/deployment.md, "Container image".
 
-FROM python:3.11-slim-bookworm AS build
+# A mirror or a pinned digest may stand in for Docker Hub's image: --build-arg PYTHON_IMAGE=...
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 COPY requirements.txt /tmp/requirements.txt
 # Runtime packages only: the benchmark and test sections of requirements.txt stay out of the image.
@@ -10,7 +13,9 @@ RUN sed '/^# Benchmark charts/,$d' /tmp/requirements.txt > /tmp/runtime.txt \
     && python -m venv /opt/venv \
     && /opt/venv/bin/pip install -r /tmp/runtime.txt
 
-FROM python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
+# OPITIOS_SECRETS is the path of the mounted secrets.yml, not a secret (hadolint's DL3064 goes by the name).
+# hadolint ignore=DL3064
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -26,8 +31,9 @@ RUN groupadd --system --gid 10001 opitios \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=root:root . /app
-USER opitios
-EXPOSE 8090
+# Numeric, so a runtime can check it is not root without reading /etc/passwd.
+USER 10001:10001
+EXPOSE 8090 8092
 HEALTHCHECK --interval=15s --timeout=4s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8090/api/v1/live', timeout=3)"]
 # gunicorn lets requests in flight finish within GUNICORN_GRACEFUL_TIMEOUT (20 s): stop_grace_period in compose.yaml is longer.

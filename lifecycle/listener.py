@@ -16,8 +16,9 @@
   (``handling.updates_handle``) while the next batch gathers. A burst of fills thus costs one commit and
   one database round trip per statement, not one transaction per event queued behind the others on the
   thread pool (bench.lifecycle). An account's events keep their order: its loop awaits its batch.
-- Health: every poll the shard's figures go to the cache (``lifecycle:shard:<index>``), read by
-  ``/health/detailed``.
+- Health: every poll the shard's owner (a standby, never) puts the shard's figures in the cache
+  (``lifecycle:shard:<index>``), read by ``/health/detailed``, the metrics and the stream-down alert
+  (lifecycle/watch.py).
 """
 from __future__ import annotations
 
@@ -58,6 +59,11 @@ def shard_key(index: int) -> str:
     return f"lifecycle:shard:{index}"
 
 
+def streamed_accounts(shard_count: int):
+    """The accounts the listeners stream, each annotated with its ``shard``: enabled, with a valid config."""
+    return AlpacaAccount.objects.filter(enabled=True, config_error="").annotate(shard=Mod("pk", shard_count))
+
+
 def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2**attempt)], so 1,000 streams do not reconnect in step."""
     return random.uniform(0, min(cap, base * 2 ** min(attempt, 16)))
@@ -74,6 +80,7 @@ class StreamState:
     events: int = 0
     recovered: int = 0
     errors: list[str] = field(default_factory=list)
+    down_since: float | None = field(default_factory=time.time)  # None while connected
 
 
 class LedgerWriter:
@@ -141,7 +148,7 @@ class Listener:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     def _mine(self):
-        return AlpacaAccount.objects.filter(enabled=True).annotate(shard=Mod("pk", self.shard_count)).filter(shard=self.shard_index)
+        return streamed_accounts(self.shard_count).filter(shard=self.shard_index)
 
     def _changed(self) -> bool:
         seen = tuple(AlpacaAccount.objects.aggregate(n=Count("pk"), at=Max("updated_at")).values())
@@ -151,8 +158,6 @@ class Listener:
     def _targets(self) -> dict[int, StreamTarget]:
         targets = {}
         for account in self._mine():
-            if account.config_error:
-                continue
             known = self.streams.get(account.pk)
             url = stream_url(settings.ALPACA_PAPER_URL if account.paper_trading else settings.ALPACA_LIVE_URL)
             if known is not None and known.target.fingerprint == (account.api_key_encrypted, account.secret_key_encrypted, url):
@@ -196,7 +201,7 @@ class Listener:
                 async with TradeStream(target) as stream:
                     # Listening already, so nothing new is missed; connected once the gap is reconciled.
                     state.recovered += await self._sync(account_reconcile, account=self._accounts[target.pk])
-                    state.connected, state.connected_at, attempt = True, time.time(), 0
+                    state.connected, state.connected_at, state.down_since, attempt = True, time.time(), None, 0
                     await self._write_from(stream, state)
             except asyncio.CancelledError:
                 raise
@@ -208,6 +213,7 @@ class Listener:
             except Exception as exc:  # a write that failed: reconnect, and the reconcile recovers the event
                 logger.exception("trade update not recorded account=%s error=%s", target.account_id, exc.__class__.__name__)
             state.connected = False
+            state.down_since = state.down_since or time.time()
             state.reconnects += 1
             try:
                 await asyncio.wait_for(self._stop.wait(), backoff_delay(attempt))
@@ -276,6 +282,7 @@ class Listener:
     def snapshot(self) -> dict:
         now = time.time()
         ages = [now - (s.last_event_at or s.connected_at) for s in self.streams.values() if s.connected and s.connected_at]
+        down = [s.down_since for s in self.streams.values() if not s.connected and s.down_since is not None]
         return {
             "node": self.node, "shard": self.shard_index, "shards": self.shard_count, "lease": self.holds_lease,
             "expected": len(self.streams), "connected": sum(s.connected for s in self.streams.values()),
@@ -283,11 +290,13 @@ class Listener:
             "events": sum(s.events for s in self.streams.values()),
             "recovered": sum(s.recovered for s in self.streams.values()),
             "oldest_last_event_age_seconds": round(max(ages), 3) if ages else None,
+            "down_since": min(down) if down else None,  # the longest-disconnected stream's
             "at": now,
         }
 
     async def _publish(self) -> None:
-        await self._sync(cache.set, shard_key(self.shard_index), self.snapshot(), STATE_TTL)
+        if self.holds_lease:  # a standby's empty figures would hide the owner's
+            await self._sync(cache.set, shard_key(self.shard_index), self.snapshot(), STATE_TTL)
 
     async def run(self) -> None:
         logger.info("trade-updates listener shard %s/%s node=%s", self.shard_index, self.shard_count, self.node)
@@ -309,7 +318,8 @@ class Listener:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             await self._sync(self._release)
-            await self._sync(cache.delete, shard_key(self.shard_index))  # a stopped shard reports as missing
+            if self.holds_lease:
+                await self._sync(cache.delete, shard_key(self.shard_index))  # a stopped shard reports as missing
             await self._close_connections()
             self._executor.shutdown(wait=True)
 

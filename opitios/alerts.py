@@ -1,8 +1,9 @@
 """Alerts to a human through Apprise (docs/deployment.md, "Alerts").
 
 ``alert_raise(key, title, body)`` when a condition needs a person, ``alert_resolve(key)`` when it
-is over. Keys name the condition (``sellbot_stalled``, ``type_mismatch:account_001``); the hub's
-``stream_down:<stream>`` and the kill switch's ``trading_state`` use the same two calls.
+is over. Keys name the condition (``sellbot_stalled``, ``type_mismatch:account_001``). A condition
+that only counts once it has lasted a while (``stream_down:<stream>``) goes through
+``alert_down_for(key, since, seconds, ...)`` and ``alert_up(key)`` instead.
 
 - One message per raised condition: a raise of a key already raised sends nothing, unless it has
   stayed raised for ``alerts.repeat_minutes`` (a reminder).
@@ -30,6 +31,8 @@ from opitios.logging import mask_secrets
 logger = logging.getLogger("opitios.alerts")
 
 PREFIX = "alert:"
+SINCE_PREFIX = "alert-since:"
+SINCE_TTL = 7 * 86400
 TITLE_PREFIX = "[Opitios]"
 
 
@@ -93,6 +96,28 @@ def alert_resolve(key: str, body: str = "") -> None:
     token = uuid.uuid4().hex
     cache.set(PREFIX + key, {**current, "raised": False, "token": token}, timeout=None)
     transaction.on_commit(lambda: resolve_after_hold.apply_async((key, token, body), countdown=_hold()), robust=True)
+
+
+@_never_raises
+def alert_down_for(key: str, since: float | None, seconds: float, title: str, body: str = "") -> bool:
+    """Raise ``key`` once its condition has lasted ``seconds``. ``since`` is when it began, as whoever
+    publishes it says; None when nobody can (a dead process): then from the last known ``since``, or
+    from the first call that saw the condition. True when a message was queued."""
+    now = time.time()
+    if since is None:
+        since = cache.get_or_set(SINCE_PREFIX + key, now, timeout=SINCE_TTL)
+    else:
+        cache.set(SINCE_PREFIX + key, since, timeout=SINCE_TTL)
+    if now - since < seconds:
+        return False
+    return alert_raise(key, title, f"{body} Down for {round(now - since)} s.".strip())
+
+
+@_never_raises
+def alert_up(key: str, body: str = "") -> None:
+    """The condition of ``alert_down_for`` is over: forget when it began, and resolve it if it was raised."""
+    cache.delete(SINCE_PREFIX + key)
+    alert_resolve(key, body)
 
 
 def alert_active(key: str) -> bool:

@@ -222,6 +222,9 @@ class AlertsConfig:
     urls: list[str] = field(default_factory=list, repr=False)
     # A condition that stays raised is repeated at most this often; a flapping one sends nothing new.
     repeat_minutes: int = 240
+    # A market-data feed, the hub or a trade-updates shard down this long raises "stream down": longer
+    # than a standby's takeover (hub ~12 s, listener ~18 s) and a reconnect's backoff.
+    stream_down_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -630,11 +633,11 @@ def _parse_alerts(raw: Any, c: _Collector) -> AlertsConfig:
                     continue
                 urls.append(url.strip())
             values["urls"] = urls
-        elif key == "repeat_minutes":
+        elif key in ("repeat_minutes", "stream_down_seconds"):
             try:
-                values[key] = _int_in("alerts.repeat_minutes")(value)
+                values[key] = _int_in(f"alerts.{key}")(value)
             except ValueError as exc:
-                c.error("alerts.repeat_minutes", f"{exc}; using the default")
+                c.error(f"alerts.{key}", f"{exc}; using the default")
         else:
             c.error(f"alerts.{key}", "unknown key; ignored")
     return AlertsConfig(**values)

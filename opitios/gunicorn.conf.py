@@ -32,6 +32,9 @@ loglevel = "warning"
 limit_request_line = 8190  # request line (method, URL, query); gunicorn's maximum
 limit_request_fields = 50  # header count; a browser or SDK sends < 20
 limit_request_field_size = 8190  # one header line, Authorization included
+# No gunicornc control socket: it defaults to $HOME/.gunicorn, which the image's and the units' user cannot
+# write (gunicorn logged "Control server error" at every start), and two gunicorns on a host would share it.
+control_socket_disable = True
 
 
 def on_starting(server):

@@ -103,6 +103,7 @@ RANGES: dict[str, Range] = {
     # jwt
     "jwt.leeway_seconds": _r(0, 300, integer=True),
     "alerts.repeat_minutes": _r(5, 10080, integer=True),
+    "alerts.stream_down_seconds": _r(10, 86400, integer=True),
     # accounts (the same ranges validate the admin's account form)
     "accounts.minimum_balance": MONEY,
     "accounts.rate_limit_per_minute": _r(1, 1_000_000, integer=True),

@@ -40,6 +40,11 @@ def identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def configured_feeds(cfg: config.MarketDataConfig) -> dict[str, tuple[str, str]]:
+    """``{"<kind>:<feed>": (kind, feed)}``: the feeds the hub streams, named as its status names them."""
+    return {f"{kind}:{feed}": (kind, feed) for kind, feed in (("stock", cfg.stock_feed), ("option", cfg.option_feed))}
+
+
 class Hub:
     def __init__(self, name: str | None = None) -> None:
         self.identity = name or identity()
@@ -102,9 +107,9 @@ class Hub:
         self._outgoing = asyncio.Queue()
         self.ticks = TickGate(interval_ms=config.current_config().sell_module.tick_eval_interval_ms)
         self.feeds = {
-            kind: FeedStream(f"{kind}:{feed}", feed_url(kind, feed), key, secret, stall_seconds=cfg.stall_seconds,
+            kind: FeedStream(name, feed_url(kind, feed), key, secret, stall_seconds=cfg.stall_seconds,
                              on_data=lambda t, s, m, kind=kind: self._on_data(kind, t, s, m), on_rejected=self._on_rejected)
-            for kind, feed in (("stock", cfg.stock_feed), ("option", cfg.option_feed))
+            for name, (kind, feed) in configured_feeds(cfg).items()
         }
         tasks = [asyncio.create_task(f.run()) for f in self.feeds.values()]
         tasks += [asyncio.create_task(c()) for c in (self._listen, self._housekeep, self._flush, self._fan_out, self.ticks.run)]
@@ -229,6 +234,7 @@ class Hub:
                     "connected": f.stats.connected, "subscribed": len(f.subscribed),
                     "last_message_at": f.stats.last_message_at, "reconnects_last_hour": f.stats.reconnects_last_hour(now),
                     "gaps": f.stats.gaps, "last_gap_seconds": f.stats.last_gap_seconds, "malformed": f.stats.malformed,
+                    "down_since": f.stats.down_since,
                 }
                 for f in self.feeds.values()
             },

@@ -19,6 +19,7 @@ import django
 import uvicorn
 
 SEND_BUFFER_BYTES = 64 * 1024
+GRACEFUL_SHUTDOWN_SECONDS = 10  # open WebSockets are closed, not waited for; supervisors wait longer
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -51,7 +52,7 @@ def main() -> None:
         log_config=None,
         log_level="info",
         access_log=False,
-        timeout_graceful_shutdown=10,  # open WebSockets are closed, not waited for
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
 

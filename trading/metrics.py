@@ -14,6 +14,8 @@ from audit.services import observe
 from opitios import metrics
 from opitios.alerts import alert_raise, alert_resolve
 
+from . import balance as bal
+
 # An accepted order resolves its account's balance alert. This process skips the shared cache's read
 # (a round trip per order) for QUIET_SECONDS after it found the alert not raised, or resolved it; a
 # raise it observes itself ends the pause. One raised by another process is resolved at most that late.
@@ -40,7 +42,9 @@ def order_observed(event: AuditEvent) -> None:
         value = _seconds(timing.get(key))
         if value is not None:
             histogram.labels(source, account_type).observe(value)
-    if outcome == "accepted" and _quiet_until.get(event.account_id, 0.0) <= time.monotonic():
+    balance = ((data.get("checks") or {}).get("balance") or {}).get("status")
+    # an order that went ahead unverified resolves nothing
+    if outcome == "accepted" and balance != bal.UNVERIFIED and _quiet_until.get(event.account_id, 0.0) <= time.monotonic():
         alert_resolve(f"balance_unverified:{event.account_id}")  # by pk: no query on the order path
         _quiet_until[event.account_id] = time.monotonic() + QUIET_SECONDS
 

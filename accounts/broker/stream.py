@@ -41,10 +41,15 @@ def feed_url(kind: str, feed: str) -> str:
     return f"{settings.ALPACA_STREAM_URL.rstrip('/')}/{'v2' if kind == 'stock' else 'v1beta1'}/{feed}"
 
 
+def stream_accounts(account_id: str | None):
+    """The accounts the hub may stream with, best first: ``account_id`` if enabled, else the enabled paper ones by id."""
+    rows = AlpacaAccount.objects.filter(enabled=True)
+    return rows.filter(account_id=account_id) if account_id else rows.filter(paper_trading=True).order_by("account_id")
+
+
 def stream_credentials(account_id: str | None) -> tuple[str, str, str]:
     """(account id, key, secret) of ``account_id``, or of the first enabled paper account by id."""
-    rows = AlpacaAccount.objects.filter(enabled=True)
-    row = rows.filter(account_id=account_id).first() if account_id else rows.filter(paper_trading=True).order_by("account_id").first()
+    row = stream_accounts(account_id).first()
     if row is None:
         raise LookupError(f"no enabled account {account_id!r}" if account_id else "no enabled paper account")
     return row.account_id, crypto.decrypt(row.api_key_encrypted), crypto.decrypt(row.secret_key_encrypted)
@@ -64,6 +69,7 @@ class FeedStats:
     gaps: int = 0
     last_gap_seconds: float | None = None
     malformed: int = 0
+    down_since: float | None = field(default_factory=time.time)  # None while connected; read by the stream-down alert
 
     def reconnects_last_hour(self, now: float | None = None) -> int:
         now = now or time.time()
@@ -105,7 +111,7 @@ class FeedStream:
                 async with connect(self.url, additional_headers={"Content-Type": "application/msgpack"},
                                    open_timeout=10, ping_interval=10, ping_timeout=10, max_size=2**24) as ws:
                     await self._handshake(ws)
-                    self.stats.connected = True
+                    self.stats.connected, self.stats.down_since = True, None
                     self.subscribed = set()
                     await self._sync(ws)
                     if down_since is not None:
@@ -121,6 +127,7 @@ class FeedStream:
                 logger.warning("stream %s disconnected: %s", self.name, exc.__class__.__name__ + (f" {exc}" if isinstance(exc, StreamRefused) else ""))
             finally:
                 self.stats.connected = False
+                self.stats.down_since = self.stats.down_since or time.time()
                 self.subscribed = set()
             if down_since is None:
                 down_since = time.time()

@@ -178,6 +178,11 @@ SELLBOT_CANCEL_RETRY_BASE_SECONDS = env.float("SELLBOT_CANCEL_RETRY_BASE_SECONDS
 SELLBOT_CANCEL_RETRY_MAX_SECONDS = env.float("SELLBOT_CANCEL_RETRY_MAX_SECONDS", default=60.0)
 # An alert counts as resolved once it stays resolved this long (opitios/alerts.py, docs/deployment.md).
 ALERT_RESOLVE_HOLD_SECONDS = env.float("OPITIOS_ALERT_RESOLVE_HOLD_SECONDS", default=120.0)
+# A dead stream process cannot report itself: a worker checks what the hub and the listener publish
+# (streaming/watch.py, lifecycle/watch.py) and alerts past alerts.stream_down_seconds.
+STREAM_WATCH_SECONDS = 15.0
+for _watch in ("streaming.watch", "lifecycle.watch"):
+    CELERY_BEAT_SCHEDULE[_watch] = {"task": _watch, "schedule": STREAM_WATCH_SECONDS, "options": {"expires": STREAM_WATCH_SECONDS}}
 # Whole-stack tests set OPITIOS_BEAT_TEST_INTERVAL (seconds) to prove beat fires: it adds a
 # fast ``debug.ping`` entry. Unset (the default), nothing is added.
 _beat_test_interval = env.float("OPITIOS_BEAT_TEST_INTERVAL", default=0.0)

