@@ -105,12 +105,15 @@ class StockQuoteView(TradingAPIView):
                    responses={200: QuoteSerializer, **MARKET_ERRORS}, auth=[{"jwtAuth": []}, {}])
     def get(self, request, symbol: str):
         symbol = _stock_symbol(symbol)
-        q = MarketRoutingQuerySerializer(data=request.query_params)
-        q.is_valid(raise_exception=True)
+        routing = {}
+        if request.query_params:  # building a serializer costs more than the whole cached answer: only when there is input
+            q = MarketRoutingQuerySerializer(data=request.query_params)
+            q.is_valid(raise_exception=True)
+            routing = q.validated_data
         streamed = streamed_quotes([symbol], getattr(request, "fetched", None)).get(symbol)
         if streamed is not None:
             return Response(_sourced(streamed[0], "stream", streamed[1]))
-        quote = broker_seam.market_data().stock_quotes([symbol], **_routing(q.validated_data)).get(symbol)
+        quote = broker_seam.market_data().stock_quotes([symbol], **_routing(routing)).get(symbol)
         if quote is None:
             raise ApplicationError("not_found", f"No quote for {symbol}.", status_code=404)
         return Response(_sourced(quote, "rest", rest_age_ms(quote)))
