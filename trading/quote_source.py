@@ -24,9 +24,8 @@ def _decimal(value) -> Decimal | None:
 
 
 def fetch_keys(symbols: list[str]) -> tuple[str, ...]:
-    """The Redis keys of these symbols' streamed quotes, for a round trip made anyway (the throttle's)."""
-    if config.current_config().market_data.max_quote_age_ms <= 0:
-        return ()
+    """The Redis keys of these symbols' streamed quotes, for a round trip made anyway (the throttle's; reading
+    them when streamed quotes are off costs nothing more than the check would)."""
     return tuple(lastvalue.redis_keys([lastvalue.key("q", s) for s in symbols]))
 
 
