@@ -95,23 +95,26 @@ class SharedCounters:
         return isinstance(caches["default"], (RedisCache, EmbeddedCache)) and not self.degraded
 
     def incr(self, deltas: dict[str, int], *, ttl: int = TTL, read: tuple[str, ...] = (), strict: bool = False,
-             with_pending: bool = True) -> tuple[list[int], list[int]]:
+             with_pending: bool = True, fetch: tuple[str, ...] = ()) -> tuple[list[int], list[int]]:
         """Add ``deltas``; return the new values and the current values of ``read``. ``strict``
         raises when the store fails instead of counting in this process (and then carries no
-        deferred deltas, which must not be lost with it)."""
+        deferred deltas, which must not be lost with it). ``fetch``: raw Redis keys to GET in the
+        same round trip, for ``fetched()`` (only on Redis; elsewhere the caller reads them itself)."""
         wanted = len(deltas)
         if with_pending and not strict:
             pending = self._take_pending()
             if pending:
                 deltas = {**deltas, **{k: deltas.get(k, 0) + v for k, v in pending.items()}}
-        values, current = self._incr(deltas, ttl=ttl, read=read, strict=strict)
+        values, current = self._incr(deltas, ttl=ttl, read=read, strict=strict, fetch=fetch)
         return values[:wanted], current
 
-    def _incr(self, deltas: dict[str, int], *, ttl: int, read: tuple[str, ...], strict: bool) -> tuple[list[int], list[int]]:
+    def _incr(self, deltas: dict[str, int], *, ttl: int, read: tuple[str, ...], strict: bool,
+              fetch: tuple[str, ...] = ()) -> tuple[list[int], list[int]]:
+        _fetched.set({})
         try:
             backend = caches["default"]  # the backend itself: ``django.core.cache.cache`` is a proxy
             if isinstance(backend, RedisCache):
-                result = self._incr_shared(backend, deltas, ttl, read)
+                result = self._incr_shared(backend, deltas, ttl, read, fetch)
             elif isinstance(backend, EmbeddedCache):
                 result = backend.counters.incr(deltas, ttl=ttl, read=read)
             else:
@@ -156,18 +159,21 @@ class SharedCounters:
         values = client.mget([redis.make_key(k) for k in keys]) if keys else []
         return {k: int(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
-    def _incr_shared(self, redis: RedisCache, deltas, ttl, read):
+    def _incr_shared(self, redis: RedisCache, deltas, ttl, read, fetch=()):
         keys = {k: redis.make_and_validate_key(k) for k in (*deltas, *read)}
         client = redis._cache.get_client(None, write=True)
         pipe = client.pipeline(transaction=False)
         for key, delta in deltas.items():
             pipe.incrby(keys[key], delta)
             pipe.expire(keys[key], ttl)
-        for key in read:
-            pipe.get(keys[key])
+        for key in (*(keys[k] for k in read), *fetch):
+            pipe.get(key)
         out = pipe.execute()
         values = out[0 : 2 * len(deltas) : 2]
-        return [int(v) for v in values], [int(v or 0) for v in out[2 * len(deltas) :]]
+        reads = out[2 * len(deltas) :]
+        if fetch:
+            _fetched.set(dict(zip(fetch, reads[len(read):], strict=True)))
+        return [int(v) for v in values], [int(v or 0) for v in reads[: len(read)]]
 
     def _cache_failed(self, exc: Exception) -> None:
         self.degraded = True
@@ -178,6 +184,14 @@ class SharedCounters:
 
 
 counters = SharedCounters()
+# What the last round trip of this context fetched along (``incr(fetch=...)``): raw key -> bytes or None.
+_fetched: contextvars.ContextVar[dict[str, bytes | None] | None] = contextvars.ContextVar("budget_fetched", default=None)
+
+
+def fetched() -> dict[str, bytes | None]:
+    """The raw values the last round trip of this context fetched along (empty when it fetched nothing,
+    or not on Redis)."""
+    return _fetched.get() or {}
 
 
 def _window(now: float, length: int = WINDOW) -> tuple[int, float]:
@@ -217,7 +231,8 @@ class _Counted:
                            also or {})
 
 
-def _count(prefixes: dict[str, int], *, now: float, strict: bool, read_also: tuple[str, ...] = ()) -> tuple[list[_Counted], dict]:
+def _count(prefixes: dict[str, int], *, now: float, strict: bool, read_also: tuple[str, ...] = (),
+           fetch: tuple[str, ...] = ()) -> tuple[list[_Counted], dict]:
     """Count one event under each prefix (value: its window in seconds) and read ``read_also``: one round trip."""
     deltas, reads, meta = {}, [], []
     for prefix, window in prefixes.items():
@@ -225,7 +240,7 @@ def _count(prefixes: dict[str, int], *, now: float, strict: bool, read_also: tup
         deltas[f"{prefix}:{index}"] = 1
         reads.append(f"{prefix}:{index - 1}")
         meta.append((index, elapsed, window))
-    currents, read = counters.incr(deltas, ttl=3 * max(prefixes.values()), read=(*reads, *read_also), strict=strict)
+    currents, read = counters.incr(deltas, ttl=3 * max(prefixes.values()), read=(*reads, *read_also), strict=strict, fetch=fetch)
     counted = [_Counted(key, c, p, elapsed, window, index)
                for key, c, p, (index, elapsed, window) in zip(deltas, currents, read, meta, strict=False)]
     return counted, dict(zip(read_also, read[len(reads):], strict=True))
@@ -236,12 +251,13 @@ def _uncount(counted: _Counted, *, strict: bool) -> None:
 
 
 def window_take(prefix: str, limit: int, *, window: int = WINDOW, now: float | None = None, strict: bool = False,
-                read_also: tuple[str, ...] = ()) -> Reservation:
+                read_also: tuple[str, ...] = (), fetch: tuple[str, ...] = ()) -> Reservation:
     """Count one event under ``prefix`` unless the sliding-window estimate would exceed ``limit``
     per ``window`` seconds (refused events are not counted). Counter keys: ``{prefix}:{index}``.
-    ``read_also`` names other counters to read in the same round trip (``Reservation.also``)."""
+    ``read_also`` names other counters to read in the same round trip (``Reservation.also``);
+    ``fetch`` raw Redis keys to GET in it too (``fetched()``)."""
     now = time.time() if now is None else now
-    (counted,), also = _count({prefix: window}, now=now, strict=strict, read_also=read_also)
+    (counted,), also = _count({prefix: window}, now=now, strict=strict, read_also=read_also, fetch=fetch)
     taken = counted.decide(limit, also)
     if not taken.allowed:
         _uncount(counted, strict=strict)

@@ -52,12 +52,25 @@ def put_many(values: dict[str, dict], ttl: int = TTL_SECONDS) -> None:
         cache.set_many({_PREFIX + k: v for k, v in values.items()}, ttl)
 
 
-def get_many(keys: list[str]) -> dict[str, dict]:
+def redis_keys(keys: list[str]) -> list[str]:
+    """The Redis key names of ``keys``, for a caller that reads them in a round trip of its own
+    (``get_many(prefetched=...)``); none without Redis."""
+    if not settings.REDIS_URL:
+        return []
+    ns = _namespace()
+    return [ns + k for k in keys]
+
+
+def get_many(keys: list[str], prefetched: dict[str, bytes | None] | None = None) -> dict[str, dict]:
+    """``prefetched``: raw values by Redis key name, already read by the caller; read here if any is missing."""
     if not keys:
         return {}
     if settings.REDIS_URL:
-        ns = _namespace()
-        raw = redis_client().mget([ns + k for k in keys])
+        names = redis_keys(keys)
+        if prefetched and all(n in prefetched for n in names):
+            raw = [prefetched[n] for n in names]
+        else:
+            raw = redis_client().mget(names)
         return {k: json.loads(v) for k, v in zip(keys, raw, strict=True) if v is not None}
     found = cache.get_many([_PREFIX + k for k in keys])
     return {k[len(_PREFIX):]: v for k, v in found.items()}

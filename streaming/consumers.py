@@ -136,11 +136,16 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
             await asyncio.to_thread(connections.refresh, self.limit_keys, self.channel_name)
 
     # --- from the hub --------------------------------------------------------------------------
+    async def dispatch(self, message) -> None:
+        if message["type"] == "md.tick":  # the hot path touches no database: no thread hop to close old connections
+            return await self.md_tick(message)
+        await super().dispatch(message)
+
     async def md_tick(self, event) -> None:
-        messages = event["ms"]  # one symbol's messages of a hub fan-out round (streaming/hub.py)
-        if not messages or messages[0]["symbol"] not in self.symbols:
+        symbol = event["s"]  # one symbol's messages of a hub fan-out round (streaming/hub.py), already encoded
+        if symbol not in self.symbols:
             return  # a tick already in flight when it unsubscribed
-        if not all([self.outbox.push(m) for m in messages]):
+        if not self.outbox.push(symbol, event["t"], event["q"]):
             logger.warning("ws client %s too slow: %d trades queued, %d quotes conflated; closing", self.channel_name,
                            len(self.outbox.trades), self.outbox.conflated)
             for task in self.tasks:
@@ -157,8 +162,8 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
 
     async def _writer(self) -> None:
         while True:
-            for message in await self.outbox.wait():
-                await self._send(message)
+            for text in await self.outbox.wait():
+                await self.base_send({"type": "websocket.send", "text": text})
 
     async def _send(self, message: dict) -> None:
-        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+        await self.send(text_data=protocol.encode(message))

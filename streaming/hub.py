@@ -143,15 +143,16 @@ class Hub:
         asyncio.get_running_loop().create_task(self._tell_rejected(rejected))
 
     async def _fan_out(self) -> None:
-        """Each round takes everything queued since the last and sends one group message per symbol, all
-        symbols at once: a channel-layer call per tick, awaited in turn, falls behind the upstream (each is a
-        Redis round trip) and the delay then grows without bound (docs/streaming.md, bench.hub_fanout)."""
+        """Each round takes everything queued since the last and publishes one group message per symbol,
+        encoded once: each ASGI process receives it once and hands it to its own clients of that symbol in
+        memory (the pub/sub channel layer, docs/streaming.md). A channel-layer call per tick, awaited in
+        turn, falls behind the upstream; a round instead grows with the backlog."""
         while True:
             batch = [await self._outgoing.get()]
             while not self._outgoing.empty():
                 batch.append(self._outgoing.get_nowait())
-            await asyncio.gather(*(self.layer.group_send(protocol.group(symbol), {"type": "md.tick", "ms": messages})
-                                   for symbol, messages in protocol.by_symbol(batch).items()))
+            await asyncio.gather(*(self.layer.group_send(protocol.group(symbol), {"type": "md.tick", "s": symbol, "t": trades, "q": quote})
+                                   for symbol, (trades, quote) in protocol.by_symbol(batch).items()))
 
     async def _flush(self) -> None:
         while True:

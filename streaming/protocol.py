@@ -1,6 +1,7 @@
 """The client protocol of /ws/market-data (docs/streaming.md): kept from the system Opitios replaces."""
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from trading.intents import occ_parse, stock_symbol_valid
@@ -54,17 +55,19 @@ def subscription_update(added: list[str], rejected: dict[str, str], total: int) 
     }
 
 
-def by_symbol(messages: list[dict]) -> dict[str, list[dict]]:
-    """One fan-out round's messages per symbol, in arrival order: every trade, and of the quotes only each
-    symbol's latest (an older quote in the same round is conflated, as a client's outbox would)."""
-    out: dict[str, list[dict | None]] = {}
-    last_quote: dict[str, int] = {}
+def encode(message: dict) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
+def by_symbol(messages: list[dict]) -> dict[str, tuple[list[str], str | None]]:
+    """One fan-out round's messages per symbol, encoded once for every client: the symbol's trades in
+    arrival order and its latest quote (an older quote in the same round is conflated, as a client's
+    outbox would)."""
+    out: dict[str, list] = {}
     for m in messages:
-        symbol = m["symbol"]
-        queued = out.setdefault(symbol, [])
+        entry = out.setdefault(m["symbol"], [[], None])
         if m["type"] == "quote":
-            if (i := last_quote.get(symbol)) is not None:
-                queued[i] = None
-            last_quote[symbol] = len(queued)
-        queued.append(m)
-    return {symbol: [m for m in queued if m is not None] for symbol, queued in out.items()}
+            entry[1] = m
+        else:
+            entry[0].append(encode(m))
+    return {symbol: (trades, None if quote is None else encode(quote)) for symbol, (trades, quote) in out.items()}

@@ -46,6 +46,9 @@ def main() -> None:
         ws="websockets-sansio",  # send() waits while the socket is paused: a slow client backs up into its outbox
         ws_ping_interval=heartbeat,
         ws_ping_timeout=heartbeat,
+        # Market-data frames are small JSON objects sent tens of thousands of times a second: compressing each
+        # for each client cost more CPU than the fan-out itself (bench.hub_fanout profile, docs/streaming.md).
+        ws_per_message_deflate=False,
         lifespan="on",
         # Django's logging (opitios/logging.py) handles uvicorn's records too: its filter masks the
         # ?token= JWT in the "WebSocket /ws/market-data?token=..." lines.

@@ -1,6 +1,7 @@
 """Where a REST quote comes from: the hub's last-value cache when the symbol is streamed and its value
 is fresh (younger than ``market_data.max_quote_age_ms`` since the hub received it), else Alpaca over
-REST. One cache read (one Redis round trip) per request, whatever the number of symbols.
+REST. One cache read (one Redis round trip) per request, whatever the number of symbols; none of its
+own for the single quote, whose throttle reads the value in its round trip (``fetch_keys``).
 
 Each answer says ``source`` (``stream`` | ``rest``) and ``age_ms``: since the hub received the value for
 ``stream``, since the quote's exchange timestamp for ``rest`` (null without one).
@@ -22,13 +23,20 @@ def _decimal(value) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
-def streamed_quotes(symbols: list[str]) -> dict[str, tuple[Quote, int]]:
-    """The fresh streamed quote of each symbol that has one, with its age in ms."""
+def fetch_keys(symbols: list[str]) -> tuple[str, ...]:
+    """The Redis keys of these symbols' streamed quotes, for a round trip made anyway (the throttle's; reading
+    them when streamed quotes are off costs nothing more than the check would)."""
+    return tuple(lastvalue.redis_keys([lastvalue.key("q", s) for s in symbols]))
+
+
+def streamed_quotes(symbols: list[str], prefetched: dict | None = None) -> dict[str, tuple[Quote, int]]:
+    """The fresh streamed quote of each symbol that has one, with its age in ms. ``prefetched``: the raw
+    values ``fetch_keys`` named, read in another round trip (the cache is read only for what it lacks)."""
     max_age = config.current_config().market_data.max_quote_age_ms
     if not symbols or max_age <= 0:
         return {}
     try:
-        found = lastvalue.get_many([lastvalue.key("q", s) for s in symbols])
+        found = lastvalue.get_many([lastvalue.key("q", s) for s in symbols], prefetched)
     except Exception as exc:  # the cache is down: REST answers
         logger.warning("last-value cache unavailable (%s); quotes over REST", exc.__class__.__name__)
         return {}

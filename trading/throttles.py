@@ -10,7 +10,7 @@ the rate's period, one atomic round trip on Redis (``INCRBY``+``EXPIRE``, pipeli
 embedded cache's shared counter table otherwise (every local process counts together). The same
 round trip reads the account cache's and the trading states' versions and, on the order routes, counts
 the token's account's upstream budget and its order rate (``window_take_with_budget``): one round trip
-for all of them per order.
+for all of them per order; on a streamed quote it also reads the last value (``throttle_fetch``).
 ``X-RateLimit-Reset`` is the end of the current window.
 """
 from __future__ import annotations
@@ -67,7 +67,11 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
             prepay_pk = self._prepay_pk(request, view)
             versions = (account_cache.VERSION_KEY, risk_states.VERSION_KEY)
             if prepay_pk is None:
-                self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True, read_also=versions)
+                # a view may have raw keys read in this round trip too (the streamed quote: trading/quote_source.py)
+                fetch = view.throttle_fetch() if hasattr(view, "throttle_fetch") else ()
+                self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True, read_also=versions,
+                                                fetch=fetch)
+                request.fetched = budget.fetched()
             else:
                 # also the account's order rate (trading/pretrade.py decides on it without a round trip of its own)
                 self.taken = budget.window_take_with_budget(self.key, self.num_requests, window=self.duration, strict=True,

@@ -116,13 +116,13 @@ if REDIS_URL:
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
-    # The hub (its own process) fans out to the ASGI processes through Redis (docs/streaming.md).
+    # The hub (its own process) publishes each symbol's ticks once; every ASGI process receives them once and
+    # hands them to its own clients in memory (Redis pub/sub, docs/streaming.md). Pub/sub channels ignore the
+    # Redis db number: the prefix names the deployment's database, so two deployments on one Redis never mix.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # A blocking receive waits brpop_timeout (5 s): the socket timeout must outlast it.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 2}],
-                       "capacity": 10_000, "expiry": 30,
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 5, "socket_connect_timeout": 2}],
                        "prefix": "opitios-" + Path(str(DATABASES["default"]["NAME"])).name},
         }
     }

@@ -14,7 +14,7 @@ from ..errors import broker_error_parts
 from ..formatting import bar_json, bars_json, chain_json, contract_json, quote_batch_json, quote_json, quote_result_json
 from ..intents import occ_parse, stock_symbol_valid
 from ..permissions import MarketDataAccess
-from ..quote_source import rest_age_ms, streamed_quotes
+from ..quote_source import fetch_keys, rest_age_ms, streamed_quotes
 from ..selectors import trading_config
 from ..serializers import (
     BarsQuerySerializer,
@@ -95,16 +95,24 @@ class StockQuoteView(TradingAPIView):
     permission_classes = [MarketDataAccess]
     throttle_scope = "stock_quote"
 
+    def throttle_fetch(self) -> tuple[str, ...]:
+        """The streamed quote, read in the throttle's round trip: a cached quote costs one round trip."""
+        symbol = self.kwargs.get("symbol", "").strip().upper()
+        return fetch_keys([symbol]) if stock_symbol_valid(symbol) else ()
+
     @extend_schema(tags=TAGS, summary="Latest stock quote", parameters=[MarketRoutingQuerySerializer],
                    responses={200: QuoteSerializer, **MARKET_ERRORS}, auth=[{"jwtAuth": []}, {}])
     def get(self, request, symbol: str):
         symbol = _stock_symbol(symbol)
-        q = MarketRoutingQuerySerializer(data=request.query_params)
-        q.is_valid(raise_exception=True)
-        streamed = streamed_quotes([symbol]).get(symbol)
+        routing = {}
+        if request.query_params:  # building a serializer costs more than the whole cached answer: only when there is input
+            q = MarketRoutingQuerySerializer(data=request.query_params)
+            q.is_valid(raise_exception=True)
+            routing = q.validated_data
+        streamed = streamed_quotes([symbol], getattr(request, "fetched", None)).get(symbol)
         if streamed is not None:
             return Response(_sourced(streamed[0], "stream", streamed[1]))
-        quote = broker_seam.market_data().stock_quotes([symbol], **_routing(q.validated_data)).get(symbol)
+        quote = broker_seam.market_data().stock_quotes([symbol], **_routing(routing)).get(symbol)
         if quote is None:
             raise ApplicationError("not_found", f"No quote for {symbol}.")
         return Response(_sourced(quote, "rest", rest_age_ms(quote)))

@@ -1,0 +1,75 @@
+"""A streamed quote served from the last-value cache costs one round trip to Redis: the throttle's, which
+reads the value in its pipeline (trading/quote_source.py, trading/throttles.py). A spy counts what the
+request's thread writes to Redis (a write is a round trip; a pipeline is one write). No upstream call.
+On embedded defaults there is no Redis: zero round trips, the same answer."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.conf import settings
+from redis.connection import AbstractConnection
+
+from opitios import lastvalue
+
+from .conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def round_trips(monkeypatch):
+    sent: list[bytes] = []
+    real = AbstractConnection.send_packed_command
+    me = threading.get_ident()
+
+    def spy(self, command, check_health=True):
+        if threading.get_ident() == me:
+            sent.append(b"".join(command) if isinstance(command, list | tuple) else command)
+        return real(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", spy)
+    return sent
+
+
+def streamed(symbol: str, bid: float) -> None:
+    lastvalue.put(lastvalue.key("q", symbol), {"bid": bid, "ask": bid + 0.02, "bid_size": 1, "ask_size": 2,
+                                               "timestamp": "2026-01-02T15:00:00Z", "received_at": time.time()})
+
+
+def test_a_cached_quote_costs_one_round_trip_and_no_upstream_call(config_file, demo_accounts, world, round_trips):
+    config_file.set("market_data", max_quote_age_ms=60_000)
+    streamed("AAPL", 190.5)
+    client = client_for()
+    assert client.get("/api/v1/stocks/AAPL/quote").status_code == 200  # warm: config, connections
+    round_trips.clear()
+    for i in range(20):
+        streamed("AAPL", 190.5 + i)  # the hub's write (outside the count)
+        sent_before = len(round_trips)
+        r = client.get("/api/v1/stocks/AAPL/quote")
+        body = r.json()
+        assert r.status_code == 200 and body["source"] == "stream" and body["bid"] == str(190.5 + i), body
+        if settings.REDIS_URL:
+            # the hub's write above used its own round trip; the request made exactly one
+            assert len(round_trips) - sent_before == 1, round_trips[sent_before:]
+            assert b"throttle:stock_quote" in round_trips[-1] and b"md:lv:q:AAPL" in round_trips[-1]
+        round_trips.clear()
+    assert not [c for c in world.calls if c[1] == "stock_quotes"], "a cached quote must not call upstream"
+
+
+def test_a_quote_not_streamed_falls_back_to_rest_with_its_throttle_round_trip(config_file, demo_accounts, world, round_trips):
+    r = client_for().get("/api/v1/stocks/MSFT/quote")
+    assert r.status_code == 200 and r.json()["source"] == "rest"
+    assert [c for c in world.calls if c[1] == "stock_quotes"]
+    if settings.REDIS_URL:
+        assert len(round_trips) == 1  # the throttle's, which found no streamed value: no second read
+
+
+def test_the_throttle_still_refuses_when_the_quote_rides_along(config_file, demo_accounts, world):
+    config_file.set("rate_limits", stock_quote="3/min")
+    config_file.set("market_data", max_quote_age_ms=60_000)
+    streamed("AAPL", 100)
+    client = client_for()
+    codes = [client.get("/api/v1/stocks/AAPL/quote").status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
