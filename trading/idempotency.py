@@ -3,10 +3,9 @@ replay or refuse a key (docs/architecture.md, "The order pipeline")."""
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 
 from accounts.broker import BrokerOrder
 from accounts.models import AlpacaAccount
@@ -41,24 +40,11 @@ def _retryable(record: OrderRecord) -> bool:
 def _claim(**values) -> OrderRecord:
     record = OrderRecord(**values)
     if transaction.get_autocommit():
-        connection = connections[OrderRecord.objects.db]
-        with connection.execute_wrapper(_commit_unflushed) if connection.vendor == "postgresql" else nullcontext():
-            insert(record)  # one statement, committed on its own
+        insert(record)  # one statement, committed on its own
         return record
     with transaction.atomic():  # a savepoint in the caller's transaction
         insert(record)
     return record
-
-
-def _commit_unflushed(execute, sql, params, many, context):
-    """The claim commits without waiting for its WAL flush (one fsync per order instead of two,
-    docs/performance.md). It is still visible at once, and it is durable no later than the outcome's
-    write, whose synchronous commit flushes the WAL up to and past it. Only a PostgreSQL crash in
-    between can lose it; the outcome's write then writes the whole record again (trading/outcome.py).
-    SET LOCAL ends with this statement's transaction: every other commit stays synchronous."""
-    result = execute("SET LOCAL synchronous_commit TO OFF; " + sql, params, many, context)
-    context["cursor"].cursor.nextset()  # to the INSERT's RETURNING row
-    return result
 
 
 def _reserve(*, account: AlpacaAccount, intent: OrderIntent, source: str, user_id: str, received_at: datetime):

@@ -8,12 +8,12 @@ from contextlib import nullcontext
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 
 from accounts.balance_refresh import balance_refresh_request
 from accounts.broker import BrokerOrder
 from accounts.models import AlpacaAccount
-from audit.services import AlongsideMissing, audit_record
+from audit.services import audit_record
 from opitios.db import update_by_pk
 from opitios.errors import error_body
 from opitios.formats import iso, num
@@ -142,38 +142,15 @@ def _write_outcome_once(record: OrderRecord, *, account, check, outcome: str, au
         actions.append("balance.insufficient")
     elif check is not None and check.status == bal.UNVERIFIED:
         actions.append("balance.unverified")
-    def write() -> None:
-        # The record's UPDATE rides in the first event's statement; a single event (the common case)
-        # is then one atomic statement, more events share a transaction.
-        with transaction.atomic() if len(actions) > 1 else nullcontext():
-            for index, action in enumerate(actions):
-                audit_record(actor_type=actor_type, actor_id=record.user_id, action=action, account=account, obj=record,
-                             data=audit_data, alongside=None if index else update_by_pk(record, _OUTCOME_FIELDS, keep=_KEPT_FIELDS))
-
-    try:
-        write()
-    except AlongsideMissing:
-        # The claim was lost (its commit did not wait for the WAL flush, trading/idempotency.py, and
-        # PostgreSQL crashed before this write): the whole record is written again with its events.
-        logger.error("order record lost before its outcome, written again account=%s client_order_id=%s status=%s",
-                     account.account_id, record.client_order_id, outcome)
-        with transaction.atomic():
-            _insert_again(record)
-            write()
+    # The record's UPDATE rides in the first event's statement; a single event (the common case)
+    # is then one atomic statement, more events share a transaction.
+    with transaction.atomic() if len(actions) > 1 else nullcontext():
+        for index, action in enumerate(actions):
+            audit_record(actor_type=actor_type, actor_id=record.user_id, action=action, account=account, obj=record, data=audit_data,
+                         alongside=None if index else update_by_pk(record, _OUTCOME_FIELDS, keep=_KEPT_FIELDS))
     if outcome == Outcome.ACCEPTED:
         # Coalesced per account and sent from a background thread: no Celery message on the request path.
         transaction.on_commit(lambda pk=account.pk: balance_refresh_request(account_pk=pk))
-
-
-def _insert_again(record: OrderRecord) -> None:
-    record.pk = None  # a new id: the lost one may have been handed out again
-    record._state.adding = True
-    try:
-        with transaction.atomic():
-            record.save(force_insert=True)
-    except IntegrityError:  # a retry claimed the key since: this attempt keeps its record, not as the current one
-        record.is_current = False
-        record.save(force_insert=True)
 
 
 def _log_line(record: OrderRecord, account: AlpacaAccount, refusal: Refusal | None) -> None:

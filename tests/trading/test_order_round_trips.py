@@ -53,26 +53,3 @@ def test_a_replay_gives_the_prepaid_budget_back(live, round_trips):  # noqa: F81
     assert r.status_code in (200, 201) and r.json()["replayed"] is True
     after = budget.stats_for({acct.pk: acct.rate_limit_per_minute})[acct.pk].requests_last_minute
     assert after == before, "a replay makes no broker call, so it must not use the account's budget"
-
-
-def test_an_order_waits_for_one_wal_flush(live):  # noqa: F811
-    """PostgreSQL: the claim commits without waiting for its WAL flush, the outcome's write waits
-    (and flushes the claim with it); the connection stays synchronous for everything else."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite in WAL mode with synchronous=NORMAL does not sync per commit")
-    account_refresh_balance(account=AlpacaAccount.objects.get(account_id="account_001"))
-    with CaptureQueriesContext(connection) as queries:
-        r = trader().post("/api/v1/stocks/order", {**ORDER, "client_order_id": "one-flush"}, format="json")
-    assert r.status_code == 201, r.json()
-    writes = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith("SELECT")]
-    assert len(writes) == 2, writes
-    assert writes[0].startswith('SET LOCAL synchronous_commit TO OFF; INSERT INTO "trading_orderrecord"'), writes[0]
-    assert "synchronous_commit" not in writes[1]
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW synchronous_commit")
-        assert cursor.fetchone()[0] == "on"
-    record = OrderRecord.objects.get(client_order_id="one-flush")
-    assert record.outcome == "accepted" and record.pk is not None

@@ -51,31 +51,3 @@ def test_without_an_event_the_outcome_writes_the_answer_status(demo_accounts):
     record = _pending(account, "c-2")
     _accept(record, account, "accepted")
     assert OrderRecord.objects.get(pk=record.pk).broker_status == "accepted"
-
-
-def test_a_lost_claim_is_written_again_with_its_outcome(demo_accounts):
-    """The claim commits without waiting for its WAL flush (trading/idempotency.py): a PostgreSQL crash
-    before the outcome's write can lose it. The outcome's write then writes the whole record again."""
-    from audit.models import AuditEvent
-
-    account = demo_accounts["account_001"]
-    record = _pending(account, "c-lost")
-    OrderRecord.objects.filter(pk=record.pk).delete()  # what the crash took
-    _accept(record, account, "accepted")
-    stored = OrderRecord.objects.get(client_order_id="c-lost")
-    assert stored.outcome == Outcome.ACCEPTED and stored.broker_order_id == "b-c-lost" and stored.is_current
-    assert stored.symbol == "MSFT" and stored.received_at == T0
-    event = AuditEvent.objects.get(action="order.submitted", object_id=str(stored.pk))
-    assert event.object_type == "trading.orderrecord"
-
-
-def test_a_lost_claim_whose_key_was_claimed_again_is_kept_as_an_earlier_attempt(demo_accounts):
-    account = demo_accounts["account_001"]
-    record = _pending(account, "c-again")
-    OrderRecord.objects.filter(pk=record.pk).delete()
-    retry = _pending(account, "c-again")  # a retry after the restart claimed the key first
-    _accept(record, account, "accepted")
-    rows = {r.pk: r for r in OrderRecord.objects.filter(client_order_id="c-again")}
-    assert len(rows) == 2 and rows[retry.pk].is_current and rows[retry.pk].outcome == Outcome.PENDING
-    again = next(r for pk, r in rows.items() if pk != retry.pk)
-    assert again.outcome == Outcome.ACCEPTED and not again.is_current
