@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-# The alpacasim harness: fixtures `sim_server` (session) and `sim` (reset per test).
-pytest_plugins = ["tests.helpers.sim"]
+# The alpacasim harness: fixtures `sim_server` (session) and `sim` (reset per test); alerts: `receiver`, `alert_holds`.
+pytest_plugins = ["tests.helpers.sim", "tests.helpers.alerts"]
 
 
 def pytest_collection_modifyitems(config, items):

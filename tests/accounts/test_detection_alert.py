@@ -8,7 +8,7 @@ from django.core.cache import cache
 from accounts.detection import account_detect_type
 from opitios import alerts
 from tests.accounts.factories import demo_account
-from tests.opitios.test_alerts import alerting, receiver  # noqa: F401 - fixtures
+from tests.opitios.test_alerts import alerting  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)  # alerts leave after the commit, as in production
 

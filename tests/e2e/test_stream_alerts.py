@@ -15,20 +15,12 @@ import yaml
 
 from tests.e2e.faultstack import ACCOUNTS, stack_env
 from tests.helpers.sim import sim, sim_server  # noqa: F401 - fixtures
-from tests.opitios.test_alerts import Receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 THRESHOLD = 10  # the least alerts.stream_down_seconds allows
 HUB = "market-data stream down: hub"
 SHARD = "trade-updates stream down: shard 0/1"
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def _last_result(stack, task: str, since: int) -> str:

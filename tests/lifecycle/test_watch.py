@@ -12,11 +12,9 @@ from django.core.cache import cache
 from lifecycle import tasks
 from lifecycle.listener import Listener, StreamState, shard_key
 from opitios import alerts
-from opitios.celery import app as celery_app
 from tests.accounts.factories import AlpacaAccountFactory
 from tests.audit.conftest import requires_postgres
 from tests.helpers.sim_streams import wait_for
-from tests.opitios.test_alerts import Receiver
 from tests.trading.conftest import config_file  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)  # alerts leave after the commit, as in production
@@ -25,20 +23,10 @@ THRESHOLD = 10  # the least alerts.stream_down_seconds allows
 
 
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def watching(config_file, receiver, monkeypatch, settings):  # noqa: F811
+def watching(config_file, receiver, alert_holds, settings):  # noqa: F811
     config_file.set("alerts", urls=[receiver.url], stream_down_seconds=THRESHOLD)
-    monkeypatch.setattr(celery_app.conf, "task_always_eager", True)
-    holds: list[tuple] = []
-    monkeypatch.setattr(alerts.resolve_after_hold, "apply_async", lambda args, countdown: holds.append(args))
     cache.clear()
-    yield holds
+    yield alert_holds
     cache.clear()
 
 

@@ -5,9 +5,6 @@ countdown is stood in for by running the scheduled task by hand."""
 from __future__ import annotations
 
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
@@ -15,71 +12,20 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from opitios import alerts
-from opitios.celery import app as celery_app
 from opitios.config import current_config
 from opitios.logging import register_secret
 
 pytestmark = pytest.mark.django_db(transaction=True)  # on_commit runs at once, as in production
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.messages: list[dict] = []
-        self.fail_next = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
-                if receiver.fail_next:
-                    receiver.fail_next -= 1
-                    receiver.messages.append({"failed": True, **body})
-                    self.send_response(500)
-                else:
-                    receiver.messages.append(body)
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def delivered(self) -> list[dict]:
-        return [m for m in self.messages if not m.get("failed")]
-
-    def wait(self, count: int, timeout: float = 15.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while len(self.delivered()) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.delivered()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def alerting(tmp_path, monkeypatch, receiver):
+def alerting(tmp_path, monkeypatch, receiver, alert_holds):
     path = tmp_path / "secrets.yml"
     path.write_text(yaml.safe_dump({"alerts": {"urls": [receiver.url], "repeat_minutes": 60}}))
     monkeypatch.setenv("OPITIOS_SECRETS", str(path))
-    monkeypatch.setattr(celery_app.conf, "task_always_eager", True)
-    scheduled: list[tuple] = []
-    monkeypatch.setattr(alerts.resolve_after_hold, "apply_async", lambda args, countdown: scheduled.append(args))
     cache.clear()
     assert current_config().alerts.urls == [receiver.url]
-    yield scheduled
+    yield alert_holds
     cache.clear()
 
 

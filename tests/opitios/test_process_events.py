@@ -10,8 +10,7 @@ from pathlib import Path
 import yaml
 
 from opitios.supervisord_conf import render
-
-from .test_alerts import Receiver
+from tests.helpers.alerts import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 

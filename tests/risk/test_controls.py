@@ -16,7 +16,7 @@ from audit.models import AuditEvent
 from opitios.config import parse_config
 from risk.models import TradingState
 from risk.states import trading_state_effective, trading_state_set
-from tests.opitios.test_alerts import alerting, receiver  # noqa: F401 - fixtures
+from tests.opitios.test_alerts import alerting  # noqa: F401 - fixture
 
 
 def _account(account_id="acct_r"):

@@ -9,27 +9,20 @@ from django.utils import timezone
 from opitios import alerts
 from opitios.celery import app as celery_app
 from sellbot import services, tasks
-from tests.opitios.test_alerts import Receiver
 
 from .test_watchdog import sweeps_stop
 
 pytestmark = pytest.mark.django_db(transaction=True)  # alerts leave after the commit, as in production
 
 
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-def test_a_stalled_bot_alerts_once_and_resolves_once(config_file, receiver, monkeypatch):
+def test_a_stalled_bot_alerts_once_and_resolves_once(config_file, receiver, alert_holds, monkeypatch):
     config_file.data["alerts"] = {"urls": [receiver.url]}
     config_file.write()
     monkeypatch.setattr(celery_app.conf, "task_always_eager", True)
     monkeypatch.setattr(tasks.sweep, "apply_async", lambda **kwargs: None)  # the re-dispatched sweep is not under test
     holds: list[tuple] = []
     monkeypatch.setattr(alerts.resolve_after_hold, "apply_async", lambda args, countdown: holds.append(args))
+    holds = alert_holds
     cache.clear()
     sweeps_stop(minutes_ago=10)
 

@@ -14,7 +14,7 @@ from opitios import alerts
 from opitios.config import parse_config
 from streaming import status, tasks
 from tests.accounts.factories import AlpacaAccountFactory
-from tests.opitios.test_alerts import alerting, receiver  # noqa: F401 - fixtures
+from tests.opitios.test_alerts import alerting  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)  # alerts leave after the commit, as in production
 

@@ -8,26 +8,15 @@ from django.core.cache import cache
 
 from accounts.broker import BrokerTimeout
 from opitios import alerts
-from opitios.celery import app as celery_app
-from tests.opitios.test_alerts import Receiver
 
 from .test_order_flow import ORDER, post
 
 pytestmark = pytest.mark.django_db(transaction=True)  # alerts leave after the commit, as in production
 
 
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-def test_an_unverified_balance_alerts_once_and_a_verified_order_resolves_it(trader, world, config_file, receiver, monkeypatch):
+def test_an_unverified_balance_alerts_once_and_a_verified_order_resolves_it(trader, world, config_file, receiver, alert_holds):
     config_file.set("alerts", urls=[receiver.url])
-    monkeypatch.setattr(celery_app.conf, "task_always_eager", True)
-    holds: list[tuple] = []
-    monkeypatch.setattr(alerts.resolve_after_hold, "apply_async", lambda args, countdown: holds.append(args))
+    holds = alert_holds
     cache.clear()
     for n in range(2):  # fail-open: both go ahead unverified; the second sends nothing new
         world.faults["get_account"] = BrokerTimeout("timeout")
