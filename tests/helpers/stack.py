@@ -49,6 +49,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
 
+
+# A worker's warm shutdown lets its running task finish, which may take up to that task's time limit
+# (sellbot.check_account 50 s, CELERY_TASK_TIME_LIMIT 90 s); only a process past that ignored SIGTERM.
+# Production allows the same (deploy/systemd: TimeoutStopSec=120 for the workers).
+STOP_TIMEOUT = 95.0
+
 class StackError(AssertionError):
     pass
 
@@ -130,7 +136,7 @@ class Stack:
         processes: tuple[str, ...] = PROCESSES,
         env: dict[str, str] | None = None,
         beat_interval: float | None = None,
-        stop_timeout: float = 30.0,
+        stop_timeout: float = STOP_TIMEOUT,
         start_timeout: float = 60.0,
     ) -> None:
         self.root = Path(root)
