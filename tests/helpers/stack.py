@@ -48,12 +48,11 @@ from tests.helpers.processes import Proc, alive, describe, free_port, kill_all, 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
-
-
 # A worker's warm shutdown lets its running task finish, which may take up to that task's time limit
 # (sellbot.check_account 50 s, CELERY_TASK_TIME_LIMIT 90 s); only a process past that ignored SIGTERM.
 # Production allows the same (deploy/systemd: TimeoutStopSec=120 for the workers).
 STOP_TIMEOUT = 95.0
+
 
 class StackError(AssertionError):
     pass
