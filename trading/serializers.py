@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from rest_framework import serializers
 
 from accounts.broker import TIMEFRAMES
-from opitios.serializers import ErrorDetailSerializer, ErrorResponseSerializer, IsoDateTimeField  # noqa: F401 - re-exported for the views
+from opitios.serializers import ErrorDetailSerializer, ErrorResponseSerializer, FieldsOncePerThread, IsoDateTimeField  # noqa: F401 - re-exported for the views
 
 from .fields import StrictDecimalField
 from .intents import (
@@ -33,7 +33,7 @@ QTY = {"max_digits": 20, "decimal_places": 9, "coerce_to_string": True}
 # --- order inputs -----------------------------------------------------------------------------
 
 
-class _OrderInputBase(serializers.Serializer):
+class _OrderInputBase(FieldsOncePerThread, serializers.Serializer):
     side = serializers.ChoiceField(choices=SIDES)
     type = serializers.ChoiceField(choices=ORDER_TYPES)
     limit_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY)
@@ -93,7 +93,7 @@ class StockOrderInputSerializer(_OrderInputBase):
         )
 
 
-class OrderReplaceInputSerializer(serializers.Serializer):
+class OrderReplaceInputSerializer(FieldsOncePerThread, serializers.Serializer):
     qty = StrictDecimalField(required=False, allow_null=True, min_value=0, **QTY, help_text="The new quantity (whole shares).")
     limit_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY, help_text="limit and stop_limit orders.")
     stop_price = StrictDecimalField(required=False, allow_null=True, min_value=0, **MONEY, help_text="stop and stop_limit orders.")
@@ -124,7 +124,7 @@ class OptionOrderInputSerializer(_OrderInputBase):
         )
 
 
-class BulkOrderInputSerializer(serializers.Serializer):
+class BulkOrderInputSerializer(FieldsOncePerThread, serializers.Serializer):
     stock = StockOrderInputSerializer(required=False, help_text="A stock order (give exactly one of stock or option).")
     option = OptionOrderInputSerializer(required=False, help_text="An option order (give exactly one of stock or option).")
     account_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False, allow_empty=False, max_length=1000,
@@ -142,7 +142,7 @@ class BulkOrderInputSerializer(serializers.Serializer):
         return self.fields[which].to_intent_from(self.validated_data[which])
 
 
-class QuickOrderQuerySerializer(serializers.Serializer):
+class QuickOrderQuerySerializer(FieldsOncePerThread, serializers.Serializer):
     qty = StrictDecimalField(min_value=0, **QTY)
     account_id = serializers.CharField(required=False, max_length=64)
     client_order_id = serializers.CharField(required=False, max_length=48, min_length=1)
