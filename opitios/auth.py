@@ -6,18 +6,24 @@ Tokens carry ``user_id``, optional ``account_id``, ``permissions`` and ``exp``. 
 The algorithm and keys come from ``settings.SIMPLE_JWT`` (built from the ``jwt`` section of
 secrets.yml by ``JwtConfig.simple_jwt_settings``). Only the configured algorithm is accepted, so
 ``alg: none``, another algorithm and HS/RS confusion all fail signature verification (401).
+
+A verified token is kept per process (``VerifiedTokens``: at most ``VERIFIED_TOKENS_MAX``, least recently used
+first out, keyed by the raw token and the backend that verified it), so a client's next request skips the
+signature and the claims checks; its ``exp`` is checked again at every use. Only what verified is kept, and
+nothing of it is logged.
 """
 from __future__ import annotations
 
 import threading
 import unicodedata
+from collections import OrderedDict
 from datetime import timedelta
 
 from django.core.signals import setting_changed
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt import settings as simplejwt_settings
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import aware_utcnow, datetime_to_epoch
 
@@ -35,6 +41,8 @@ def token_backend() -> TokenBackend:
     if _backend is None:
         with _backend_lock:
             if _backend is None:
+                # simplejwt replaces its api_settings object when SIMPLE_JWT changes: read it from the module
+                api_settings = simplejwt_settings.api_settings
                 _backend = TokenBackend(
                     api_settings.ALGORITHM,
                     api_settings.SIGNING_KEY,
@@ -48,6 +56,7 @@ def _reset_backend(*, setting, **kwargs) -> None:
     global _backend
     if setting == "SIMPLE_JWT":
         _backend = None
+        verified_tokens.clear()
 
 
 setting_changed.connect(_reset_backend)
@@ -107,8 +116,67 @@ class ClaimsToken(Token):
         return token_backend()
 
 
+VERIFIED_TOKENS_MAX = 1024  # distinct live tokens a worker keeps; a client holds one for up to an hour
+
+
+class VerifiedTokens:
+    """Tokens that passed verification, by raw token: a bounded LRU shared by the threads of a process."""
+
+    def __init__(self, maxsize: int = VERIFIED_TOKENS_MAX) -> None:
+        self.maxsize = maxsize
+        self._lock = threading.Lock()
+        self._tokens: OrderedDict[bytes, tuple[TokenBackend, ClaimsToken]] = OrderedDict()
+
+    def get(self, raw_token: bytes, backend: TokenBackend) -> ClaimsToken | None:
+        """The token verified by ``backend`` for ``raw_token`` if it has not expired since; None otherwise."""
+        with self._lock:
+            hit = self._tokens.get(raw_token)
+            if hit is None:
+                return None
+            self._tokens.move_to_end(raw_token)
+        verified_by, token = hit
+        if verified_by is not backend:  # the keys or the algorithm changed
+            self.discard(raw_token)
+            return None
+        try:
+            token.check_exp(current_time=aware_utcnow())
+        except TokenError:
+            self.discard(raw_token)
+            return None
+        return token
+
+    def put(self, raw_token: bytes, backend: TokenBackend, token: ClaimsToken) -> None:
+        with self._lock:
+            self._tokens[raw_token] = (backend, token)
+            self._tokens.move_to_end(raw_token)
+            while len(self._tokens) > self.maxsize:
+                self._tokens.popitem(last=False)
+
+    def discard(self, raw_token: bytes) -> None:
+        with self._lock:
+            self._tokens.pop(raw_token, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+
+verified_tokens = VerifiedTokens()
+
+
 class ClaimsJWTAuthentication(JWTStatelessUserAuthentication):
     www_authenticate_realm = "opitios"
+
+    def get_validated_token(self, raw_token: bytes) -> Token:
+        backend = token_backend()
+        token = verified_tokens.get(raw_token, backend)
+        if token is None:
+            token = super().get_validated_token(raw_token)  # raises InvalidToken (401) as before; an expired one lands here
+            verified_tokens.put(raw_token, backend, token)
+        return token
 
 
 def token_claims(request) -> dict:
@@ -150,6 +218,7 @@ def issue_token(*, user_id: str, permissions: list[str], account_id: str | None 
     }
     if account_id:
         payload["account_id"] = account_id
+    api_settings = simplejwt_settings.api_settings
     if not api_settings.SIGNING_KEY:
         raise ValueError(f"no signing key is configured for {api_settings.ALGORITHM} (jwt.private_key for RS256)")
     return token_backend().encode(payload)
