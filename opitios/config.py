@@ -20,10 +20,12 @@ process parses the file); ``log_config_errors`` prints them once, from ``sync_ac
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -724,9 +726,35 @@ def load_config(base_dir: Path) -> OpitiosConfig:
 _cache: dict[str, tuple[tuple[int, int], OpitiosConfig]] = {}
 
 
+# Inside ``config_per_request`` (RequestTimingMiddleware): the configuration this request read first, so one
+# request sees one configuration and checks the file once instead of at every call (five per order).
+_request_config: contextvars.ContextVar[list[OpitiosConfig] | None] = contextvars.ContextVar(
+    "opitios_request_config", default=None)
+
+
+@contextmanager
+def config_per_request() -> Iterator[None]:
+    token = _request_config.set([])
+    try:
+        yield
+    finally:
+        _request_config.reset(token)
+
+
 def current_config() -> OpitiosConfig:
     """The configuration as the file says now: re-read when the file changes, so a
-    ``sync_accounts`` re-sync or an edited threshold applies without a restart."""
+    ``sync_accounts`` re-sync or an edited threshold applies without a restart (from the next request on,
+    inside a request: ``config_per_request``)."""
+    memo = _request_config.get()
+    if memo:
+        return memo[0]
+    config = _config_from_file()
+    if memo is not None:
+        memo.append(config)
+    return config
+
+
+def _config_from_file() -> OpitiosConfig:
     from django.conf import settings
 
     path, demo = config_path(settings.BASE_DIR)

@@ -11,7 +11,7 @@ its URL pattern and status class (the desk's traffic monitor reads it); the orde
 ``time_request``) also export it as ``opitios_order_request_total_seconds``. A log line written during the
 request with ``log_after_response`` is held until then and gets `` request_total_ms=<ms>``
 appended (outside a request it is written at once); a marked request that held no line gets one
-of its own.
+of its own. Within the request, ``current_config()`` reads the configuration file once (``config_per_request``).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from opitios import metrics
+from opitios.config import config_per_request
 
 logger = logging.getLogger("opitios.requests")
 
@@ -66,7 +67,8 @@ class RequestTimingMiddleware:
         token = _held.set(held)
         status, total = 500, None
         try:
-            response = self.get_response(request)
+            with config_per_request():
+                response = self.get_response(request)
             status, total = response.status_code, elapsed_ms(request.received_perf)
             response["Server-Timing"] = f"app;dur={total}"
             return response
