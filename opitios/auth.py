@@ -20,10 +20,10 @@ from collections import OrderedDict
 from datetime import timedelta
 
 from django.core.signals import setting_changed
+from rest_framework_simplejwt import settings as simplejwt_settings
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt import settings as simplejwt_settings
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import aware_utcnow, datetime_to_epoch
 
