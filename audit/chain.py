@@ -90,21 +90,30 @@ def canonical_json(*, seq: int, **row) -> str:
     return canonical_json_before_seq(**row) + f"{seq}}}"
 
 
-def canonical_json_before_seq(*, at: dt.datetime, actor_type: str, actor_id: str, action: str, account: int | None,
-                              object_type: str, object_id: str, data) -> str:
+def canonical_data_json(data, *, normalised: bool = False) -> str:
+    """``data`` in the canonical serialisation: also what the writer stores, so the canonical row below
+    is built around it instead of serialising the data twice. ``normalised``: ``data`` comes from
+    ``normalise_data`` (integral floats are already ints), so the walk for them is skipped."""
+    return json.dumps(data if normalised else _canonical_value(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def canonical_json_before_seq(*, data, **row) -> str:
     """The canonical JSON up to the value of ``seq``, its last key in sorted order: PostgreSQL
     appends the seq it takes under the head lock, and ``}`` (audit.services)."""
-    row = {
-        "at": format_at(at),
-        "actor_type": actor_type,
-        "actor_id": actor_id,
-        "action": action,
-        "account": account,
-        "object_type": object_type,
-        "object_id": object_id,
-        "data": _canonical_value(data),
-    }
-    return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)[:-1] + ',"seq":'
+    return canonical_row_before_seq(data_json=canonical_data_json(data), **row)
+
+
+def canonical_row_before_seq(*, at: dt.datetime, actor_type: str, actor_id: str, action: str, account: int | None,
+                             object_type: str, object_id: str, data_json: str) -> str:
+    """``canonical_json_before_seq`` for data already serialised by ``canonical_data_json``: the keys in
+    sorted order (account, action, actor_id, actor_type, at, data, object_id, object_type, seq)."""
+    def dumps(value) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    return (f'{{"account":{dumps(account)},"action":{dumps(action)},"actor_id":{dumps(actor_id)},'
+            f'"actor_type":{dumps(actor_type)},"at":"{format_at(at)}","data":{data_json},'
+            f'"object_id":{dumps(object_id)},"object_type":{dumps(object_type)},"seq":')
 
 
 def compute_hash(prev_hash: str, **row) -> str:

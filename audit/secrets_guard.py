@@ -43,23 +43,33 @@ def _key_kind(key: str) -> str:
     return "symbol" if flat in _SYMBOL_KEYS else ""
 
 
+# Values with nothing to redact: kept as they are without a call per value (an order's audit data is
+# mostly numbers, booleans and nulls).
+_PLAIN = (bool, int, float, type(None))
+
+
 def redact_secrets(value, path: str = "", found: list[str] | None = None):
     """Return ``value`` with credentials redacted; the dotted paths of redacted keys go to ``found``."""
     if isinstance(value, dict):
         cleaned = {}
         for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
             kind = _key_kind(str(key))
             if kind == "credential":
                 cleaned[key] = REDACTED
                 if found is not None:
-                    found.append(here)
+                    found.append(f"{path}.{key}" if path else str(key))
             elif kind == "symbol" and (
                 _is_symbol(item) or (isinstance(item, list) and item and all(_is_symbol(x) for x in item))
             ):
                 cleaned[key] = item
+            elif isinstance(item, _PLAIN):
+                cleaned[key] = item
+            elif isinstance(item, str):
+                masked = cleaned[key] = mask_secrets(item)
+                if masked != item and found is not None:
+                    found.append(f"{path}.{key}" if path else str(key))
             else:
-                cleaned[key] = redact_secrets(item, here, found)
+                cleaned[key] = redact_secrets(item, f"{path}.{key}" if path else str(key), found)
         return cleaned
     if isinstance(value, (list, tuple)):
         return [redact_secrets(item, f"{path}[{index}]", found) for index, item in enumerate(value)]

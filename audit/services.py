@@ -1,7 +1,6 @@
 """Writes to the audit trail: appending events and recording chain checks."""
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -11,7 +10,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
-from audit.chain import GENESIS_HASH, canonical_json_before_seq, compute_hash, normalise_data, verify_chain
+from audit.chain import GENESIS_HASH, canonical_data_json, canonical_row_before_seq, compute_hash, normalise_data, verify_chain
 from audit.models import ActorType, AuditChainCheck, AuditEvent, CheckSource
 from audit.secrets_guard import redact_secrets
 
@@ -146,7 +145,8 @@ def _prepare(*, actor_type: str, actor_id, action: str, account=None, obj=None, 
         "object_id": object_id,
         "data": clean,
     }
-    return row, json.dumps(clean, separators=(",", ":"), ensure_ascii=False), clean
+    # Stored as the canonical serialisation (sorted keys): the hash is built around the same text.
+    return row, canonical_data_json(clean, normalised=True), clean
 
 
 def _appended(row: dict, clean: dict, *, at, seq: int, prev_hash: str, digest: str, using: str) -> AuditEvent:
@@ -188,7 +188,9 @@ def _append_postgresql(connection, *, at, row: dict, payload: str, alongside: tu
                                      joined=", alongside" if alongside else "")
     params = [*(alongside[1] if alongside else ()),
               connection.ops.adapt_datetimefield_value(at), row["actor_type"], row["actor_id"], row["action"], row["account"],
-              row["object_type"], row["object_id"], payload, canonical_json_before_seq(at=at, **row)]
+              row["object_type"], row["object_id"], payload, canonical_row_before_seq(
+                  at=at, actor_type=row["actor_type"], actor_id=row["actor_id"], action=row["action"], account=row["account"],
+                  object_type=row["object_type"], object_id=row["object_id"], data_json=payload)]
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         appended = cursor.fetchone()

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from audit.chain import GENESIS_HASH, canonical_json, verify_chain
+from audit.chain import GENESIS_HASH, canonical_data_json, canonical_json, canonical_row_before_seq, normalise_data, verify_chain
 from audit.models import AuditChainHead, AuditEvent
 from audit.services import AlongsideMissing, audit_record
 from tests.audit.factories import AlpacaAccountFactory
@@ -44,6 +44,19 @@ def test_hash_is_sha256_of_prev_hash_and_the_documented_canonical_json():
                           object_type="broker_order", object_id="b-1", data=stored.data) == expected
     assert stored.hash == hashlib.sha256((GENESIS_HASH + expected).encode()).hexdigest()
     assert expected.startswith('{"account":') and '"data":{"a":"é","b":[1,2.5],"qty":"1.50"},"object_id"' in expected
+
+
+@pytest.mark.parametrize(("account", "actor_id", "object_id"), [(None, "", ""), (7, 'q"uote\\back\nline\u2028', "é✓\x01")])
+def test_the_row_built_around_the_stored_data_text_is_the_canonical_json(account, actor_id, object_id):
+    # the writer's path (PostgreSQL): the data serialised once, the row built around it
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+    data = normalise_data({"z": [1.0, {"b": None, "a": "\"x\""}], "A": Decimal("1.50"), "é": True, "n": 2.5})
+    row = {"at": at, "actor_type": "user", "actor_id": actor_id, "action": "order.submitted", "account": account,
+           "object_type": "trading.orderrecord", "object_id": object_id}
+    expected = json.dumps({**row, "at": "2026-01-02T03:04:05.000006Z", "data": data, "seq": 12}, sort_keys=True,
+                          separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    built = canonical_row_before_seq(**row, data_json=canonical_data_json(data, normalised=True)) + "12}"
+    assert built == expected == canonical_json(seq=12, data=data, **row)
 
 
 def test_data_survives_the_database_round_trip_unchanged_for_hashing():
