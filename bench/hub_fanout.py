@@ -84,7 +84,7 @@ def _epoch(text: str) -> float:
 
 
 # --- client processes --------------------------------------------------------------------------------------
-async def _client(url: str, wanted: list[str], window, stop, ready: list, out: dict) -> None:
+async def _client(url: str, wanted: list[str], window, stop, ready: list, out: dict, last_msg) -> None:
     from websockets.asyncio.client import connect
 
     batch = "batch=1" in url
@@ -128,6 +128,13 @@ async def _client(url: str, wanted: list[str], window, stop, ready: list, out: d
                             trades[m["symbol"]] += 1
                 if data_frame and window[0] and window[0] <= now <= window[1]:
                     out["frames_in_window"] += 1
+                # Published from here, not only by the process's reporter: a client with frames buffered reads
+                # them without yielding, so the reporter could go quiet for seconds while messages still arrive,
+                # and the drain would end early (trades still on their way counted as lost).
+                if data_frame and now - out["published_at"] > 0.2:
+                    out["published_at"] = now
+                    if now > last_msg.value:
+                        last_msg.value = now
         closer.cancel()
     except Exception as exc:  # noqa: BLE001 - a closed connection is a figure, not a crash
         out["errors"].append(f"{type(exc).__name__}: {exc}"[:200])
@@ -143,7 +150,8 @@ async def _close_at(stop, ws) -> None:
 def client_proc(url: str, subsets: list[list[str]], window, stop, ready_count, last_msg, results) -> None:
     async def run() -> dict:
         out = {"trades": [], "latencies": [], "errors": [], "received": 0, "timeline": Counter(), "last_at": 0.0,
-               "delivered_in_window": 0, "frames_in_window": 0}
+               "delivered_in_window": 0, "frames_in_window": 0,
+               "published_at": 0.0}
         ready: list = []
 
         stopped = asyncio.Event()  # set from the mp.Event, polled without blocking the loop
@@ -160,7 +168,7 @@ def client_proc(url: str, subsets: list[list[str]], window, stop, ready_count, l
                 await asyncio.sleep(0.2)
             stopped.set()
 
-        tasks = [asyncio.create_task(_client(url, s, window, stopped, ready, out)) for s in subsets]
+        tasks = [asyncio.create_task(_client(url, s, window, stopped, ready, out, last_msg)) for s in subsets]
         reporter = asyncio.create_task(report_ready())
         await asyncio.gather(*tasks)
         await reporter
