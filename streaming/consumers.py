@@ -153,13 +153,14 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
             return
         if not self.outbox.push(symbol, trades, quote):
             self.closing = True
-            asyncio.get_running_loop().create_task(self._too_slow())
+            self.tasks.append(asyncio.get_running_loop().create_task(self._too_slow()))  # held: not collected mid-close
 
     async def _too_slow(self) -> None:
         logger.warning("ws client %s too slow: %d trades queued, %d quotes conflated; closing", self.channel_name,
                        len(self.outbox.trades), self.outbox.conflated)
         for task in self.tasks:
-            task.cancel()
+            if task is not asyncio.current_task():
+                task.cancel()
         await self.close(CLOSE_SLOW, f"slow consumer: more than {self.outbox.max_backlog} messages queued")
 
     async def hub_rejected(self, event) -> None:
