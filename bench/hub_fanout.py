@@ -303,6 +303,9 @@ def fanout(gw, ws_port: int, args, syms: list[str], framing: str = "message") ->
         "trades_lost": lost,
         "trades_lost_by_symbol": dict(lost_by_symbol.most_common(5)),
         "trades_duplicated": dup,
+        # a loss spread over every client is a late tail; one concentrated on some clients is a stuck connection
+        "clients_missing_trades": sum(1 for o in outs for wanted, got in o["trades"] if any(sent.get(s, 0) > got.get(s, 0) for s in wanted)),
+        "clients_with_no_trade_in_window": sum(1 for o in outs for _, got in o["trades"] if not got),
         "client_errors": len(errors), "client_error_samples": errors[:3],
         # CPU per message delivered in the window: the cost figure that holds on a loaded, shared host
         "asgi_cpu_us_per_message": round((cpu1["ws"] - cpu0["ws"]) * 1e6 / max(1, sum(o["delivered_in_window"] for o in outs)), 1),

@@ -1,5 +1,6 @@
-"""The process side of the fan-out (docs/streaming.md): each ASGI process joins a symbol's group once, with a
-channel of its own, and hands each ``md.tick`` to its local clients of that symbol in memory.
+"""The process side of the fan-out (docs/streaming.md): each ASGI process with clients joins the round group
+once, with a channel of its own, and hands each symbol's part of an ``md.round`` to its local clients of that
+symbol in memory.
 
 Before, every client connection joined ``md.SYMBOL`` with its own channel: each group message was queued,
 deserialized (msgpack, with Redis; deep-copied, in memory) and dispatched through Channels' consumer loop
@@ -36,11 +37,10 @@ class ProcessFanout:
 
     async def add(self, symbol: str, member: object, deliver: Deliver) -> None:
         channel = await self._channel()
-        members = self.members.setdefault(symbol, {})
-        first = not members
-        members[member] = deliver
-        if first:
-            await self.layer.group_add(protocol.group(symbol), channel)
+        first = not self.members
+        self.members.setdefault(symbol, {})[member] = deliver
+        if first:  # the process's first want: join the rounds (the layer's lock keeps join/leave in call order)
+            await self.layer.group_add(protocol.ROUND_GROUP, channel)
 
     async def discard(self, symbol: str, member: object) -> None:
         members = self.members.get(symbol)
@@ -48,15 +48,17 @@ class ProcessFanout:
             return
         if not members:
             del self.members[symbol]
-            await self.layer.group_discard(protocol.group(symbol), self.channel)
+            if not self.members:  # no client wants anything: stop receiving the rounds
+                await self.layer.group_discard(protocol.ROUND_GROUP, self.channel)
 
     def deliver(self, message: dict) -> None:
-        symbol = message["s"]  # one symbol's messages of a hub fan-out round (streaming/hub.py), already encoded
-        for member, deliver in list(self.members.get(symbol, {}).items()):
-            try:
-                deliver(symbol, message["t"], message["q"])
-            except Exception:  # one client's failure must not starve the others
-                logger.exception("ws fan-out to %s failed", member)
+        # one hub fan-out round (streaming/hub.py): per symbol its trades in order and latest quote, encoded
+        for symbol, trades, quote in message["r"]:
+            for member, deliver in list(self.members.get(symbol, {}).items()):
+                try:
+                    deliver(symbol, trades, quote)
+                except Exception:  # one client's failure must not starve the others
+                    logger.exception("ws fan-out to %s failed", member)
 
     async def _receive(self, channel: str) -> None:
         while True:
@@ -68,7 +70,7 @@ class ProcessFanout:
                 logger.warning("ws fan-out: channel layer receive failed (%s)", exc.__class__.__name__)
                 await asyncio.sleep(0.5)
                 continue
-            if message.get("type") == "md.tick":
+            if message.get("type") == "md.round":
                 self.deliver(message)
 
 
