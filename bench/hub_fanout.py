@@ -1,6 +1,7 @@
 """Streaming market data through the gateway: tick → client fan-out, and REST quotes served from the stream.
 
-    python -m bench.hub_fanout [--clients 200] [--symbols 50] [--per-client 10] [--rate 500] [--duration 10] [--smoke]
+    python -m bench.hub_fanout [--clients 200] [--symbols 50] [--per-client 10] [--rate 500] [--duration 10]
+                               [--framing both|message|batch] [--no-rest] [--smoke]
 
 One stack (bench/gateway.py: alpacasim, gunicorn, the ws process and, with REDIS_URL, the hub process; on
 embedded defaults the hub runs inside the ws process, docs/streaming.md). Three figures from one run:
@@ -8,9 +9,12 @@ embedded defaults the hub runs inside the ws process, docs/streaming.md). Three 
 1. **Tick to client.** ``--clients`` WebSocket clients on /ws/market-data, each subscribed to ``--per-client``
    of ``--symbols`` symbols (client i takes symbols i*k .. i*k+k-1 modulo the count, so every symbol has
    clients), alpacasim at ``--rate`` ticks/s in all (``/_sim/streams/config`` tick_rate = rate / symbols per
-   symbol; each tick is a quote and a trade). The clients run in ``--procs`` processes. Over the measured
+   symbol; each tick is a quote and a trade). The clients run in ``--procs`` processes. It runs twice in the
+   same stack (``--framing both``): one JSON object per frame (the old protocol: the headline figures,
+   ``headline_framing``), then ``?batch=1`` (a JSON array per frame: the ``batched_*`` figures). Over the measured
    window: p50/p99 of (client receive time − the tick's exchange timestamp) for every quote and trade stamped in it,
-   messages/s delivered (received during the window), CPU seconds of the ASGI (ws) and hub processes (/proc), and trades lost: a
+   messages/s delivered (received during the window), CPU seconds of the ASGI (ws) and hub processes and of the
+   bench's own clients (/proc), the CPU per message delivered (the cost figure that holds on a loaded host), and trades lost: a
    reference client on alpacasim itself (another account's keys) counts the trades sent per symbol with an
    exchange timestamp inside the window; every client must have received as many for each of its symbols.
 2. **REST quotes from the stream.** ``wrk`` (as bench/quote_throughput.py) on GET /api/v1/stocks/AAPL/quote
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -73,48 +78,63 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+@functools.lru_cache(maxsize=8192)  # a tick's timestamp reaches ~40 clients: parse it once per process
 def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 # --- client processes --------------------------------------------------------------------------------------
-async def _client(url: str, wanted: list[str], window, stop, ready: list, out: dict) -> None:
+async def _client(url: str, wanted: list[str], window, stop, ready: list, out: dict, last_msg) -> None:
     from websockets.asyncio.client import connect
 
+    batch = "batch=1" in url
     trades: Counter = Counter()
     latencies: list[float] = []
     seen: set[str] = set()
     try:
         async with connect(url, max_size=None, open_timeout=60, ping_interval=None) as ws:
-            json.loads(await ws.recv())  # welcome
+            await ws.recv()  # welcome
             await ws.send(json.dumps({"type": "subscribe", "symbols": wanted}))
             # Closed at the stop by a watcher: a timeout per recv (wait_for makes a task each) cost the
             # clients more CPU than the server spent per message, on the host they share.
             closer = asyncio.create_task(_close_at(stop, ws))
             async for raw in ws:
                 now = time.time()
-                m = json.loads(raw)
-                kind = m.get("type")
-                if kind not in ("quote", "trade"):
-                    continue
-                out["received"] += 1
-                out["last_at"] = now
-                out["timeline"][int(now)] += 1
-                out.setdefault("sample", m)
-                if len(seen) < len(wanted):
-                    seen.add(m["symbol"])
-                    if len(seen) == len(wanted):
-                        ready.append(1)
-                start, end = window[0], window[1]
-                if not start:
-                    continue
-                if start <= now <= end:
-                    out["delivered_in_window"] += 1
-                t = _epoch(m["timestamp"])
-                if start <= t <= end:
-                    latencies.append((now - t) * 1000)
-                    if kind == "trade":
-                        trades[m["symbol"]] += 1
+                parsed = json.loads(raw)
+                frame = parsed if batch else (parsed,)  # ?batch=1: a JSON array of messages per frame
+                data_frame = False
+                for m in frame:
+                    kind = m.get("type")
+                    if kind not in ("quote", "trade"):
+                        continue
+                    data_frame = True
+                    out["received"] += 1
+                    out["last_at"] = now
+                    out["timeline"][int(now)] += 1
+                    out.setdefault("sample", m)
+                    if len(seen) < len(wanted):
+                        seen.add(m["symbol"])
+                        if len(seen) == len(wanted):
+                            ready.append(1)
+                    start, end = window[0], window[1]
+                    if not start:
+                        continue
+                    if start <= now <= end:
+                        out["delivered_in_window"] += 1
+                    t = _epoch(m["timestamp"])
+                    if start <= t <= end:
+                        latencies.append((now - t) * 1000)
+                        if kind == "trade":
+                            trades[m["symbol"]] += 1
+                if data_frame and window[0] and window[0] <= now <= window[1]:
+                    out["frames_in_window"] += 1
+                # Published from here, not only by the process's reporter: a client with frames buffered reads
+                # them without yielding, so the reporter could go quiet for seconds while messages still arrive,
+                # and the drain would end early (trades still on their way counted as lost).
+                if data_frame and now - out["published_at"] > 0.2:
+                    out["published_at"] = now
+                    if now > last_msg.value:
+                        last_msg.value = now
         closer.cancel()
     except Exception as exc:  # noqa: BLE001 - a closed connection is a figure, not a crash
         out["errors"].append(f"{type(exc).__name__}: {exc}"[:200])
@@ -130,7 +150,8 @@ async def _close_at(stop, ws) -> None:
 def client_proc(url: str, subsets: list[list[str]], window, stop, ready_count, last_msg, results) -> None:
     async def run() -> dict:
         out = {"trades": [], "latencies": [], "errors": [], "received": 0, "timeline": Counter(), "last_at": 0.0,
-               "delivered_in_window": 0}
+               "delivered_in_window": 0, "frames_in_window": 0,
+               "published_at": 0.0}
         ready: list = []
 
         stopped = asyncio.Event()  # set from the mp.Event, polled without blocking the loop
@@ -147,7 +168,7 @@ def client_proc(url: str, subsets: list[list[str]], window, stop, ready_count, l
                 await asyncio.sleep(0.2)
             stopped.set()
 
-        tasks = [asyncio.create_task(_client(url, s, window, stopped, ready, out)) for s in subsets]
+        tasks = [asyncio.create_task(_client(url, s, window, stopped, ready, out, last_msg)) for s in subsets]
         reporter = asyncio.create_task(report_ready())
         await asyncio.gather(*tasks)
         await reporter
@@ -196,7 +217,7 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def fanout(gw, ws_port: int, args, syms: list[str]) -> dict:
+def fanout(gw, ws_port: int, args, syms: list[str], framing: str = "message") -> dict:
     ws_proc, hub_proc = gw.companions["ws"], gw.companions.get("hub")
     _wait("the ws server", lambda: _port_open(ws_port), 90)
     gw.sim.control("POST", "/_sim/streams/config", {"tick_rate": args.rate / len(syms)})
@@ -210,7 +231,7 @@ def fanout(gw, ws_port: int, args, syms: list[str]) -> dict:
     reference.start()
     k = args.per_client
     subsets = [[syms[(i * k + j) % len(syms)] for j in range(k)] for i in range(args.clients)]
-    url = f"ws://127.0.0.1:{ws_port}/ws/market-data"
+    url = f"ws://127.0.0.1:{ws_port}/ws/market-data" + ("?batch=1" if framing == "batch" else "")
     procs = [ctx.Process(target=client_proc, args=(url, subsets[p::args.procs], window, stop, ready, last_msg,
                                                             results))
              for p in range(args.procs)]
@@ -263,7 +284,7 @@ def fanout(gw, ws_port: int, args, syms: list[str]) -> dict:
     errors = [e for o in outs for e in o["errors"]]
     hub_cpu = round(cpu1["hub"] - cpu0["hub"], 2) if hub_proc else None
     return {
-        "clients": args.clients, "clients_streaming_at_start": clients_ready, "symbols": len(syms), "symbols_per_client": k, "client_processes": args.procs,
+        "framing": framing, "clients": args.clients, "clients_streaming_at_start": clients_ready, "symbols": len(syms), "symbols_per_client": k, "client_processes": args.procs,
         "offered_ticks_per_s": args.rate, "tick_rate_per_symbol": args.rate / len(syms),
         "window_s": args.duration, "drain_s": drained_s, "drained": drained,
         "upstream_ticks_sent_in_window": streams1.get("ticks_sent", 0) - streams0.get("ticks_sent", 0),
@@ -274,6 +295,7 @@ def fanout(gw, ws_port: int, args, syms: list[str]) -> dict:
         "messages_stamped_in_window": len(latencies),
         # by receive time: what the clients got per second during the window
         "messages_per_s": round(sum(o["delivered_in_window"] for o in outs) / args.duration, 1),
+        "frames_per_s": round(sum(o["frames_in_window"] for o in outs) / args.duration, 1),
         "latency_ms": {"p50": _r(pct(latencies, 50)), "p95": _r(pct(latencies, 95)), "p99": _r(pct(latencies, 99)),
                        "max": _r(max(latencies) if latencies else None)},
         "trades_sent_in_window": sum(sent.values()),
@@ -281,7 +303,14 @@ def fanout(gw, ws_port: int, args, syms: list[str]) -> dict:
         "trades_lost": lost,
         "trades_lost_by_symbol": dict(lost_by_symbol.most_common(5)),
         "trades_duplicated": dup,
+        # a loss spread over every client is a late tail; one concentrated on some clients is a stuck connection
+        "clients_missing_trades": sum(1 for o in outs for wanted, got in o["trades"] if any(sent.get(s, 0) > got.get(s, 0) for s in wanted)),
+        "clients_with_no_trade_in_window": sum(1 for o in outs for _, got in o["trades"] if not got),
         "client_errors": len(errors), "client_error_samples": errors[:3],
+        # CPU per message delivered in the window: the cost figure that holds on a loaded, shared host
+        "asgi_cpu_us_per_message": round((cpu1["ws"] - cpu0["ws"]) * 1e6 / max(1, sum(o["delivered_in_window"] for o in outs)), 1),
+        "clients_cpu_us_per_message": round((cpu1["clients"] - cpu0["clients"]) * 1e6
+                                            / max(1, sum(o["delivered_in_window"] for o in outs)), 1),
         "cpu_s": {"asgi": round(cpu1["ws"] - cpu0["ws"], 2), "hub": hub_cpu,
                   "bench_clients": round(cpu1["clients"] - cpu0["clients"], 2),
                   "hub_process": "own process (run_hub)" if hub_proc else "inside the ASGI process (embedded defaults)"},
@@ -345,6 +374,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--procs", type=int, default=2, help="client processes")
     ap.add_argument("--wrk-duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--framing", choices=("both", "message", "batch"), default="both",
+                    help="one JSON object per frame (the old protocol), ?batch=1 arrays, or both in turn (default)")
+    ap.add_argument("--no-rest", action="store_true", help="the fan-out only, no wrk runs")
     ap.add_argument("--smoke", action="store_true", help="20 clients, a 3 s window, 2 s per wrk target")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -361,20 +393,35 @@ def main(argv=None) -> dict:
                                 "max_connections_per_ip": max(50, args.clients + 10),
                                 "max_connections_per_user": min(1000, max(10, args.clients + 10))}}
     with gateway_stack(companions=companions, sections=sections) as gw:
-        ticks = fanout(gw, ws_port, args, syms)
-        quotes = rest(gw, args, syms)
+        framings = ("message", "batch") if args.framing == "both" else (args.framing,)
+        runs = {framing: fanout(gw, ws_port, args, syms, framing) for framing in framings}
+        # The headline is the old protocol's (one object per frame: what existing clients get) when it ran.
+        ticks = runs.get("message") or runs["batch"]
+        batched = runs.get("batch")
+        quotes = None if args.no_rest else rest(gw, args, syms)
+        if quotes is None:
+            quotes = {"ratio_to_live": None, "ratio_to_sim": None, "upstream": {"per_1000": None}, "skipped": "--no-rest"}
         result = {
             "bench": "hub_fanout",
             "loaded": True,
             "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
             **gw.info,
+            "headline_framing": ticks["framing"],
             "tick_to_client": ticks,
+            "tick_to_client_batched": batched,
             "rest": quotes,
             "p99_ms": ticks["latency_ms"]["p99"],
             "trades_lost": ticks["trades_lost"],
             "messages_per_s": ticks["messages_per_s"],
             "asgi_cpu_s": ticks["cpu_s"]["asgi"],
             "hub_cpu_s": ticks["cpu_s"]["hub"] if ticks["cpu_s"]["hub"] is not None else ticks["cpu_s"]["asgi"],
+            "bench_clients_cpu_s": ticks["cpu_s"]["bench_clients"],
+            "asgi_cpu_us_per_message": ticks["asgi_cpu_us_per_message"],
+            **({"batched_p99_ms": batched["latency_ms"]["p99"], "batched_trades_lost": batched["trades_lost"],
+                "batched_messages_per_s": batched["messages_per_s"], "batched_frames_per_s": batched["frames_per_s"],
+                "batched_asgi_cpu_s": batched["cpu_s"]["asgi"],
+                "batched_asgi_cpu_us_per_message": batched["asgi_cpu_us_per_message"], "batched_bench_clients_cpu_s": batched["cpu_s"]["bench_clients"]}
+               if batched else {}),
             "quote_to_live_ratio": quotes["ratio_to_live"],
             "quote_to_sim_ratio": quotes["ratio_to_sim"],
             "upstream_calls_per_1000": quotes["upstream"]["per_1000"],
@@ -382,7 +429,7 @@ def main(argv=None) -> dict:
                         "upstream_calls_per_1000": 0},
         }
         result["ok"] = bool((result["p99_ms"] or 1e9) <= TARGET_P99_MS and result["trades_lost"] == 0
-                            and result["quote_to_live_ratio"] >= TARGET_RATIO and result["upstream_calls_per_1000"] == 0)
+                            and (result["quote_to_live_ratio"] or 0) >= TARGET_RATIO and result["upstream_calls_per_1000"] == 0)
     print(json.dumps(result), flush=True)
     return result
 

@@ -2,6 +2,9 @@
 
 Close codes: 4001 no or bad token, 4003 token without ``market_data``, 4008 too many connections for
 the user or IP, 4009 too slow (its trade backlog passed ``market_data.max_backlog``).
+
+Framing: one JSON object per frame, as the old system sent; ``?batch=1`` opts in to a JSON array of
+messages per frame (what Alpaca's own stream sends): everything queued for the client goes in one frame.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 
 from opitios import config
 from opitios.auth import ClaimsToken
-from streaming import connections, protocol, status
+from streaming import connections, fanout, protocol, status
 from streaming.hub import HUB_CHANNEL, WANTS_REFRESH_SECONDS
 from streaming.outbox import Outbox
 
@@ -23,6 +26,11 @@ logger = logging.getLogger("opitios.ws")
 
 CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_TOO_MANY, CLOSE_SLOW = 4001, 4003, 4008, 4009
 MAX_MESSAGE_BYTES = 64 * 1024
+
+
+def _batched(scope) -> bool:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("batch")
+    return bool(values) and values[0].lower() in ("1", "true", "yes")
 
 
 def _token(scope) -> str | None:
@@ -39,6 +47,9 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         self.symbols: set[str] = set()
         self.limit_keys: list[str] = []
         self.tasks: list[asyncio.Task] = []
+        self.batch = _batched(self.scope)
+        self.closing = False
+        self.fanout = fanout.for_loop(self.channel_layer)
         cfg = config.current_config()
         self.md = cfg.market_data
         user = None
@@ -72,7 +83,7 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         for task in self.tasks:
             task.cancel()
         for symbol in self.symbols:
-            await self.channel_layer.group_discard(protocol.group(symbol), self.channel_name)
+            await self.fanout.discard(symbol, self)
         if self.symbols:
             await self.channel_layer.send(HUB_CHANNEL, {"type": "hub.wants", "conn": self.channel_name, "symbols": []})
         if self.limit_keys:
@@ -110,7 +121,7 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
             else:
                 self.symbols.add(s)
                 added.append(s)
-                await self.channel_layer.group_add(protocol.group(s), self.channel_name)
+                await self.fanout.add(s, self, self._deliver)
         await self._send(protocol.subscription_update(added, rejected, len(self.symbols)))
         if added:
             await self._announce()
@@ -119,7 +130,7 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         removed = [s for s in symbols if s in self.symbols]
         for s in removed:
             self.symbols.discard(s)
-            await self.channel_layer.group_discard(protocol.group(s), self.channel_name)
+            await self.fanout.discard(s, self)
         await self._send({"type": "unsubscribe_ack", "symbols": removed, "total_subscribed": len(self.symbols)})
         if removed:
             await self._announce()
@@ -136,34 +147,39 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
             await asyncio.to_thread(connections.refresh, self.limit_keys, self.channel_name)
 
     # --- from the hub --------------------------------------------------------------------------
-    async def dispatch(self, message) -> None:
-        if message["type"] == "md.tick":  # the hot path touches no database: no thread hop to close old connections
-            return await self.md_tick(message)
-        await super().dispatch(message)
+    def _deliver(self, symbol: str, trades: list[str], quote: str | None) -> None:
+        """One symbol's messages of a hub fan-out round, already encoded (called by streaming/fanout.py)."""
+        if self.closing:
+            return
+        if not self.outbox.push(symbol, trades, quote):
+            self.closing = True
+            self.tasks.append(asyncio.get_running_loop().create_task(self._too_slow()))  # held: not collected mid-close
 
-    async def md_tick(self, event) -> None:
-        symbol = event["s"]  # one symbol's messages of a hub fan-out round (streaming/hub.py), already encoded
-        if symbol not in self.symbols:
-            return  # a tick already in flight when it unsubscribed
-        if not self.outbox.push(symbol, event["t"], event["q"]):
-            logger.warning("ws client %s too slow: %d trades queued, %d quotes conflated; closing", self.channel_name,
-                           len(self.outbox.trades), self.outbox.conflated)
-            for task in self.tasks:
+    async def _too_slow(self) -> None:
+        logger.warning("ws client %s too slow: %d trades queued, %d quotes conflated; closing", self.channel_name,
+                       len(self.outbox.trades), self.outbox.conflated)
+        for task in self.tasks:
+            if task is not asyncio.current_task():
                 task.cancel()
-            await self.close(CLOSE_SLOW, f"slow consumer: more than {self.outbox.max_backlog} messages queued")
+        await self.close(CLOSE_SLOW, f"slow consumer: more than {self.outbox.max_backlog} messages queued")
 
     async def hub_rejected(self, event) -> None:
         rejected = {s: r for s, r in event["symbols"].items() if s in self.symbols}
         for s in rejected:
             self.symbols.discard(s)
-            await self.channel_layer.group_discard(protocol.group(s), self.channel_name)
+            await self.fanout.discard(s, self)
         if rejected:
             await self._send(protocol.subscription_update([], rejected, len(self.symbols)))
 
     async def _writer(self) -> None:
         while True:
-            for text in await self.outbox.wait():
+            texts = await self.outbox.wait()
+            if self.batch:  # one frame for everything queued: the per-frame cost is most of the send path's
+                await self.base_send({"type": "websocket.send", "text": f"[{','.join(texts)}]"})
+                continue
+            for text in texts:
                 await self.base_send({"type": "websocket.send", "text": text})
 
     async def _send(self, message: dict) -> None:
-        await self.send(text_data=protocol.encode(message))
+        text = protocol.encode(message)
+        await self.send(text_data=f"[{text}]" if self.batch else text)

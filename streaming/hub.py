@@ -143,16 +143,17 @@ class Hub:
         asyncio.get_running_loop().create_task(self._tell_rejected(rejected))
 
     async def _fan_out(self) -> None:
-        """Each round takes everything queued since the last and publishes one group message per symbol,
-        encoded once: each ASGI process receives it once and hands it to its own clients of that symbol in
-        memory (the pub/sub channel layer, docs/streaming.md). A channel-layer call per tick, awaited in
-        turn, falls behind the upstream; a round instead grows with the backlog."""
+        """Each round takes everything queued since the last and publishes it as one group message: per
+        symbol its trades in order and its latest quote, encoded once for every client. Each ASGI process
+        receives it once and hands each symbol's part to its own clients of that symbol in memory
+        (streaming/fanout.py). A channel-layer call per symbol was a Redis round trip each, serialized by the
+        layer's per-connection lock: on a loaded host the rounds fell behind the upstream."""
         while True:
             batch = [await self._outgoing.get()]
             while not self._outgoing.empty():
                 batch.append(self._outgoing.get_nowait())
-            await asyncio.gather(*(self.layer.group_send(protocol.group(symbol), {"type": "md.tick", "s": symbol, "t": trades, "q": quote})
-                                   for symbol, (trades, quote) in protocol.by_symbol(batch).items()))
+            parts = [[symbol, trades, quote] for symbol, (trades, quote) in protocol.by_symbol(batch).items()]
+            await self.layer.group_send(protocol.ROUND_GROUP, {"type": "md.round", "r": parts})
 
     async def _flush(self) -> None:
         while True:

@@ -16,8 +16,9 @@ def data_type(symbol: str) -> str | None:
     return None
 
 
-def group(symbol: str) -> str:
-    return f"md.{symbol}"
+# One group for every fan-out round (streaming/hub.py, streaming/fanout.py): one PUBLISH per round, not one
+# per symbol (each a round trip, serialized by the layer's per-connection lock).
+ROUND_GROUP = "md.rounds"
 
 
 def iso(ts) -> str | None:

@@ -137,6 +137,44 @@ def test_fan_out_from_one_upstream_connection_per_feed(ws_stack, sim_server):
     run(body())
 
 
+def test_batched_framing_carries_the_same_messages_as_json_arrays(ws_stack):
+    """``?batch=1``: every frame is a JSON array of the protocol's messages (control answers too), and a
+    batched client gets exactly the trades a per-message client of the same symbol gets, in order."""
+    async def body():
+        batched = await Client.open(ws_stack.ws_port, token=token("batched"), batch=True)
+        plain = await Client.open(ws_stack.ws_port, token=token("plain"))
+        welcome = await batched.next("welcome")
+        assert set(welcome) == {"type", "message", "max_symbols", "timestamp"} and batched.frames[0] == 1
+        await plain.next("welcome")
+        assert await batched.subscribe(["MSFT", OPTION]) == {
+            "type": "subscription_update", "added_symbols": ["MSFT", OPTION], "rejected_symbols": [], "total_subscribed": 2}
+        await plain.subscribe(["MSFT"])
+        quote = await batched.next("quote", lambda m: m["symbol"] == "MSFT")
+        assert set(quote) == {"type", "symbol", "data_type", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp"}
+        assert (await batched.next("quote", lambda m: m["symbol"] == OPTION))["data_type"] == "option"
+
+        async def trades(c: Client, n: int) -> list[tuple]:
+            out: list[tuple] = []
+            while len(out) < n:
+                m = await c.next("trade", lambda m: m["symbol"] == "MSFT")
+                assert set(m) == {"type", "symbol", "data_type", "price", "size", "timestamp"}
+                out.append((m["timestamp"], m["price"], m["size"]))
+            return out
+
+        got_batched, got_plain = await asyncio.gather(trades(batched, 30), trades(plain, 30))
+        start, end = max(got_batched[0][0], got_plain[0][0]), min(got_batched[-1][0], got_plain[-1][0])
+        both = [t for t in got_batched if start <= t[0] <= end]
+        assert len(both) >= 10 and both == [t for t in got_plain if start <= t[0] <= end]
+        await batched.send({"type": "ping"})
+        assert (await batched.next("pong"))["stream"]["status"]
+        await batched.send({"type": "nope"})
+        assert (await batched.next("error"))["code"] == "unknown_type"
+        await batched.close()
+        await plain.close()
+
+    run(body())
+
+
 @pytest.mark.parametrize("fault", [
     {"action": "drop"},
     {"action": "stall", "seconds": 5},

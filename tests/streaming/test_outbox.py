@@ -46,9 +46,9 @@ def test_wait_returns_as_soon_as_something_is_queued():
 
 
 def test_a_fan_out_round_groups_by_symbol_keeps_every_trade_and_the_latest_quote():
-    """The hub publishes one group message per symbol per round (streaming/hub.py), encoded once for every
-    client, so a burst costs one channel call per symbol, not one per tick; nothing but superseded quotes is
-    left out."""
+    """The hub publishes each round as one group message with a part per symbol (streaming/hub.py), encoded
+    once for every client, so a burst costs one channel call, not one per tick; nothing but superseded quotes
+    is left out."""
     q, t = quote, trade
     batch = [q("AAPL", 1), t("AAPL", 10), q("MSFT", 5), q("AAPL", 2), t("AAPL", 11), t("MSFT", 50), q("AAPL", 3)]
     rounds = by_symbol(batch)
