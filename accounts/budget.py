@@ -3,7 +3,8 @@
 Counters live in fixed windows (one minute for the budget); the budget and "requests in the last
 minute" use the sliding-window estimate ``current + previous × (1 − elapsed/window)``, so a burst
 at a window edge cannot double the rate. ``window_take`` is that check for any key; the API
-throttles use it too. On Redis one pipelined round trip does ``INCRBY`` and ``EXPIRE`` (atomic).
+throttles use it too. On Redis one round trip, one Lua script (``EVALSHA``), does ``INCRBY`` and ``EXPIRE`` (atomic)
+and reads what the caller asks along.
 
 Without Redis (embedded mode) the counters live in the embedded cache's memory-mapped counter
 table (``opitios.cache``), shared by every process on the host. When the store fails, counters
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
+from redis.commands.core import Script
 
 from opitios.cache import EmbeddedCache
 
@@ -35,6 +37,25 @@ PREFIX = "acctbudget"
 
 class _Local(Exception):
     """No shared store configured: count in this process."""
+
+
+# INCRBY and EXPIRE each counted key (ARGV: ttl, how many keys count, then their deltas), then GET the other
+# keys: one command, atomic. ``false`` keeps a missing key's place in the reply (nil there).
+_COUNT_AND_READ_LUA = """
+local ttl, n, out = ARGV[1], tonumber(ARGV[2]), {}
+for i = 1, n do
+  out[i] = redis.call('INCRBY', KEYS[i], ARGV[2 + i])
+  redis.call('EXPIRE', KEYS[i], ttl)
+end
+for i = n + 1, #KEYS do
+  out[i] = redis.call('GET', KEYS[i])
+end
+return out
+"""
+
+
+# EVALSHA; on NOSCRIPT (a restarted or flushed Redis) redis-py loads it and retries. Bytes: no client's encoder needed.
+_count_and_read = Script(None, _COUNT_AND_READ_LUA.encode())
 
 
 class SharedCounters:
@@ -160,17 +181,13 @@ class SharedCounters:
         return {k: int(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
     def _incr_shared(self, redis: RedisCache, deltas, ttl, read, fetch=()):
+        """One ``EVALSHA`` of ``_COUNT_AND_READ`` (atomic, one command to pack and one reply to parse: a
+        6-command pipeline cost about twice the client CPU, docs/performance.md)."""
         keys = {k: redis.make_and_validate_key(k) for k in (*deltas, *read)}
         client = redis._cache.get_client(None, write=True)
-        pipe = client.pipeline(transaction=False)
-        for key, delta in deltas.items():
-            pipe.incrby(keys[key], delta)
-            pipe.expire(keys[key], ttl)
-        for key in (*(keys[k] for k in read), *fetch):
-            pipe.get(key)
-        out = pipe.execute()
-        values = out[0 : 2 * len(deltas) : 2]
-        reads = out[2 * len(deltas) :]
+        out = _count_and_read(keys=[*(keys[k] for k in deltas), *(keys[k] for k in read), *fetch],
+                              args=[ttl, len(deltas), *deltas.values()], client=client)
+        values, reads = out[: len(deltas)], out[len(deltas):]
         if fetch:
             _fetched.set(dict(zip(fetch, reads[len(read):], strict=True)))
         return [int(v) for v in values], [int(v or 0) for v in reads[: len(read)]]
