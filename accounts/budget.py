@@ -189,7 +189,7 @@ class SharedCounters:
         return {k: int(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
     def _incr_shared(self, redis: RedisCache, deltas, ttl, read):
-        """One ``EVALSHA`` of ``_COUNT_AND_READ`` (atomic, one command to pack and one reply to parse: a
+        """One ``EVALSHA`` of ``_COUNT_AND_READ_LUA`` (atomic, one command to pack and one reply to parse: a
         6-command pipeline cost about twice the client CPU, docs/performance.md)."""
         keys = [*(redis.make_and_validate_key(k) for k in deltas), *(k if isinstance(k, Raw) else redis.make_and_validate_key(k) for k in read)]
         client = redis._cache.get_client(None, write=True)
