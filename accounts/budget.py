@@ -3,7 +3,8 @@
 Counters live in fixed windows (one minute for the budget); the budget and "requests in the last
 minute" use the sliding-window estimate ``current + previous × (1 − elapsed/window)``, so a burst
 at a window edge cannot double the rate. ``window_take`` is that check for any key; the API
-throttles use it too. On Redis one pipelined round trip does ``INCRBY`` and ``EXPIRE`` (atomic).
+throttles use it too. On Redis one round trip, one Lua script (``EVALSHA``), does ``INCRBY`` and ``EXPIRE`` (atomic)
+and reads what the caller asks along.
 
 Without Redis (embedded mode) the counters live in the embedded cache's memory-mapped counter
 table (``opitios.cache``), shared by every process on the host. When the store fails, counters
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
+from redis.commands.core import Script
 
 from opitios.cache import EmbeddedCache
 
@@ -35,6 +37,34 @@ PREFIX = "acctbudget"
 
 class _Local(Exception):
     """No shared store configured: count in this process."""
+
+
+class Raw(str):
+    """A raw Redis key (no cache prefix) to read along with the counters (``read``, ``read_also``): its value
+    comes back as stored (bytes, or None when absent), and only from Redis; elsewhere it is left out of
+    ``Reservation.also`` and its caller reads it itself (the streamed quote: trading/quote_source.py)."""
+
+
+_UNREAD = object()  # a Raw key this round trip did not read (no Redis)
+
+
+# INCRBY and EXPIRE each counted key (ARGV: ttl, how many keys count, then their deltas), then GET the other
+# keys: one command, atomic. ``false`` keeps a missing key's place in the reply (nil there).
+_COUNT_AND_READ_LUA = """
+local ttl, n, out = ARGV[1], tonumber(ARGV[2]), {}
+for i = 1, n do
+  out[i] = redis.call('INCRBY', KEYS[i], ARGV[2 + i])
+  redis.call('EXPIRE', KEYS[i], ttl)
+end
+for i = n + 1, #KEYS do
+  out[i] = redis.call('GET', KEYS[i])
+end
+return out
+"""
+
+
+# EVALSHA; on NOSCRIPT (a restarted or flushed Redis) redis-py loads it and retries. Bytes: no client's encoder needed.
+_count_and_read = Script(None, _COUNT_AND_READ_LUA.encode())
 
 
 class SharedCounters:
@@ -95,28 +125,27 @@ class SharedCounters:
         return isinstance(caches["default"], (RedisCache, EmbeddedCache)) and not self.degraded
 
     def incr(self, deltas: dict[str, int], *, ttl: int = TTL, read: tuple[str, ...] = (), strict: bool = False,
-             with_pending: bool = True, fetch: tuple[str, ...] = ()) -> tuple[list[int], list[int]]:
-        """Add ``deltas``; return the new values and the current values of ``read``. ``strict``
-        raises when the store fails instead of counting in this process (and then carries no
-        deferred deltas, which must not be lost with it). ``fetch``: raw Redis keys to GET in the
-        same round trip, for ``fetched()`` (only on Redis; elsewhere the caller reads them itself)."""
+             with_pending: bool = True) -> tuple[list[int], list]:
+        """Add ``deltas``; return the new values and the current values of ``read`` (a ``Raw`` key's as
+        stored, ``_UNREAD`` when not on Redis). ``strict`` raises when the store fails instead of counting
+        in this process (and then carries no deferred deltas, which must not be lost with it)."""
         wanted = len(deltas)
         if with_pending and not strict:
             pending = self._take_pending()
             if pending:
                 deltas = {**deltas, **{k: deltas.get(k, 0) + v for k, v in pending.items()}}
-        values, current = self._incr(deltas, ttl=ttl, read=read, strict=strict, fetch=fetch)
+        values, current = self._incr(deltas, ttl=ttl, read=read, strict=strict)
         return values[:wanted], current
 
-    def _incr(self, deltas: dict[str, int], *, ttl: int, read: tuple[str, ...], strict: bool,
-              fetch: tuple[str, ...] = ()) -> tuple[list[int], list[int]]:
-        _fetched.set({})
+    def _incr(self, deltas: dict[str, int], *, ttl: int, read: tuple[str, ...], strict: bool) -> tuple[list[int], list]:
         try:
             backend = caches["default"]  # the backend itself: ``django.core.cache.cache`` is a proxy
             if isinstance(backend, RedisCache):
-                result = self._incr_shared(backend, deltas, ttl, read, fetch)
+                result = self._incr_shared(backend, deltas, ttl, read)
             elif isinstance(backend, EmbeddedCache):
-                result = backend.counters.incr(deltas, ttl=ttl, read=read)
+                values, current = backend.counters.incr(deltas, ttl=ttl, read=[k for k in read if not isinstance(k, Raw)])
+                found = iter(current)
+                result = values, [_UNREAD if isinstance(k, Raw) else next(found) for k in read]
             else:
                 raise _Local
         except Exception as exc:  # a cache failure (or no shared store): count in this process
@@ -129,7 +158,7 @@ class SharedCounters:
                 for key, delta in deltas.items():
                     self._local[key] += delta
                     values.append(self._local[key])
-                return values, [self._local.get(k, 0) for k in read]
+                return values, [_UNREAD if isinstance(k, Raw) else self._local.get(k, 0) for k in read]
         self.degraded = False
         return result
 
@@ -159,21 +188,14 @@ class SharedCounters:
         values = client.mget([redis.make_key(k) for k in keys]) if keys else []
         return {k: int(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
-    def _incr_shared(self, redis: RedisCache, deltas, ttl, read, fetch=()):
-        keys = {k: redis.make_and_validate_key(k) for k in (*deltas, *read)}
+    def _incr_shared(self, redis: RedisCache, deltas, ttl, read):
+        """One ``EVALSHA`` of ``_COUNT_AND_READ_LUA`` (atomic, one command to pack and one reply to parse: a
+        6-command pipeline cost about twice the client CPU, docs/performance.md)."""
+        keys = [*(redis.make_and_validate_key(k) for k in deltas), *(k if isinstance(k, Raw) else redis.make_and_validate_key(k) for k in read)]
         client = redis._cache.get_client(None, write=True)
-        pipe = client.pipeline(transaction=False)
-        for key, delta in deltas.items():
-            pipe.incrby(keys[key], delta)
-            pipe.expire(keys[key], ttl)
-        for key in (*(keys[k] for k in read), *fetch):
-            pipe.get(key)
-        out = pipe.execute()
-        values = out[0 : 2 * len(deltas) : 2]
-        reads = out[2 * len(deltas) :]
-        if fetch:
-            _fetched.set(dict(zip(fetch, reads[len(read):], strict=True)))
-        return [int(v) for v in values], [int(v or 0) for v in reads[: len(read)]]
+        out = _count_and_read(keys=keys, args=[ttl, len(deltas), *deltas.values()], client=client)
+        reads = out[len(deltas):]
+        return [int(v) for v in out[: len(deltas)]], [v if isinstance(k, Raw) else int(v or 0) for k, v in zip(read, reads, strict=True)]
 
     def _cache_failed(self, exc: Exception) -> None:
         self.degraded = True
@@ -184,14 +206,6 @@ class SharedCounters:
 
 
 counters = SharedCounters()
-# What the last round trip of this context fetched along (``incr(fetch=...)``): raw key -> bytes or None.
-_fetched: contextvars.ContextVar[dict[str, bytes | None] | None] = contextvars.ContextVar("budget_fetched", default=None)
-
-
-def fetched() -> dict[str, bytes | None]:
-    """The raw values the last round trip of this context fetched along (empty when it fetched nothing,
-    or not on Redis)."""
-    return _fetched.get() or {}
 
 
 def _window(now: float, length: int = WINDOW) -> tuple[int, float]:
@@ -209,7 +223,7 @@ class Reservation:
     limit: int
     retry_after: int
     window_ends_at: float = 0.0  # epoch seconds
-    also: dict = field(default_factory=dict)  # the counters ``read_also`` asked for, read in the same round trip
+    also: dict = field(default_factory=dict)  # what ``read_also`` asked for, read in the same round trip
 
 
 @dataclass(frozen=True)
@@ -231,8 +245,7 @@ class _Counted:
                            also or {})
 
 
-def _count(prefixes: dict[str, int], *, now: float, strict: bool, read_also: tuple[str, ...] = (),
-           fetch: tuple[str, ...] = ()) -> tuple[list[_Counted], dict]:
+def _count(prefixes: dict[str, int], *, now: float, strict: bool, read_also: tuple[str, ...] = ()) -> tuple[list[_Counted], dict]:
     """Count one event under each prefix (value: its window in seconds) and read ``read_also``: one round trip."""
     deltas, reads, meta = {}, [], []
     for prefix, window in prefixes.items():
@@ -240,10 +253,10 @@ def _count(prefixes: dict[str, int], *, now: float, strict: bool, read_also: tup
         deltas[f"{prefix}:{index}"] = 1
         reads.append(f"{prefix}:{index - 1}")
         meta.append((index, elapsed, window))
-    currents, read = counters.incr(deltas, ttl=3 * max(prefixes.values()), read=(*reads, *read_also), strict=strict, fetch=fetch)
+    currents, read = counters.incr(deltas, ttl=3 * max(prefixes.values()), read=(*reads, *read_also), strict=strict)
     counted = [_Counted(key, c, p, elapsed, window, index)
                for key, c, p, (index, elapsed, window) in zip(deltas, currents, read, meta, strict=False)]
-    return counted, dict(zip(read_also, read[len(reads):], strict=True))
+    return counted, {k: v for k, v in zip(read_also, read[len(reads):], strict=True) if v is not _UNREAD}
 
 
 def _uncount(counted: _Counted, *, strict: bool) -> None:
@@ -251,13 +264,13 @@ def _uncount(counted: _Counted, *, strict: bool) -> None:
 
 
 def window_take(prefix: str, limit: int, *, window: int = WINDOW, now: float | None = None, strict: bool = False,
-                read_also: tuple[str, ...] = (), fetch: tuple[str, ...] = ()) -> Reservation:
+                read_also: tuple[str, ...] = ()) -> Reservation:
     """Count one event under ``prefix`` unless the sliding-window estimate would exceed ``limit``
     per ``window`` seconds (refused events are not counted). Counter keys: ``{prefix}:{index}``.
-    ``read_also`` names other counters to read in the same round trip (``Reservation.also``);
-    ``fetch`` raw Redis keys to GET in it too (``fetched()``)."""
+    ``read_also`` names other counters, and ``Raw`` Redis keys, to read in the same round trip
+    (``Reservation.also``)."""
     now = time.time() if now is None else now
-    (counted,), also = _count({prefix: window}, now=now, strict=strict, read_also=read_also, fetch=fetch)
+    (counted,), also = _count({prefix: window}, now=now, strict=strict, read_also=read_also)
     taken = counted.decide(limit, also)
     if not taken.allowed:
         _uncount(counted, strict=strict)

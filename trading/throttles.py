@@ -6,11 +6,12 @@ When the store is down the throttle lets the request through, logs an error and 
 ``degraded`` under ``throttling`` in detailed health.
 
 Counting is ``accounts.budget.window_take``: a sliding-window estimate over two fixed windows of
-the rate's period, one atomic round trip on Redis (``INCRBY``+``EXPIRE``, pipelined), and the
+the rate's period, one atomic round trip on Redis (``INCRBY``+``EXPIRE`` in one Lua script), and the
 embedded cache's shared counter table otherwise (every local process counts together). The same
 round trip reads the account cache's and the trading states' versions and, on the order routes, counts
 the token's account's upstream budget and its order rate (``window_take_with_budget``): one round trip
-for all of them per order; on a streamed quote it also reads the last value (``throttle_fetch``).
+for all of them per order; on a streamed quote it also reads the last value (``throttle_fetch``, as
+``budget.Raw`` keys).
 ``X-RateLimit-Reset`` is the end of the current window.
 """
 from __future__ import annotations
@@ -68,10 +69,10 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
             versions = (account_cache.VERSION_KEY, risk_states.VERSION_KEY)
             if prepay_pk is None:
                 # a view may have raw keys read in this round trip too (the streamed quote: trading/quote_source.py)
-                fetch = view.throttle_fetch() if hasattr(view, "throttle_fetch") else ()
-                self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True, read_also=versions,
-                                                fetch=fetch)
-                request.fetched = budget.fetched()
+                fetch = tuple(budget.Raw(k) for k in view.throttle_fetch()) if hasattr(view, "throttle_fetch") else ()
+                self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True,
+                                                read_also=(*versions, *fetch))
+                request.fetched = {k: self.taken.also[k] for k in fetch if k in self.taken.also}
             else:
                 # also the account's order rate (trading/pretrade.py decides on it without a round trip of its own)
                 self.taken = budget.window_take_with_budget(self.key, self.num_requests, window=self.duration, strict=True,
