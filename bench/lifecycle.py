@@ -1,12 +1,16 @@
 """Order lifecycle figures: fill to ledger (alpacasim's event timestamp to the committed ``OrderEvent``),
 and the listener's memory per connected account.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/opitios python -m bench.lifecycle [--accounts 200] [--orders 300] [--smoke]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/opitios python -m bench.lifecycle [--accounts 200] [--orders 300] [--rate 0] [--smoke]
 
 Runs in a throwaway test database (``test_<name>``, created, migrated and dropped), against its own alpacasim
 (clock forced open). The listener runs in this process, as ``listen_trade_updates`` runs it; market orders
 are sent straight to alpacasim, one after the other across the accounts, by a separate process (the load
-generator must not share the listener's interpreter lock: ``listen_trade_updates`` runs alone in its process). A fill's latency is taken when the
+generator must not share the listener's interpreter lock: ``listen_trade_updates`` runs alone in its process):
+as fast as alpacasim takes them (``--rate 0``: the saturated figure, mostly queueing), or paced at ``--rate``
+orders (so fills) per second, the figure at a stated rate. ``submit_rate_per_s`` is the rate achieved; the
+``batches`` figures are the writer's (events per ledger transaction, its wall and thread CPU time), so a
+latency can be split into queueing and work. A fill's latency is taken when the
 listener's batch holding it has committed (``handling.updates_handle`` returned), from the broker's
 ``timestamp`` of the event.
 Memory per account: this process's RSS once every stream is connected and reconciled, less its RSS before
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import multiprocessing
 import os
@@ -36,24 +41,31 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def _submit(paper_url: str, n_accounts: int, n_orders: int) -> None:
-    """The order flow, in its own process: alpacasim's REST order route, as alpaca-py calls it."""
+def _submit(paper_url: str, n_accounts: int, n_orders: int, rate: float, took) -> None:
+    """The order flow, in its own process: alpacasim's REST order route, as alpaca-py calls it; at ``rate``
+    orders per second on a fixed schedule (0: back to back)."""
     import httpx
 
     from alpacasim.accounts import generated_credentials
 
+    start = time.monotonic()
     with httpx.Client(base_url=paper_url, timeout=30) as client:
         for i in range(n_orders):
+            if rate > 0:
+                time.sleep(max(0.0, start + i / rate - time.monotonic()))
             key, secret = generated_credentials(1 + i % n_accounts)
             client.post("/v2/orders", headers={"APCA-API-KEY-ID": key, "APCA-API-SECRET-KEY": secret}, json={
                 "symbol": "AAPL", "side": "buy", "type": "market", "time_in_force": "day", "qty": "1",
                 "client_order_id": f"bench-{i}"}).raise_for_status()
+    took.value = time.monotonic() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--orders", type=int, default=300)
+    parser.add_argument("--rate", type=float, default=0.0, help="orders per second (0: as fast as alpacasim takes them)")
+    parser.add_argument("--profile", metavar="PREFIX", help="cProfile (CPU clock) the listener's event loop and its ledger writes into PREFIX.loop, PREFIX.ledger")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     n_accounts, n_orders = (5, 10) if args.smoke else (args.accounts, args.orders)
@@ -80,11 +92,34 @@ def main() -> None:
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     latencies: list[float] = []
     delivery: list[float] = []
+    batches: list[tuple[int, float, float, int, float]] = []  # (events, wall ms, thread CPU ms, statements, ms in them)
     original = handling.updates_handle
 
+    profiles = {name: cProfile.Profile(time.thread_time) for name in ("loop", "ledger")} if args.profile else {}
+
     def timed(groups):
-        outcomes = original(groups)
+        statements = [0, 0.0]
+
+        def counted(execute, sql, params, many, context):
+            start = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                statements[0] += 1
+                statements[1] += time.perf_counter() - start
+
+        wall, cpu = time.perf_counter(), time.thread_time()
+        if profiles:
+            profiles["ledger"].enable()
+        try:
+            with connection.execute_wrapper(counted):
+                outcomes = original(groups)
+        finally:
+            if profiles:
+                profiles["ledger"].disable()
         done = time.time()  # the batch has committed (and the sell bot's side of its fills run)
+        batches.append((sum(len(u) for _, u in groups), (time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000,
+                        statements[0], statements[1] * 1000))
         for (_, updates), error in zip(groups, outcomes, strict=True):
             for update in updates:
                 if update.event == "fill" and error is None:
@@ -114,7 +149,13 @@ def main() -> None:
                     box["loop"], box["listener"] = asyncio.get_running_loop(), listener.Listener(poll_seconds=0.5)
                     await box["listener"].run()
 
-                asyncio.run(go())
+                if profiles:
+                    profiles["loop"].enable()
+                try:
+                    asyncio.run(go())
+                finally:
+                    if profiles:
+                        profiles["loop"].disable()
 
             thread = threading.Thread(target=run, daemon=True)
             thread.start()
@@ -125,23 +166,38 @@ def main() -> None:
                 time.sleep(0.2)
             connect_s = time.monotonic() - started
             per_account_kb = (_rss_mb() - before) * 1024 / n_accounts
-            submitter = multiprocessing.get_context("spawn").Process(target=_submit, args=(sim.paper_url, n_accounts, n_orders))
+            batches.clear()
+            cpu_before = time.process_time()
+            spawn = multiprocessing.get_context("spawn")
+            took = spawn.Value("d", 0.0)
+            submitter = spawn.Process(target=_submit, args=(sim.paper_url, n_accounts, n_orders, args.rate, took))
             submitter.start()
-            submitter.join(timeout=120)
+            submitter.join(timeout=300)
+            submit_s = took.value
             deadline = time.monotonic() + 60
             while len(latencies) < n_orders and time.monotonic() < deadline:
                 time.sleep(0.05)
+            listener_cpu_ms = (time.process_time() - cpu_before) * 1000
             box["loop"].call_soon_threadsafe(box["listener"].stop)
             thread.join(timeout=30)
             broker_seam.reset_pool()
     finally:
         listener.updates_handle = original
         connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
+    for name, profile in profiles.items():
+        profile.dump_stats(f"{args.profile}.{name}")
     print(json.dumps({
-        "accounts": n_accounts, "orders": n_orders, "fills_recorded": len(latencies), "connect_all_s": round(connect_s, 2),
+        "accounts": n_accounts, "orders": n_orders, "rate_asked_per_s": args.rate or None,
+        "submit_rate_per_s": round(n_orders / submit_s, 1) if submit_s > 0 else None,
+        "fills_recorded": len(latencies), "connect_all_s": round(connect_s, 2),
         "fill_to_ledger_ms": {"p50": pct(latencies, 50), "p95": pct(latencies, 95), "p99": pct(latencies, 99)},
         "event_to_receive_ms": {"p50": pct(delivery, 50), "p99": pct(delivery, 99)},
         "memory_per_account_kb": round(per_account_kb, 1),
+        "batches": {"n": len(batches), "events_p50": pct([b[0] for b in batches], 50), "events_max": max((b[0] for b in batches), default=0),
+                    "wall_ms_p50": pct([b[1] for b in batches], 50), "wall_ms_p95": pct([b[1] for b in batches], 95),
+                    "cpu_ms_per_event": round(sum(b[2] for b in batches) / max(1, sum(b[0] for b in batches)), 3),
+                    "statements_p50": pct([b[3] for b in batches], 50), "statement_ms_p50": pct([b[4] for b in batches], 50)},
+        "listener_process_cpu_ms_per_fill": round(listener_cpu_ms / max(1, len(latencies)), 2),
     }))
 
 

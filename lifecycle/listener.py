@@ -15,7 +15,8 @@
   writer, which commits whatever all accounts have waiting as one ledger transaction
   (``handling.updates_handle``) while the next batch gathers. A burst of fills thus costs one commit and
   one database round trip per statement, not one transaction per event queued behind the others on the
-  thread pool (bench.lifecycle). An account's events keep their order: its loop awaits its batch.
+  thread pool (bench.lifecycle). On PostgreSQL two batches are in flight at once (``WRITER_DEPTH``), so
+  one's round trips overlap the other's. An account's events keep their order: its loop awaits its batch.
 - Health: every poll the shard's owner (a standby, never) puts the shard's figures in the cache
   (``lifecycle:shard:<index>``), read by ``/health/detailed``, the metrics and the stream-down alert
   (lifecycle/watch.py).
@@ -53,6 +54,7 @@ BACKOFF_BASE, BACKOFF_CAP = 0.5, 30.0
 STATE_TTL = 30
 MAX_BATCH_EVENTS = 500  # per ledger transaction; more waiting goes into the next one
 READ_AHEAD = 1000  # events a stream's reader queues before it waits for the writer
+WRITER_DEPTH = 2  # ledger batches in flight at once (LedgerWriter)
 
 
 def shard_key(index: int) -> str:
@@ -84,10 +86,14 @@ class StreamState:
 
 
 class LedgerWriter:
-    """One batch in flight at a time: what accumulates while it commits is the next batch (group commit)."""
+    """Group commit: what accumulates while a batch commits is the next batch. ``depth`` batches may be in
+    flight at once, on separate connections: a batch spends most of its time waiting on round trips, and
+    the next one's record locks, inserts and updates overlap them (their accounts are disjoint: an
+    account's loop awaits its batch; the audit chain's head, locked last, orders their commits)."""
 
-    def __init__(self, sync) -> None:
+    def __init__(self, sync, *, depth: int = 1) -> None:
         self._sync = sync
+        self.depth = depth
         self._waiting: deque[tuple[AlpacaAccount, list, asyncio.Future]] = deque()
         self._wake = asyncio.Event()
         self.batches = 0
@@ -102,22 +108,25 @@ class LedgerWriter:
             raise error
 
     async def run(self) -> None:
+        await asyncio.gather(*(self._drain() for _ in range(self.depth)))
+
+    async def _drain(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._waiting:
-                batch, n = [], 0
-                while self._waiting and (not batch or n + len(self._waiting[0][1]) <= MAX_BATCH_EVENTS):
-                    batch.append(self._waiting.popleft())
-                    n += len(batch[-1][1])
-                try:
-                    outcomes = await self._sync(updates_handle, [(account, updates) for account, updates, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - the database away: every stream in the batch reconnects
-                    outcomes = [exc] * len(batch)
-                self.batches += 1
-                for (_, _, done), outcome in zip(batch, outcomes, strict=True):
-                    if not done.done():  # a stream stopped meanwhile
-                        done.set_result(outcome)
+            while not self._waiting:
+                self._wake.clear()
+                await self._wake.wait()
+            batch, n = [], 0
+            while self._waiting and (not batch or n + len(self._waiting[0][1]) <= MAX_BATCH_EVENTS):
+                batch.append(self._waiting.popleft())
+                n += len(batch[-1][1])
+            try:
+                outcomes = await self._sync(updates_handle, [(account, updates) for account, updates, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - the database away: every stream in the batch reconnects
+                outcomes = [exc] * len(batch)
+            self.batches += 1
+            for (_, _, done), outcome in zip(batch, outcomes, strict=True):
+                if not done.done():  # a stream stopped meanwhile
+                    done.set_result(outcome)
 
 
 class Listener:
@@ -134,7 +143,8 @@ class Listener:
         self._seen: tuple | None = None
         self._stop = asyncio.Event()
         self.holds_lease = False
-        self.writer = LedgerWriter(self._sync)
+        # Two batches in flight on PostgreSQL (bench.lifecycle); SQLite has one writer at a time anyway.
+        self.writer = LedgerWriter(self._sync, depth=WRITER_DEPTH if connections["default"].vendor == "postgresql" else 1)
 
     # --- threads (Django ORM, REST) ----------------------------------------------------------
     async def _sync(self, fn, /, *args, **kwargs):

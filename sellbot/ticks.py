@@ -13,6 +13,10 @@ Safety is the sweep's:
 
 Nothing is written when no rule fires: the high-water mark stays the sweep's (a tick writing it outside the
 lock could race the sweep's own write).
+
+A symbol left with no open position to evaluate (its exits placed, or none open) is marked settled in the
+cache (``symbols_settled``), with the time of the look that found it so: the hub stops sending its ticks
+until its own re-read of the exit bounds, later than that look, says otherwise (streaming/ticks.py).
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.broker import BrokerError, Quote, broker_for
@@ -36,6 +41,8 @@ from .services import ACCOUNT_LOCK_TTL, AccountCheck, clock_for_check, exit_plac
 logger = logging.getLogger("opitios.sellbot")
 
 MAX_TICK_AGE_SECONDS = 2.0  # a tick older than this when its task runs is not acted on: a newer one follows
+SETTLED_KEY = "sellbot:ticks:settled:"
+SETTLED_TTL_SECONDS = 60  # longer than the hub's re-read of the bounds (5 s), which supersedes a mark
 
 
 @dataclass
@@ -62,8 +69,29 @@ def _view(mp: ManagedPosition) -> strategy.PositionView:
     return strategy.PositionView(mp.symbol, mp.entry_price, mp.opened_at, mp.high_water_mark, mp.last_price)
 
 
+def _open_positions(symbol: str):
+    return ManagedPosition.objects.filter(symbol=symbol, opted_in=True, status=PositionStatus.OPEN, account__enabled=True)
+
+
+def symbols_settled(symbols: list[str]) -> dict[str, float]:
+    """Of ``symbols``, those a tick evaluation last found with no open position to evaluate, and when that
+    look was taken (epoch seconds)."""
+    found = cache.get_many([SETTLED_KEY + s for s in symbols])
+    return {s: float(found[SETTLED_KEY + s]) for s in symbols if SETTLED_KEY + s in found}
+
+
+def _settle(symbol: str, looked_at: float, result: TickResult) -> None:
+    try:
+        cache.set(SETTLED_KEY + symbol, looked_at, SETTLED_TTL_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - the cache away: the hub keeps sending until its next bounds re-read
+        logger.warning("sellbot tick symbol=%s: settled mark not written (%s)", symbol, exc.__class__.__name__)
+        return
+    result.add("settled")
+
+
 def tick_evaluate(*, symbol: str, tick: dict, worker: str = "") -> TickResult:
-    """Evaluate the open managed positions in ``symbol`` against ``tick`` and place the exits that fire."""
+    """Evaluate the open managed positions in ``symbol`` against ``tick`` and place the exits that fire; a
+    symbol with no open position left is marked settled (``symbols_settled``)."""
     result = TickResult(symbol)
     age = time.time() - float(tick.get("received_at") or 0)
     if age > MAX_TICK_AGE_SECONDS:
@@ -74,15 +102,19 @@ def tick_evaluate(*, symbol: str, tick: dict, worker: str = "") -> TickResult:
         return result
     config = sell_config()
     quote = quote_from_tick(symbol, tick)
-    positions = list(
-        ManagedPosition.objects.filter(symbol=symbol, opted_in=True, status=PositionStatus.OPEN, account__enabled=True)
-        .select_related("account")
-    )
+    looked_at = time.time()
+    positions = list(_open_positions(symbol).select_related("account"))
     now = timezone.now()
+    fired = False
     for mp in positions:
         result.add("evaluated")
         if strategy.evaluate(_view(mp), quote, None, config, now).sell:
+            fired = True
             _exit_on_tick(mp, quote, config, worker, result)
+    if fired:
+        looked_at = time.time()
+    if not positions or fired and not _open_positions(symbol).exists():
+        _settle(symbol, looked_at, result)
     return result
 
 

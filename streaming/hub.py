@@ -185,7 +185,10 @@ class Hub:
                 managed_at = now
                 try:
                     self.managed = await asyncio.to_thread(managed_option_symbols)
+                    read_at = time.time()
                     self.exit_bounds = await asyncio.to_thread(managed_exit_bounds)
+                    if self.ticks is not None:  # symbols settled before this read are as the database has them
+                        self.ticks.bounds_read(read_at)
                 except Exception as exc:  # the database is down: keep the last known set
                     logger.warning("hub: managed symbols unavailable (%s)", exc.__class__.__name__)
             if self.ticks is not None:  # a changed tick_eval_interval_ms applies without a restart
@@ -230,7 +233,8 @@ class Hub:
             "leader": self.identity,
             "account_id": self.account_id,
             "clients": len(self.conns),
-            "tick_checks": {"sent": self.ticks.sent, "conflated": self.ticks.conflated} if self.ticks else None,
+            "tick_checks": {"sent": self.ticks.sent, "conflated": self.ticks.conflated, "skipped_settled": self.ticks.skipped_settled}
+            if self.ticks else None,
             "feeds": {
                 f.name: {
                     "connected": f.stats.connected, "subscribed": len(f.subscribed),

@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.balance_refresh import balance_refresh_request
@@ -94,22 +95,27 @@ def _external(account: AlpacaAccount, order: BrokerOrder, at: datetime) -> Order
 
 
 def _records_for_batch(items: list[tuple[AlpacaAccount, TradeUpdate]]) -> dict[tuple[int, str], OrderRecord]:
-    """``_record_for`` for every order of a batch in three statements (lock by broker id, lock by client
-    order id, create the external ones), keyed by (account pk, broker order id)."""
+    """``_record_for`` for every order of a batch in two statements (lock by broker id or by client order
+    id, in one round trip; create the external ones), keyed by (account pk, broker order id)."""
     orders = {(a.pk, u.order.id): (a, u) for a, u in items}
-    found: dict[tuple[int, str], OrderRecord] = {}
     pks = {a.pk for a, _ in items}
-    for record in (OrderRecord.objects.select_for_update().filter(account_id__in=pks, broker_order_id__in={o for _, o in orders})
-                   .order_by("is_current", "pk")):  # the current one last: it wins, as ``_record_for``'s order_by
+    client_ids = {u.order.client_order_id for _, u in orders.values() if u.order.client_order_id}
+    match = Q(broker_order_id__in={o for _, o in orders})
+    if client_ids:
+        match |= Q(client_order_id__in=client_ids, is_current=True)
+    by_broker: dict[tuple[int, str], OrderRecord] = {}
+    by_client: dict[tuple[int, str], OrderRecord] = {}
+    # The current one last: it wins, as ``_record_for``'s order_by; the first current one by client order id.
+    for record in OrderRecord.objects.select_for_update().filter(match, account_id__in=pks).order_by("is_current", "pk"):
         if (record.account_id, record.broker_order_id) in orders:
-            found[(record.account_id, record.broker_order_id)] = record
-    by_client = {(pk, u.order.client_order_id): key for key, (a, u) in orders.items() if key not in found and u.order.client_order_id
-                 for pk in (a.pk,)}
-    if by_client:
-        for record in OrderRecord.objects.select_for_update().filter(
-                account_id__in=pks, client_order_id__in={c for _, c in by_client}, is_current=True).order_by("pk"):
-            key = by_client.get((record.account_id, record.client_order_id))
-            if key is not None and key not in found:
+            by_broker[(record.account_id, record.broker_order_id)] = record
+        if record.is_current and record.client_order_id:
+            by_client.setdefault((record.account_id, record.client_order_id), record)
+    found = dict(by_broker)
+    for key, (account, update) in orders.items():
+        if key not in found and update.order.client_order_id:
+            record = by_client.get((account.pk, update.order.client_order_id))
+            if record is not None:
                 found[key] = record
     missing = {key: _external(a, u.order, u.timestamp) for key, (a, u) in orders.items() if key not in found}
     OrderRecord.objects.bulk_create(missing.values())

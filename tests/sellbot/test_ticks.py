@@ -19,6 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def bought(sim, sim_accounts):
     sim.set_price(OPTION, bid=1.95, ask=2.00)
+    services.quotes._clock_cache = None  # not a closed clock an earlier test left in the process
     account = sim_accounts["account_001"]
     buy_option(account, qty=2)
     assert services.account_check(account_pk=account.pk).counts.get("fills_absorbed") == 1
@@ -95,3 +96,30 @@ def test_the_sweep_takes_streamed_marks_and_saves_the_rest_call(sim, bought):
     lastvalue.put(lastvalue.key("q", OPTION), tick(1.55, 1.60, age=60))
     _, failures = services.market_snapshot_take(symbols=[OPTION], clock_account_pk=bought.pk)
     assert failures == {"quotes_failed:broker_unavailable": 1} and rest_calls_saved() == saved + 1
+
+
+def test_a_symbol_sold_on_a_tick_is_marked_settled_for_the_hub(sim, bought):
+    assert ticks.symbols_settled([OPTION]) == {}
+    held = ticks.tick_evaluate(symbol=OPTION, tick=tick(2.05, 2.10))  # open and holding: not settled
+    assert "settled" not in held.counts and ticks.symbols_settled([OPTION]) == {}
+    before = time.time()
+    sold = ticks.tick_evaluate(symbol=OPTION, tick=tick(1.55, 1.60))
+    assert sold.counts.get("orders_ok") == 1 and sold.counts.get("settled") == 1, sold
+    marks = ticks.symbols_settled([OPTION, "OTHER"])
+    assert list(marks) == [OPTION] and before <= marks[OPTION] <= time.time()
+    # A tick that still reaches the task (sent before the hub saw the mark) settles it again, placing nothing.
+    again = ticks.tick_evaluate(symbol=OPTION, tick=tick(1.50, 1.55))
+    assert again.counts == {"settled": 1} and SellDecision.objects.count() == 1
+
+
+def test_an_unwritable_settled_mark_costs_only_the_mark(sim, bought, monkeypatch):
+    class Unwritable:
+        def get_many(self, keys):
+            return {}
+
+        def set(self, *args, **kwargs):
+            raise ConnectionError("cache down")
+
+    monkeypatch.setattr(ticks, "cache", Unwritable())  # only the marks' cache: the order path keeps its own
+    sold = ticks.tick_evaluate(symbol=OPTION, tick=tick(1.55, 1.60))
+    assert sold.counts.get("orders_ok") == 1 and "settled" not in sold.counts, sold
