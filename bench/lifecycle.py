@@ -1,14 +1,15 @@
 """Order lifecycle figures: fill to ledger (alpacasim's event timestamp to the committed ``OrderEvent``),
 and the listener's memory per connected account.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/opitios python -m bench.lifecycle [--accounts 200] [--orders 300] [--rate 0] [--smoke]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/opitios python -m bench.lifecycle [--accounts 200] [--orders 300] [--rate 50] [--no-saturated] [--smoke]
 
 Runs in a throwaway test database (``test_<name>``, created, migrated and dropped), against its own alpacasim
 (clock forced open). The listener runs in this process, as ``listen_trade_updates`` runs it; market orders
 are sent straight to alpacasim, one after the other across the accounts, by a separate process (the load
-generator must not share the listener's interpreter lock: ``listen_trade_updates`` runs alone in its process):
-as fast as alpacasim takes them (``--rate 0``: the saturated figure, mostly queueing), or paced at ``--rate``
-orders (so fills) per second, the figure at a stated rate. ``submit_rate_per_s`` is the rate achieved; the
+generator must not share the listener's interpreter lock: ``listen_trade_updates`` runs alone in its process),
+in two phases against the same listener: paced at ``--rate`` orders (so fills) per second, the headline figure
+at a stated rate (``RATE``), then as fast as alpacasim takes them (``saturated``: mostly queueing, reported
+with the rate it reached; ``--rate 0`` runs only that). ``submit_rate_per_s`` is the rate achieved; the
 ``batches`` figures are the writer's (events per ledger transaction, its wall and thread CPU time), so a
 latency can be split into queueing and work. A fill's latency is taken when the
 listener's batch holding it has committed (``handling.updates_handle`` returned), from the broker's
@@ -33,6 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gateway import pct  # noqa: E402
 
+# The headline phase's fill rate: 50 fills/s across the accounts (a desk of 1,000 accounts each filling once every
+# 20 s); the saturated phase (orders back to back, mostly queueing) is reported beside it with the rate it reached.
+RATE = 50.0
+
 
 def _rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -41,7 +46,7 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def _submit(paper_url: str, n_accounts: int, n_orders: int, rate: float, took) -> None:
+def _submit(paper_url: str, n_accounts: int, n_orders: int, rate: float, took, tag: str = "bench") -> None:
     """The order flow, in its own process: alpacasim's REST order route, as alpaca-py calls it; at ``rate``
     orders per second on a fixed schedule (0: back to back)."""
     import httpx
@@ -56,7 +61,7 @@ def _submit(paper_url: str, n_accounts: int, n_orders: int, rate: float, took) -
             key, secret = generated_credentials(1 + i % n_accounts)
             client.post("/v2/orders", headers={"APCA-API-KEY-ID": key, "APCA-API-SECRET-KEY": secret}, json={
                 "symbol": "AAPL", "side": "buy", "type": "market", "time_in_force": "day", "qty": "1",
-                "client_order_id": f"bench-{i}"}).raise_for_status()
+                "client_order_id": f"{tag}-{i}"}).raise_for_status()
     took.value = time.monotonic() - start
 
 
@@ -64,7 +69,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--orders", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=0.0, help="orders per second (0: as fast as alpacasim takes them)")
+    parser.add_argument("--rate", type=float, default=RATE, help=f"orders per second of the headline phase (default {RATE:g}; 0: as fast as alpacasim takes them)")
+    parser.add_argument("--no-saturated", action="store_true", help="skip the second phase (orders as fast as alpacasim takes them)")
     parser.add_argument("--profile", metavar="PREFIX", help="cProfile (CPU clock) the listener's event loop and its ledger writes into PREFIX.loop, PREFIX.ledger")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
@@ -166,18 +172,26 @@ def main() -> None:
                 time.sleep(0.2)
             connect_s = time.monotonic() - started
             per_account_kb = (_rss_mb() - before) * 1024 / n_accounts
-            batches.clear()
-            cpu_before = time.process_time()
             spawn = multiprocessing.get_context("spawn")
-            took = spawn.Value("d", 0.0)
-            submitter = spawn.Process(target=_submit, args=(sim.paper_url, n_accounts, n_orders, args.rate, took))
-            submitter.start()
-            submitter.join(timeout=300)
-            submit_s = took.value
-            deadline = time.monotonic() + 60
-            while len(latencies) < n_orders and time.monotonic() < deadline:
-                time.sleep(0.05)
-            listener_cpu_ms = (time.process_time() - cpu_before) * 1000
+
+            def phase(rate: float, tag: str) -> dict:
+                latencies.clear()
+                delivery.clear()
+                batches.clear()
+                cpu_before = time.process_time()
+                took = spawn.Value("d", 0.0)
+                submitter = spawn.Process(target=_submit, args=(sim.paper_url, n_accounts, n_orders, rate, took, tag))
+                submitter.start()
+                submitter.join(timeout=300)
+                submit_s = took.value
+                deadline = time.monotonic() + 60
+                while len(latencies) < n_orders and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                return _phase_result(rate, n_orders, submit_s, latencies, delivery, batches,
+                                     (time.process_time() - cpu_before) * 1000)
+
+            headline = phase(args.rate, "bench")
+            saturated = None if args.no_saturated or not args.rate else phase(0.0, "burst")
             box["loop"].call_soon_threadsafe(box["listener"].stop)
             thread.join(timeout=30)
             broker_seam.reset_pool()
@@ -187,18 +201,24 @@ def main() -> None:
     for name, profile in profiles.items():
         profile.dump_stats(f"{args.profile}.{name}")
     print(json.dumps({
-        "accounts": n_accounts, "orders": n_orders, "rate_asked_per_s": args.rate or None,
+        "accounts": n_accounts, "connect_all_s": round(connect_s, 2), "memory_per_account_kb": round(per_account_kb, 1),
+        **headline, "saturated": saturated,
+    }))
+
+
+def _phase_result(rate, n_orders, submit_s, latencies, delivery, batches, listener_cpu_ms) -> dict:
+    return {
+        "orders": n_orders, "rate_asked_per_s": rate or None,
         "submit_rate_per_s": round(n_orders / submit_s, 1) if submit_s > 0 else None,
-        "fills_recorded": len(latencies), "connect_all_s": round(connect_s, 2),
+        "fills_recorded": len(latencies),
         "fill_to_ledger_ms": {"p50": pct(latencies, 50), "p95": pct(latencies, 95), "p99": pct(latencies, 99)},
         "event_to_receive_ms": {"p50": pct(delivery, 50), "p99": pct(delivery, 99)},
-        "memory_per_account_kb": round(per_account_kb, 1),
         "batches": {"n": len(batches), "events_p50": pct([b[0] for b in batches], 50), "events_max": max((b[0] for b in batches), default=0),
                     "wall_ms_p50": pct([b[1] for b in batches], 50), "wall_ms_p95": pct([b[1] for b in batches], 95),
                     "cpu_ms_per_event": round(sum(b[2] for b in batches) / max(1, sum(b[0] for b in batches)), 3),
                     "statements_p50": pct([b[3] for b in batches], 50), "statement_ms_p50": pct([b[4] for b in batches], 50)},
         "listener_process_cpu_ms_per_fill": round(listener_cpu_ms / max(1, len(latencies)), 2),
-    }))
+    }
 
 
 if __name__ == "__main__":
