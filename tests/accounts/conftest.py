@@ -1,3 +1,5 @@
+import threading
+
 import pytest
 from django.core.cache import cache
 
@@ -30,3 +32,19 @@ def alpaca(sim, settings):  # noqa: F811
     settings.ACCOUNTS_POOL_REFRESH_SECONDS = 0
     broker.reset_pool()
     return sim
+
+
+@pytest.fixture
+def round_trips(monkeypatch):
+    """Round trips to the shared store made by this thread (a spy: every call still goes through)."""
+    calls = []
+    real = budget.counters._incr
+    me = threading.get_ident()
+
+    def spy(*args, **kwargs):
+        if threading.get_ident() == me:
+            calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(budget.counters, "_incr", spy)
+    return calls

@@ -2,7 +2,6 @@
 on whichever shared store the pass configures (the embedded counter table, or Redis)."""
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -21,22 +20,6 @@ def _clean():
     yield
     budget.prepaid_release()
     clear_counters()
-
-
-@pytest.fixture
-def round_trips(monkeypatch):
-    """Round trips to the shared store made by this thread (a spy: every call still goes through)."""
-    calls = []
-    real = budget.counters._incr
-    me = threading.get_ident()
-
-    def spy(*args, **kwargs):
-        if threading.get_ident() == me:
-            calls.append(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(budget.counters, "_incr", spy)
-    return calls
 
 
 def _budget_key(pk: int) -> str:

@@ -3,8 +3,6 @@ Redis keys as stored (the streamed quote), in the one Lua script on Redis; on th
 or when the store fails, a Raw key is left out (its caller reads it itself)."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.conf import settings
 from django.core.cache import caches
@@ -28,21 +26,6 @@ def _clean():
 
 def _client():
     return caches["default"]._cache.get_client(None, write=True)
-
-
-@pytest.fixture
-def round_trips(monkeypatch):
-    calls = []
-    real = budget.counters._incr
-    me = threading.get_ident()
-
-    def spy(*args, **kwargs):
-        if threading.get_ident() == me:
-            calls.append(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(budget.counters, "_incr", spy)
-    return calls
 
 
 def test_counters_and_raw_keys_are_read_in_the_one_round_trip(round_trips):
