@@ -83,8 +83,13 @@ def test_two_beats_and_a_killed_beat_never_sell_twice(stack_factory, sim, tmp_pa
                 stack.wait_for(lambda: len([o for o in sells(sim) if o["status"] == "filled"]) == 3, "the third exit", timeout=60)
                 wait_for_bot_passes(stack, since=stack.log_mark(), sweeps=2, what="more sweeps after the third exit")
                 # the beat's own clock: the span of its pings, not the test's, which lags on a busy machine
-                sent = [datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f") for t in re.findall(
-                    r"^(\S+ \S+) INFO celery.beat \| Scheduler: Sending due task debug-ping", stack.output("beat")[offset:], re.M)]
+                def pings():
+                    return [datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f") for t in re.findall(
+                        r"^(\S+ \S+) INFO celery.beat \| Scheduler: Sending due task debug-ping", stack.output("beat")[offset:], re.M)]
+
+                # enough of the restarted beat's schedule to see a doubling (the exit can come within its first 2 s)
+                stack.wait_for(lambda: len(pings()) >= 5, "five pings from the restarted beat", timeout=60)
+                sent = pings()
                 span = (sent[-1] - sent[0]).total_seconds()
                 assert len(sent) >= 3 and len(sent) <= span / 1.0 + 2, (len(sent), span)  # one entry at 1 s, not two
                 assert len(sells(sim)) == 3
