@@ -25,18 +25,23 @@ _SQL = {
     # PostgreSQL appends the seq it took under the lock. FOR UPDATE waits for a concurrent append
     # and then reads the head it committed (READ COMMITTED), so appends stay gapless and in order.
     # ``{alongside}`` is the caller's own write (``alongside=``), which then happens only with the
-    # event: the statement is atomic by itself, so it needs no BEGIN/COMMIT round trips.
+    # event: the statement is atomic by itself, so it needs no BEGIN/COMMIT round trips. It runs first
+    # and the head is locked only if it matched: the caller's row, then the head, the order every other
+    # writer takes them in (the trade-updates ledger locks its records, then the head). The other way
+    # round, an order's outcome and the listener's batch holding its fill deadlocked (bench.order_overhead).
+    # Its check that the head exists does not lock it: the head row, once made, is never deleted.
     "postgresql": {
         "append": (
-            "WITH head AS (SELECT seq + 1 AS seq, hash AS prev_hash FROM audit_auditchainhead WHERE id = 1 FOR UPDATE), "
-            "{alongside}"
+            "WITH {alongside}"
+            "head AS (SELECT seq + 1 AS seq, hash AS prev_hash FROM audit_auditchainhead WHERE id = 1{after} FOR UPDATE), "
             "appended AS (INSERT INTO audit_auditevent (seq, at, actor_type, actor_id, action, account_id, object_type, object_id, data, prev_hash, hash) "
             "SELECT seq, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, prev_hash, "
-            "encode(sha256(convert_to(prev_hash || %s || seq::text || '}}', 'UTF8')), 'hex') FROM head{joined} RETURNING seq, prev_hash, hash) "
+            "encode(sha256(convert_to(prev_hash || %s || seq::text || '}}', 'UTF8')), 'hex') FROM head RETURNING seq, prev_hash, hash) "
             "UPDATE audit_auditchainhead AS h SET seq = appended.seq, hash = appended.hash FROM appended WHERE h.id = 1 "
             "RETURNING appended.seq, appended.prev_hash, appended.hash"
         ),
-        "alongside": "alongside AS ({sql} AND EXISTS (SELECT 1 FROM head) RETURNING 1), ",
+        "alongside": "alongside AS ({sql} AND EXISTS (SELECT 1 FROM audit_auditchainhead WHERE id = 1) RETURNING 1), ",
+        "after": " AND EXISTS (SELECT 1 FROM alongside)",
         "lock": "SELECT seq, hash FROM audit_auditchainhead WHERE id = 1 FOR UPDATE",
     },
     "sqlite": {
@@ -185,7 +190,7 @@ def _call_observer(callback: Callable[[AuditEvent], None], event: AuditEvent) ->
 def _append_postgresql(connection, *, at, row: dict, payload: str, alongside: tuple[str, list] | None) -> tuple[int, str, str]:
     sql = _SQL["postgresql"]
     statement = sql["append"].format(alongside=sql["alongside"].format(sql=alongside[0]) if alongside else "",
-                                     joined=", alongside" if alongside else "")
+                                     after=sql["after"] if alongside else "")
     params = [*(alongside[1] if alongside else ()),
               connection.ops.adapt_datetimefield_value(at), row["actor_type"], row["actor_id"], row["action"], row["account"],
               row["object_type"], row["object_id"], payload, canonical_row_before_seq(
