@@ -5,8 +5,9 @@ example accounts, every rate limit and per-account upstream budget raised so the
 the work and not a 429), migrates, syncs the accounts, mints a token, and runs gunicorn with
 ``opitios/gunicorn.conf.py`` and ``opitios.settings.production`` (file logging only, no console).
 
-``companions=("worker", "beat", "flower")`` also starts those processes with the command lines
-`make run` gives them (``opitios.supervisord_conf.commands``), on the same environment.
+``companions=("worker", "beat", "listener", "flower")`` also starts those processes with the command
+lines `make run` gives them (``opitios.supervisord_conf.commands``), on the same environment.
+``stack_cpu(gw)`` reads the CPU every process of the stack has used so far (/proc), for CPU per order.
 
 The database and cache are the process environment's: embedded (a fresh SQLite file, file cache,
 filesystem broker) unless ``DATABASE_URL`` / ``REDIS_URL`` are set. All server output goes to
@@ -22,6 +23,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from tests.helpers.sim import SimServer, free_port  # noqa: E402
 
 RAISED = "1000000/min"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # A fixed bench-only Fernet key: re-runs against the same PostgreSQL database can still decrypt
 # the rows an earlier run stored. It protects nothing but the public demo credentials.
 BENCH_FERNET_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"opitios-bench-only").digest()).decode()
@@ -49,6 +52,24 @@ def pct(values: list[float], p: float) -> float | None:
     return s[max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its children still running (/proc; no psutil in the venv)."""
+    total = 0.0
+    pids = [pid]
+    try:
+        pids += [int(c) for t in os.listdir(f"/proc/{pid}/task")
+                 for c in Path(f"/proc/{pid}/task/{t}/children").read_text().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
 @dataclass
 class Gateway:
     base_url: str
@@ -59,6 +80,85 @@ class Gateway:
     web: subprocess.Popen
     info: dict = field(default_factory=dict)
     companions: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+
+class PostgresBackends:
+    """CPU seconds of every PostgreSQL backend of the bench database (not the sampler's own), the last
+    reading of each kept: read every ``interval`` s from a thread, a backend that disconnects (a connection
+    closed after an error, or past its CONN_MAX_AGE) loses at most that interval. Nothing without PostgreSQL."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval, self.seen = interval, {}
+        self._url = os.environ.get("DATABASE_URL", "")
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> PostgresBackends:
+        if self._url.startswith("postgres"):
+            import psycopg
+
+            self._conn = psycopg.connect(self._url, autocommit=True)
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._conn.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.read()
+
+    def read(self) -> dict[int, float]:
+        if self._thread is None:
+            return {}
+        with self._lock:
+            pids = [row[0] for row in self._conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+            for pid in pids:
+                cpu = cpu_seconds(pid)
+                if cpu:
+                    self.seen[pid] = cpu
+            return dict(self.seen)
+
+
+def _redis_cpu() -> float | None:
+    """The Redis server's own CPU seconds (INFO cpu): a server other work may share, so an upper bound."""
+    if not os.environ.get("REDIS_URL"):
+        return None
+    import redis
+
+    info = redis.Redis.from_url(os.environ["REDIS_URL"]).info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def stack_cpu(gw: Gateway, backends: PostgresBackends) -> dict:
+    """CPU seconds used so far by each process of the stack: gunicorn (master and workers), alpacasim, each
+    companion (with its pool children), the PostgreSQL backends by pid, Redis, and this process."""
+    return {"gunicorn": cpu_seconds(gw.web.pid), "alpacasim": cpu_seconds(gw.sim.proc.pid),
+            **{name: cpu_seconds(proc.pid) for name, proc in gw.companions.items()},
+            "postgres_backends": backends.read(), "redis": _redis_cpu(), "client": time.process_time()}
+
+
+def stack_cpu_per_unit(before: dict, after: dict, units: int) -> dict[str, float | None]:
+    """Milliseconds of CPU per unit (order) of each process between two ``stack_cpu`` readings. A backend
+    that connected in between counts whole."""
+    out: dict[str, float | None] = {}
+    for name, value in after.items():
+        if name == "postgres_backends":
+            value = sum(cpu - before[name].get(pid, 0.0) for pid, cpu in value.items())
+        elif value is None or before.get(name) is None:
+            out[name] = None
+            continue
+        else:
+            value -= before[name]
+        out[name] = round(value * 1000 / units, 3)
+    out["total"] = round(sum(v for v in out.values() if v is not None), 3)
+    return out
 
 
 def configuration() -> dict:

@@ -46,36 +46,17 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gateway import gateway_stack, pct  # noqa: E402
+from bench.gateway import cpu_seconds, gateway_stack, pct  # noqa: E402
 from bench.wrk import run_wrk  # noqa: E402
 from tests.helpers.sim import free_port  # noqa: E402
 
 TARGET_P99_MS = 50
 TARGET_RATIO = 0.7
 QUOTE_SYMBOL = "AAPL"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def symbols(n: int) -> list[str]:
     return [QUOTE_SYMBOL, *(f"S{i:03d}" for i in range(1, n))]
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its children still running (/proc; no psutil in the venv)."""
-    total = 0.0
-    pids = [pid]
-    try:
-        pids += [int(c) for t in os.listdir(f"/proc/{pid}/task")
-                 for c in Path(f"/proc/{pid}/task/{t}/children").read_text().split()]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
 
 
 @functools.lru_cache(maxsize=8192)  # a tick's timestamp reaches ~40 clients: parse it once per process

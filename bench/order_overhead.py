@@ -6,14 +6,20 @@ Method: a sequential Python loop (requests / alpaca-py on keep-alive sessions) t
 with perf_counter. Each pair is one gateway order and one direct order, their order alternating
 from pair to pair (so neither side always runs second); the headline ``overhead_ms`` is the
 percentiles of the per-pair differences (gateway minus direct), over 300 pairs after a warm-up.
-The Celery worker, beat and Flower run beside gunicorn as `make run` runs them (``--alone`` leaves
-them out). Server-side figures are info: the record's ``overhead_ms`` (total_ms − broker_ms) and
+The Celery worker, beat, the trade-updates listener and Flower (with Redis) run beside gunicorn as
+`make run` runs them, the processes that react to an order (``--alone`` leaves them out; ``--companions``
+names others). The listener writes each order's ``new`` and ``fill`` events to the ledger while the next
+orders run, as in production. The direct orders go to an alpacasim account the gateway does not know, so
+the listener never sees them. ``cpu_ms_per_order`` is each process's CPU per measured pair (/proc, from
+the first measured pair until 3 s after the last, for the trailing fills and balance refreshes):
+alpacasim and the client include the direct orders. (``make run`` also runs the ticks worker, the ws
+process and the hub: they react to market data, not to orders, and are left out.) Server-side figures are info: the record's ``overhead_ms`` (total_ms − broker_ms) and
 ``request_total_ms`` from the Server-Timing header, each minus the record's ``broker_ms``; and the
 difference of the two sides' percentiles. The gateway runs with the production settings and
 ``opitios/gunicorn.conf.py`` (see bench/gateway.py); embedded or PostgreSQL + Redis follows the
 environment (DATABASE_URL, REDIS_URL).
 
-    python -m bench.order_overhead [--orders 300] [--smoke] [--alone] [--json out.json]
+    python -m bench.order_overhead [--orders 300] [--smoke] [--alone | --companions worker,beat] [--json out.json]
 
 Prints one JSON object (the last line of stdout).
 """
@@ -32,7 +38,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gateway import gateway_stack, pct  # noqa: E402
+from bench.gateway import PostgresBackends, gateway_stack, pct, stack_cpu, stack_cpu_per_unit  # noqa: E402
 
 TARGET = {"p50": 5, "p95": 10}
 
@@ -42,7 +48,10 @@ def summary(values: list[float]) -> dict:
             "mean": round(statistics.fmean(values), 3), "n": len(values)}
 
 
-COMPANIONS = ("worker", "beat", "flower")
+COMPANIONS = ("worker", "beat", "listener", "flower")
+# The direct orders' account: alpacasim only, unknown to the gateway (so no trade stream of the listener's).
+DIRECT_KEY, DIRECT_SECRET = "PKBENCHDIRECT0000001", "bench-direct-orders-only"
+SETTLE_SECONDS = 3.0
 
 
 def wait_for_worker(gw, timeout: float = 120) -> None:
@@ -58,6 +67,24 @@ def wait_for_worker(gw, timeout: float = 120) -> None:
     raise SystemExit("the Celery worker did not answer a ping")
 
 
+_LISTENER_READY = ("import sys; from django.core.cache import cache; from lifecycle.listener import shard_key; "
+                   "s = cache.get(shard_key(0)) or {}; sys.exit(0 if s.get('expected') and s['connected'] == s['expected'] else 1)")
+
+
+def wait_for_listener(gw, timeout: float = 120) -> None:
+    """Every account's trade stream is connected (and reconciled), as the listener publishes it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready = subprocess.run([sys.executable, "manage.py", "shell", "-c", _LISTENER_READY],
+                               cwd=Path(__file__).resolve().parent.parent, env=gw.env, capture_output=True, text=True)
+        if ready.returncode == 0:
+            return
+        if gw.companions["listener"].poll() is not None:
+            raise SystemExit("the trade-updates listener exited")
+        time.sleep(1)
+    raise SystemExit("the trade-updates listener did not connect its streams")
+
+
 def server_ms(response) -> float:
     return float(response.headers["Server-Timing"].split("dur=", 1)[1])
 
@@ -68,7 +95,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--warmup", type=int, default=30)
     ap.add_argument("--workers", type=int, help="WEB_CONCURRENCY for gunicorn (default: the gunicorn.conf.py default)")
     ap.add_argument("--threads", type=int, help="GUNICORN_THREADS (default: the gunicorn.conf.py default)")
-    ap.add_argument("--alone", action="store_true", help="gunicorn only: no Celery worker, beat or Flower beside it")
+    ap.add_argument("--alone", action="store_true", help="gunicorn only: no Celery worker, beat, listener or Flower beside it")
+    ap.add_argument("--companions", help=f"comma-separated processes beside gunicorn (default: {','.join(COMPANIONS)})")
     ap.add_argument("--smoke", action="store_true", help="a quick run (20 pairs) that proves the bench works")
     ap.add_argument("--json", help="also write the result here")
     args = ap.parse_args(argv)
@@ -80,12 +108,15 @@ def main(argv=None) -> dict:
     from alpaca.trading.requests import MarketOrderRequest
 
     # As `make run`: Flower only with Redis.
-    companions = () if args.alone else tuple(c for c in COMPANIONS if c != "flower" or os.environ.get("REDIS_URL"))
-    with gateway_stack(workers=args.workers, threads=args.threads, companions=companions) as gw:
-        if companions:
+    wanted = tuple(args.companions.split(",")) if args.companions else COMPANIONS
+    companions = () if args.alone else tuple(c for c in wanted if c and (c != "flower" or os.environ.get("REDIS_URL")))
+    with gateway_stack(workers=args.workers, threads=args.threads, companions=companions) as gw, PostgresBackends() as backends:
+        if "worker" in companions:
             wait_for_worker(gw)
-        acct = gw.config["accounts"]["account_001"]
-        direct = TradingClient(acct["api_key"], acct["secret_key"], paper=True, url_override=gw.sim.paper_url)
+        if "listener" in companions:
+            wait_for_listener(gw)
+        gw.sim.upsert_account(DIRECT_KEY, secret_key=DIRECT_SECRET)
+        direct = TradingClient(DIRECT_KEY, DIRECT_SECRET, paper=True, url_override=gw.sim.paper_url)
         api = requests.Session()
         api.headers["Authorization"] = f"Bearer {gw.token}"
         body = {"symbol": "AAPL", "qty": "1", "side": "buy", "type": "market", "time_in_force": "day"}
@@ -106,6 +137,8 @@ def main(argv=None) -> dict:
 
         api_ms, direct_ms, record_overhead, request_overhead = [], [], [], []
         for i in range(args.warmup + args.orders):
+            if i == args.warmup:
+                cpu_before = stack_cpu(gw, backends)
             if i % 2:
                 d = straight(i)
                 a, r = via_gateway(i)
@@ -118,6 +151,8 @@ def main(argv=None) -> dict:
                 direct_ms.append(d)
                 record_overhead.append(timing["overhead_ms"])
                 request_overhead.append(server_ms(r) - (timing["broker_ms"] or 0.0))
+        time.sleep(SETTLE_SECONDS)  # the last orders' fills and refreshes belong to them
+        cpu_per_order = stack_cpu_per_unit(cpu_before, stack_cpu(gw, backends), args.orders)
         api_s, direct_s = summary(api_ms), summary(direct_ms)
         paired = summary([a - d for a, d in zip(api_ms, direct_ms, strict=True)])
         result = {
@@ -136,6 +171,7 @@ def main(argv=None) -> dict:
             "percentile_difference_ms": {k: round(api_s[k] - direct_s[k], 3) for k in ("p50", "p95", "p99")},
             "server_reported_overhead_ms": summary(record_overhead),
             "server_request_overhead_ms": summary(request_overhead),
+            "cpu_ms_per_order": cpu_per_order,
             "target": TARGET,
             "ok": paired["p50"] <= TARGET["p50"] and paired["p95"] <= TARGET["p95"],
             "samples": {"api_ms": [round(v, 3) for v in api_ms], "direct_ms": [round(v, 3) for v in direct_ms],
