@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit.chain import GENESIS_HASH, canonical_data_json, canonical_row_before_seq, compute_hash, normalise_data, verify_chain
 from audit.models import ActorType, AuditChainCheck, AuditEvent, CheckSource
 from audit.secrets_guard import redact_secrets
+from opitios.db import fetchone_prepared
 
 logger = logging.getLogger("opitios.audit")
 
@@ -196,11 +197,14 @@ def _append_postgresql(connection, *, at, row: dict, payload: str, alongside: tu
               row["object_type"], row["object_id"], payload, canonical_row_before_seq(
                   at=at, actor_type=row["actor_type"], actor_id=row["actor_id"], action=row["action"], account=row["account"],
                   object_type=row["object_type"], object_id=row["object_id"], data_json=payload)]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        appended = cursor.fetchone()
-        if appended is not None:
-            return appended
+    if alongside is not None:  # the order's outcome (trading/outcome.py), once per order: prepared
+        appended = fetchone_prepared(connection, statement, params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            appended = cursor.fetchone()
+    if appended is not None:
+        return appended
     # Nothing written: no head row yet (the first append; a concurrent first append may have made
     # it since), or ``alongside`` matched no row. With the head certainly there, once more.
     with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:

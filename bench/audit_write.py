@@ -1,5 +1,8 @@
 """Time one order's ledger write: the outcome of a pending ``trading.OrderRecord`` and its
-``AuditEvent``, committed together by ``trading.services.order_outcome_write`` (target: ≤ 1 ms median).
+``AuditEvent``, committed together by ``trading.services.order_outcome_write`` (target: ≤ 1 ms median),
+and the claim that created the pending record (``opitios.db.insert``). Wall and CPU (``process_time``)
+per statement, and the CPU of the PostgreSQL backend serving them (/proc: a local server); with
+``DB_PREPARED_STATEMENTS=0`` they run unprepared (client-side binding).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/opitios python -m bench.audit_write [--n 2000] [--smoke]
 
@@ -22,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gateway import pct  # noqa: E402
+from bench.hub_fanout import cpu_seconds  # noqa: E402
 
 
 def main() -> None:
@@ -40,6 +44,7 @@ def main() -> None:
 
     from accounts.models import AlpacaAccount
     from audit.chain import verify_chain
+    from opitios.db import insert, prepares
     from trading.models import OrderRecord, Outcome
     from trading.services import order_outcome_write
 
@@ -51,10 +56,17 @@ def main() -> None:
     try:
         account = AlpacaAccount.objects.create(account_id="bench_001", api_key_encrypted="x", secret_key_encrypted="x")
 
+        claims: list[tuple[float, float]] = []
+        outcomes_cpu: list[float] = []
+
         def pending(i: int) -> OrderRecord:
-            return OrderRecord.objects.create(
+            record = OrderRecord(
                 account=account, account_type="paper", source="api", user_id="42", client_order_id=f"bench-{i}", symbol="AAPL",
                 asset_class="us_equity", side="buy", order_type="market", time_in_force="day", qty=1, received_at=timezone.now())
+            started, cpu = time.perf_counter(), time.process_time()
+            insert(record)
+            claims.append(((time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000))
+            return record
 
         def one(record: OrderRecord) -> float:
             now = timezone.now()
@@ -68,20 +80,38 @@ def main() -> None:
                     "outcome": Outcome.REJECTED, "http_status": 422, "broker_order_id": None,
                     "error": {"code": "broker_rejected", "message": "insufficient buying power"}, "checks": {},
                     "timing": {"total_ms": 12.5, "broker_ms": 11.0, "overhead_ms": 1.5}, "source": "api", "account_type": "paper"}
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             order_outcome_write(record, account=account, check=None, outcome=Outcome.REJECTED, audit_data=data, actor_type="user")
+            outcomes_cpu.append((time.process_time() - cpu) * 1000)
             return (time.perf_counter() - started) * 1000
 
-        records = [pending(i) for i in range(warmup + n)]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
+        records = [pending(i) for i in range(warmup)]
+        backend_cpu = cpu_seconds(backend)
+        records += [pending(i) for i in range(warmup, warmup + n)]
+        claim_backend_cpu = cpu_seconds(backend) - backend_cpu
         for record in records[:warmup]:
             one(record)
+        outcomes_cpu.clear()
+        backend_cpu = cpu_seconds(backend)
         samples = [one(record) for record in records[warmup:]]
+        outcome_backend_cpu = cpu_seconds(backend) - backend_cpu
+        claim_wall, claim_cpu = [w for w, _ in claims[warmup:]], [c for _, c in claims[warmup:]]
         verdict = verify_chain()
         result = {
             "what": "trading.services.order_outcome_write: OrderRecord outcome UPDATE + AuditEvent append, one committed transaction (PostgreSQL)",
             "n": n,
             "median_ms": round(statistics.median(samples), 3),
             "p95_ms": round(pct(samples, 95), 3),
+            "cpu_ms": round(statistics.fmean(outcomes_cpu), 3),
+            "postgres_cpu_ms": round(outcome_backend_cpu * 1000 / n, 3),
+            "claim_median_ms": round(statistics.median(claim_wall), 3),
+            "claim_p95_ms": round(pct(claim_wall, 95), 3),
+            "claim_cpu_ms": round(statistics.fmean(claim_cpu), 3),
+            "claim_postgres_cpu_ms": round(claim_backend_cpu * 1000 / n, 3),
+            "prepared": prepares(connection),
             "target_median_ms": 1.0,
             "chain_ok": verdict.ok,
             "events": verdict.count,

@@ -71,11 +71,26 @@ def main(argv=None) -> None:
             order()
         plain = (time.perf_counter() - t0) / args.orders * 1000
         print(f"--- {plain:.2f} ms per order through the test client, unprofiled", file=sys.stderr)
+        backend = None
+        if connection.vendor == "postgresql":  # a local server: its backend's CPU from /proc
+            from bench.hub_fanout import cpu_seconds
+
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backend = cursor.fetchone()[0]
+            backend_cpu = cpu_seconds(backend)
         cpu0 = time.process_time()
         for _ in range(args.orders):
             order()
         print(f"--- {(time.process_time() - cpu0) / args.orders * 1000:.2f} ms of this process's CPU per order, unprofiled "
               "(the test client's share included)", file=sys.stderr)
+        if backend is not None:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid(), (SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql)")
+                same, prepared = cursor.fetchone()
+            print(f"--- {(cpu_seconds(backend) - backend_cpu) / args.orders * 1000:.2f} ms of the PostgreSQL backend's CPU per order"
+                  f"{'' if same == backend else ' (its connection was replaced meanwhile: not comparable)'}, "
+                  f"{prepared} statements prepared on its connection", file=sys.stderr)
 
         profiler = Profiler(interval=0.0002)
         t0 = time.perf_counter()

@@ -4,12 +4,15 @@ and the ``INSERT`` of a new row (bench.profile_order --cprofile --cpu: a third o
 The statement text depends only on the model, the fields and the database, so it is built once;
 the values go through each field's ``get_db_prep_save`` as ``Model.save()`` would send them.
 Used where a write runs per order or per account in a sweep (trading and sellbot services).
+
+``fetchone_prepared`` runs one such statement as a server-side prepared statement on PostgreSQL
+(docs/performance.md, "Two statements of an order are prepared"): the order's claim and its outcome.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
-from django.db import connections, models
+from django.db import NotSupportedError, connections, models
 
 
 def _assignment(column: str, keep: bool) -> str:
@@ -55,8 +58,76 @@ def insert(instance: models.Model, *, using: str | None = None) -> None:
     connection = connections[alias]
     sql, fields, returning = _insert_sql(model, alias)
     params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        instance.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    if returning:
+        instance.pk = fetchone_prepared(connection, sql, params)[0]
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            instance.pk = cursor.lastrowid
     instance._state.adding = False
     instance._state.db = alias
+
+
+def prepares(connection) -> bool:
+    """Whether ``fetchone_prepared`` prepares on ``connection``: PostgreSQL with psycopg's
+    ``prepare_threshold`` set in the database OPTIONS (settings ``DB_PREPARED_STATEMENTS``)."""
+    return connection.vendor == "postgresql" and connection.settings_dict["OPTIONS"].get("prepare_threshold") is not None
+
+
+def fetchone_prepared(connection, sql: str, params: list) -> tuple | None:
+    """Execute one statement and return its first row. Where ``prepares(connection)``, it is bound
+    server-side and prepared once per connection (psycopg keeps the statement per text and parameter
+    types); elsewhere it is ``connection.cursor()``'s client-side binding, as every other query.
+
+    Either way it goes through Django's cursor wrapper: execute wrappers, ``connection.queries`` and
+    the translation of errors (``IntegrityError``) see it like any other statement.
+
+    A migration that changes the type of a column the statement returns makes PostgreSQL refuse the
+    plan prepared before it ("cached plan must not change result type", for this connection's whole
+    life). Outside a transaction the statement is run once more on a new connection; inside one, the
+    rollback that follows makes psycopg drop its prepared statements and the caller's retry prepares
+    anew."""
+    if not prepares(connection):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    try:
+        return _fetchone_prepared(connection, sql, params)
+    except NotSupportedError as exc:
+        if connection.in_atomic_block or "cached plan must not change result type" not in str(exc):
+            raise
+    connection.close()
+    return _fetchone_prepared(connection, sql, params)
+
+
+def _fetchone_prepared(connection, sql: str, params: list) -> tuple | None:
+    # What BaseDatabaseWrapper.cursor() does, with a server-binding cursor in place of the connection's
+    # client-binding one (Django offers the choice only for every query of the connection, OPTIONS
+    # server_side_binding). No time zone loader is registered: these statements return no timestamps.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        wrapped = connection._prepare_cursor(_preparing_cursor()(connection.connection))
+    with wrapped as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+@lru_cache(maxsize=1)
+def _preparing_cursor():
+    from django.db.backends.postgresql.base import ServerBindingCursor  # psycopg: PostgreSQL only
+
+    class PreparingCursor(ServerBindingCursor):
+        """psycopg's server-binding cursor, preparing what it executes (Django's CursorWrapper passes
+        no ``prepare``)."""
+
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=True, binary=binary)
+
+        def _convert_query(self, query, params=None):
+            # Kept, as psycopg's executemany does: Django's connection.queries reads the statement sent
+            # (with $1, $2... placeholders) from cursor._query, which execute leaves unset here.
+            self._query = super()._convert_query(query, params)
+            return self._query
+
+    return PreparingCursor

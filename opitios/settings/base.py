@@ -98,6 +98,13 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+    if env.bool("DB_PREPARED_STATEMENTS", default=True):
+        # psycopg prepares only statements bound server-side: the two of each order that opitios.db's
+        # fetchone_prepared runs with prepare=True. Every other query keeps Django's client-side binding,
+        # which psycopg never prepares; the threshold, out of reach, prepares nothing by count. Off (None,
+        # Django's default) behind a transaction-mode pgbouncer without max_prepared_statements
+        # (docs/deployment.md).
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 1_000_000)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, cache, Celery broker ----------------------------------------------
