@@ -190,8 +190,10 @@ class SharedCounters:
 
     def _incr_shared(self, redis: RedisCache, deltas, ttl, read):
         """One ``EVALSHA`` of ``_COUNT_AND_READ_LUA`` (atomic, one command to pack and one reply to parse: a
-        6-command pipeline cost about twice the client CPU, docs/performance.md)."""
-        keys = [*(redis.make_and_validate_key(k) for k in deltas), *(k if isinstance(k, Raw) else redis.make_and_validate_key(k) for k in read)]
+        6-command pipeline cost about twice the client CPU, docs/performance.md). ``make_key`` without
+        ``validate_key``: its memcached-portability warnings scan every character of every key, and Redis takes
+        any key (these are this module's and the throttles' own)."""
+        keys = [*(redis.make_key(k) for k in deltas), *(k if isinstance(k, Raw) else redis.make_key(k) for k in read)]
         client = redis._cache.get_client(None, write=True)
         out = _count_and_read(keys=keys, args=[ttl, len(deltas), *deltas.values()], client=client)
         reads = out[len(deltas):]

@@ -1,7 +1,7 @@
 """Streaming market data through the gateway: tick → client fan-out, and REST quotes served from the stream.
 
     python -m bench.hub_fanout [--clients 200] [--symbols 50] [--per-client 10] [--rate 500] [--duration 10]
-                               [--framing both|message|batch] [--no-rest] [--smoke]
+                               [--framing both|message|batch] [--no-rest | --rest-only] [--smoke]
 
 One stack (bench/gateway.py: alpacasim, gunicorn, the ws process and, with REDIS_URL, the hub process; on
 embedded defaults the hub runs inside the ws process, docs/streaming.md). Three figures from one run:
@@ -24,7 +24,9 @@ embedded defaults the hub runs inside the ws process, docs/streaming.md). Three 
 3. **Upstream REST calls per 1,000 streamed quotes**, from alpacasim's request counters (``/_sim/state``
    ``requests``) before and after the gateway quote run. Target 0.
 
-``--smoke``: 20 clients, 3 s window, 2 s per wrk target. Prints one JSON object (the last line of stdout).
+``--smoke``: 20 clients, 3 s window, 2 s per wrk target. ``--rest-only``: parts 2 and 3 alone (no WebSocket
+clients), with gunicorn's CPU per request (master and workers, /proc) for /live and the quote. Prints one JSON
+object (the last line of stdout).
 """
 from __future__ import annotations
 
@@ -302,6 +304,10 @@ def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 2)
 
 
+def _per_request_ms(cpu_s: float, requests: int | None) -> float | None:
+    return round(cpu_s * 1000 / requests, 3) if requests else None
+
+
 def rest(gw, args, syms: list[str]) -> dict:
     quote_url = f"{gw.base_url}/api/v1/stocks/{QUOTE_SYMBOL}/quote"
     live_url = f"{gw.base_url}/api/v1/live"
@@ -322,10 +328,13 @@ def rest(gw, args, syms: list[str]) -> dict:
         assert requests.get(sim_url, headers=sim_headers, timeout=10).status_code == 200
     common = {"duration": args.wrk_duration, "connections": args.connections, "threads": 2}
     sim = run_wrk(sim_url, headers=sim_headers, **common)
+    cpu0 = cpu_seconds(gw.web.pid)
     live = run_wrk(live_url, headers={}, **common)
+    cpu1 = cpu_seconds(gw.web.pid)
     before = gw.sim.state()["requests"]
     quote = run_wrk(quote_url, headers={}, **common)
     after = gw.sim.state()["requests"]
+    cpu2 = cpu_seconds(gw.web.pid)
     upstream = sum(after.values()) - sum(before.values())
     served = quote["requests"] or 0
     return {
@@ -336,6 +345,9 @@ def rest(gw, args, syms: list[str]) -> dict:
         "ratio_to_sim": round((quote["requests_per_s"] or 0) / (sim["requests_per_s"] or 1), 3),
         "quote_non_2xx": quote["non_2xx"],
         "quote_latency_ms": quote["latency_ms"], "live_latency_ms": live["latency_ms"],
+        # gunicorn's master and workers (/proc), per request answered: the figure that holds on a loaded host
+        "gunicorn_cpu_ms_per_request": {"live": _per_request_ms(cpu1 - cpu0, live["requests"]),
+                                        "quote": _per_request_ms(cpu2 - cpu1, quote["requests"])},
         "upstream": {"quote_requests": served, "sim_requests_during": upstream,
                      "by_route": {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)},
                      "per_1000": round(upstream * 1000 / served, 3) if served else None},
@@ -358,8 +370,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--framing", choices=("both", "message", "batch"), default="both",
                     help="one JSON object per frame (the old protocol), ?batch=1 arrays, or both in turn (default)")
     ap.add_argument("--no-rest", action="store_true", help="the fan-out only, no wrk runs")
+    ap.add_argument("--rest-only", action="store_true", help="the wrk runs only (the REST quote against /live), no fan-out")
     ap.add_argument("--smoke", action="store_true", help="20 clients, a 3 s window, 2 s per wrk target")
     args = ap.parse_args(argv)
+    if args.no_rest and args.rest_only:
+        ap.error("--no-rest and --rest-only exclude each other")
     if args.smoke:
         args.clients, args.duration, args.wrk_duration, args.procs = 20, 3, 2, 1
     if not shutil.which("wrk"):
@@ -374,6 +389,15 @@ def main(argv=None) -> dict:
                                 "max_connections_per_ip": max(50, args.clients + 10),
                                 "max_connections_per_user": min(1000, max(10, args.clients + 10))}}
     with gateway_stack(companions=companions, sections=sections) as gw:
+        if args.rest_only:
+            quotes = rest(gw, args, syms)
+            result = {"bench": "hub_fanout", "loaded": True, "loadavg_at_end": [round(x, 2) for x in os.getloadavg()], **gw.info,
+                      "rest": quotes, "quote_to_live_ratio": quotes["ratio_to_live"], "quote_to_sim_ratio": quotes["ratio_to_sim"],
+                      "upstream_calls_per_1000": quotes["upstream"]["per_1000"], "skipped": "--rest-only: no fan-out",
+                      "targets": {"quote_to_live_ratio": TARGET_RATIO, "upstream_calls_per_1000": 0}}
+            result["ok"] = bool((result["quote_to_live_ratio"] or 0) >= TARGET_RATIO and result["upstream_calls_per_1000"] == 0)
+            print(json.dumps(result), flush=True)
+            return result
         framings = ("message", "batch") if args.framing == "both" else (args.framing,)
         runs = {framing: fanout(gw, ws_port, args, syms, framing) for framing in framings}
         # The headline is the old protocol's (one object per frame: what existing clients get) when it ran.

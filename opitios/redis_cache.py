@@ -17,8 +17,15 @@ _clients_lock = threading.Lock()
 
 
 class ReusedRedisCacheClient(RedisCacheClient):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._reused: dict[int, object] = {}  # pool index → its shared client, without building the ident at each call
+
     def get_client(self, key=None, *, write=False):
         index = self._get_connection_pool_index(write)
+        found = self._reused.get(index)
+        if found is not None:
+            return found
         server = self._servers[index]
         ident = (server, self._pool_class, tuple(sorted((k, repr(v)) for k, v in self._pool_options.items())))
         client = _clients.get(ident)
@@ -28,6 +35,7 @@ class ReusedRedisCacheClient(RedisCacheClient):
                 if client is None:
                     pool = self._pool_class.from_url(server, **self._pool_options)
                     client = _clients[ident] = self._client(connection_pool=pool)
+        self._reused[index] = client
         return client
 
 

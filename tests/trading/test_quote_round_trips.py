@@ -73,3 +73,29 @@ def test_the_throttle_still_refuses_when_the_quote_rides_along(config_file, demo
     client = client_for()
     codes = [client.get("/api/v1/stocks/AAPL/quote").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
+
+
+def test_a_value_read_again_keeps_its_age_per_request_and_goes_stale(config_file, demo_accounts, world):
+    """The decoded value is memoized per process (trading/quote_source.py): the same cached value read again
+    gives the same fields, an age of this request, and is refused once older than max_quote_age_ms."""
+    config_file.set("market_data", max_quote_age_ms=60_000)
+    received = time.time() - 0.5
+    lastvalue.put(lastvalue.key("q", "AAPL"), {"bid": 190.1, "ask": 190.12, "bid_size": 3, "ask_size": 5,
+                                               "timestamp": "2026-01-02T15:00:00.123456Z", "received_at": received})
+    client = client_for()
+    first = client.get("/api/v1/stocks/AAPL/quote").json()
+    assert first == {"symbol": "AAPL", "bid": "190.1", "ask": "190.12", "bid_size": "3", "ask_size": "5",
+                     "timestamp": "2026-01-02T15:00:00.123456Z", "source": "stream", "age_ms": first["age_ms"]}
+    assert 500 <= first["age_ms"] < 60_000
+    deadline = time.monotonic() + 5
+    while True:  # the same value, read again once the clock has moved on by a millisecond
+        second = client.get("/api/v1/stocks/AAPL/quote").json()
+        if second["age_ms"] > first["age_ms"] or time.monotonic() > deadline:
+            break
+    assert second["age_ms"] > first["age_ms"]
+    assert {k: v for k, v in second.items() if k != "age_ms"} == {k: v for k, v in first.items() if k != "age_ms"}
+    batch = client.post("/api/v1/stocks/quotes/batch", {"symbols": ["AAPL"]}, format="json").json()["results"][0]["quote"]
+    assert {k: v for k, v in batch.items() if k != "age_ms"} == {k: v for k, v in first.items() if k != "age_ms"}
+    config_file.set("market_data", max_quote_age_ms=400)  # the memoized value is now too old: REST answers
+    stale = client.get("/api/v1/stocks/AAPL/quote").json()
+    assert stale["source"] == "rest"

@@ -14,7 +14,7 @@ from ..errors import broker_error_parts
 from ..formatting import bar_json, bars_json, chain_json, contract_json, quote_batch_json, quote_json, quote_result_json
 from ..intents import occ_parse, stock_symbol_valid
 from ..permissions import MarketDataAccess
-from ..quote_source import fetch_keys, rest_age_ms, streamed_quotes
+from ..quote_source import fetch_keys, rest_age_ms, streamed_answers
 from ..selectors import trading_config
 from ..serializers import (
     BarsQuerySerializer,
@@ -51,8 +51,8 @@ def _batch(symbols: list[str], fetch, routing: dict) -> list[dict]:
     """Streamed symbols from the last-value cache; the others in one upstream call. If the upstream
     refuses the batch (one bad symbol), each symbol is fetched alone so a failing symbol does not fail
     the others."""
-    streamed = streamed_quotes(symbols)
-    results = [quote_result_json({"symbol": s, "quote": _sourced(q, "stream", age)}) for s, (q, age) in streamed.items()]
+    streamed = streamed_answers(symbols)
+    results = [quote_result_json({"symbol": s, "quote": answer}) for s, answer in streamed.items()]
     symbols = [s for s in symbols if s not in streamed]
     if not symbols:
         return results
@@ -109,9 +109,9 @@ class StockQuoteView(TradingAPIView):
             q = MarketRoutingQuerySerializer(data=request.query_params)
             q.is_valid(raise_exception=True)
             routing = q.validated_data
-        streamed = streamed_quotes([symbol], getattr(request, "fetched", None)).get(symbol)
+        streamed = streamed_answers([symbol], getattr(request, "fetched", None)).get(symbol)
         if streamed is not None:
-            return Response(_sourced(streamed[0], "stream", streamed[1]))
+            return Response(streamed)
         quote = broker_seam.market_data().stock_quotes([symbol], **_routing(routing)).get(symbol)
         if quote is None:
             raise ApplicationError("not_found", f"No quote for {symbol}.")
