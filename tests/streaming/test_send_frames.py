@@ -1,5 +1,6 @@
 """streaming/serve.py's FramesProtocol: the ``opitios.websocket.send_frames`` extension sends each text of one
-ASGI event as its own frame (the one-object-per-frame protocol's wire is unchanged), and is offered in the scope."""
+ASGI event as its own frame (the one-object-per-frame protocol's wire is unchanged; a real client parses them,
+any payload length), and is offered in the scope."""
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,7 @@ async def app(scope, receive, send) -> None:
     await send({"type": "websocket.accept"})
     offered = SEND_FRAMES in scope.get("extensions", {})
     await send({"type": "websocket.send", "text": f"offered={offered}"})
-    await send({"type": "websocket.send", "texts": ['{"n":1}', '{"n":2}', '{"n":3}']})
+    await send({"type": "websocket.send", "texts": ['{"n":1}', '{"n":2}', '{"n":3}', "é" * 100, "x" * 70_000]})
     await send({"type": "websocket.send", "text": "after"})
     await receive()  # the client's close
 
@@ -34,9 +35,10 @@ def test_each_text_is_its_own_frame():
             while not server.started:
                 await asyncio.sleep(0.01)
             async with connect(f"ws://127.0.0.1:{port}/") as ws:
-                return [await ws.recv() for _ in range(5)]
+                return [await ws.recv() for _ in range(7)]
         finally:
             server.should_exit = True
             await task
 
-    assert run(main(), timeout=30) == ["offered=True", '{"n":1}', '{"n":2}', '{"n":3}', "after"]
+    # the last two: a 16-bit and a 64-bit length in the frame's header
+    assert run(main(), timeout=30) == ["offered=True", '{"n":1}', '{"n":2}', '{"n":3}', "é" * 100, "x" * 70_000, "after"]
