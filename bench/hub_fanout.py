@@ -36,6 +36,7 @@ import functools
 import json
 import multiprocessing as mp
 import os
+import re
 import shutil
 import socket
 import sys
@@ -62,66 +63,91 @@ def symbols(n: int) -> list[str]:
 
 
 @functools.lru_cache(maxsize=8192)  # a tick's timestamp reaches ~40 clients: parse it once per process
-def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+def _epoch(text: bytes) -> float:
+    return datetime.fromisoformat(text.decode().replace("Z", "+00:00")).timestamp()
+
+
+# The three fields the bench reads from a quote or trade, straight from the frame's bytes: the server encodes
+# them compactly in this order (streaming/protocol.py), so a json.loads per frame (most of a client's CPU per
+# message, once the WebSocket layer is aiohttp's C reader) is only needed for anything else, which falls back.
+DATA_MESSAGE = re.compile(rb'\{"type":"(quote|trade)","symbol":"([^"\\]*)",[^{}\[\]]*"timestamp":"([^"\\]*)"\}')
+
+
+def _fields(raw: bytes, batch: bool) -> list[tuple[bytes, bytes, bytes]]:
+    """(type, symbol, timestamp) of each quote and trade in a frame."""
+    if not batch:
+        match = DATA_MESSAGE.fullmatch(raw)
+        if match is not None:
+            return [match.groups()]
+    parsed = json.loads(raw)
+    return [(m["type"].encode(), m["symbol"].encode(), m["timestamp"].encode())
+            for m in (parsed if batch else (parsed,)) if m.get("type") in ("quote", "trade")]
 
 
 # --- client processes --------------------------------------------------------------------------------------
-async def _client(url: str, wanted: list[str], window, stop, ready: list, out: dict, last_msg) -> None:
-    from websockets.asyncio.client import connect
+async def _client(session, url: str, wanted: list[str], window, stop, ready: list, out: dict, last_msg) -> None:
+    """One WebSocket client on aiohttp (its C frame reader; websockets' asyncio client cost about twice the CPU
+    per frame). What it measures, per quote and trade: receive time − the exchange timestamp, trades counted."""
+    import aiohttp
 
     batch = "batch=1" in url
     trades: Counter = Counter()
     latencies: list[float] = []
-    seen: set[str] = set()
+    seen: set[bytes] = set()
+    received = 0
+    timeline = out["timeline"]
+    text = aiohttp.WSMsgType.TEXT
     try:
-        async with connect(url, max_size=None, open_timeout=60, ping_interval=None) as ws:
-            await ws.recv()  # welcome
-            await ws.send(json.dumps({"type": "subscribe", "symbols": wanted}))
-            # Closed at the stop by a watcher: a timeout per recv (wait_for makes a task each) cost the
-            # clients more CPU than the server spent per message, on the host they share.
+        async with session.ws_connect(url, max_msg_size=0, decode_text=False) as ws:
+            await ws.receive()  # welcome
+            await ws.send_str(json.dumps({"type": "subscribe", "symbols": wanted}))
+            # Closed at the stop by a watcher: a timeout per receive (a task or timer each) would cost the
+            # clients more CPU than the server spends per message, on the host they share.
             closer = asyncio.create_task(_close_at(stop, ws))
-            async for raw in ws:
+            while True:
+                msg = await ws.receive()
+                if msg.type is not text:
+                    break
                 now = time.time()
-                parsed = json.loads(raw)
-                frame = parsed if batch else (parsed,)  # ?batch=1: a JSON array of messages per frame
-                data_frame = False
-                for m in frame:
-                    kind = m.get("type")
-                    if kind not in ("quote", "trade"):
-                        continue
-                    data_frame = True
-                    out["received"] += 1
-                    out["last_at"] = now
-                    out["timeline"][int(now)] += 1
-                    out.setdefault("sample", m)
-                    if len(seen) < len(wanted):
-                        seen.add(m["symbol"])
-                        if len(seen) == len(wanted):
-                            ready.append(1)
-                    start, end = window[0], window[1]
-                    if not start:
-                        continue
-                    if start <= now <= end:
-                        out["delivered_in_window"] += 1
-                    t = _epoch(m["timestamp"])
-                    if start <= t <= end:
-                        latencies.append((now - t) * 1000)
-                        if kind == "trade":
-                            trades[m["symbol"]] += 1
-                if data_frame and window[0] and window[0] <= now <= window[1]:
-                    out["frames_in_window"] += 1
+                messages = _fields(msg.data, batch)
+                if not messages:
+                    continue
+                n = len(messages)
+                received += n
+                out["last_at"] = now
+                timeline[int(now)] += n
+                if "sample" not in out:
+                    out["sample"] = json.loads(msg.data)
+                if len(seen) < len(wanted):
+                    seen.update(symbol for _, symbol, _ in messages)
+                    if len(seen) == len(wanted):
+                        ready.append(1)
+                start, end = window[0], window[1]
+                if start:
+                    in_window = start <= now <= end
+                    if in_window:
+                        out["delivered_in_window"] += n
+                        out["frames_in_window"] += 1
+                    for kind, symbol, stamp in messages:
+                        t = _epoch(stamp)
+                        if start <= t <= end:
+                            latencies.append((now - t) * 1000)
+                            if kind == b"trade":
+                                trades[symbol] += 1
                 # Published from here, not only by the process's reporter: a client with frames buffered reads
                 # them without yielding, so the reporter could go quiet for seconds while messages still arrive,
                 # and the drain would end early (trades still on their way counted as lost).
-                if data_frame and now - out["published_at"] > 0.2:
+                if now - out["published_at"] > 0.2:
                     out["published_at"] = now
                     if now > last_msg.value:
                         last_msg.value = now
+            if ws.exception() is not None:
+                raise ws.exception()
         closer.cancel()
     except Exception as exc:  # noqa: BLE001 - a closed connection is a figure, not a crash
         out["errors"].append(f"{type(exc).__name__}: {exc}"[:200])
-    out["trades"].append((wanted, dict(trades)))
+    out["received"] += received
+    out["trades"].append((wanted, {s.decode(): n for s, n in trades.items()}))
     out["latencies"].extend(latencies)
 
 
@@ -131,6 +157,8 @@ async def _close_at(stop, ws) -> None:
 
 
 def client_proc(url: str, subsets: list[list[str]], window, stop, ready_count, last_msg, results) -> None:
+    import aiohttp
+
     async def run() -> dict:
         out = {"trades": [], "latencies": [], "errors": [], "received": 0, "timeline": Counter(), "last_at": 0.0,
                "delivered_in_window": 0, "frames_in_window": 0,
@@ -151,10 +179,12 @@ def client_proc(url: str, subsets: list[list[str]], window, stop, ready_count, l
                 await asyncio.sleep(0.2)
             stopped.set()
 
-        tasks = [asyncio.create_task(_client(url, s, window, stopped, ready, out, last_msg)) for s in subsets]
-        reporter = asyncio.create_task(report_ready())
-        await asyncio.gather(*tasks)
-        await reporter
+        # limit=0: one pooled connection per WebSocket, and more than aiohttp's default 100 clients per process
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            tasks = [asyncio.create_task(_client(session, url, s, window, stopped, ready, out, last_msg)) for s in subsets]
+            reporter = asyncio.create_task(report_ready())
+            await asyncio.gather(*tasks)
+            await reporter
         return out
 
     results.put(asyncio.run(run()))

@@ -21,6 +21,7 @@ from opitios.auth import ClaimsToken
 from streaming import connections, fanout, protocol, status
 from streaming.hub import HUB_CHANNEL, WANTS_REFRESH_SECONDS
 from streaming.outbox import Outbox
+from streaming.serve import SEND_FRAMES
 
 logger = logging.getLogger("opitios.ws")
 
@@ -48,6 +49,7 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         self.limit_keys: list[str] = []
         self.tasks: list[asyncio.Task] = []
         self.batch = _batched(self.scope)
+        self.send_frames = SEND_FRAMES in self.scope.get("extensions", {})
         self.closing = False
         self.fanout = fanout.for_loop(self.channel_layer)
         cfg = config.current_config()
@@ -176,6 +178,9 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
             texts = await self.outbox.wait()
             if self.batch:  # one frame for everything queued: the per-frame cost is most of the send path's
                 await self.base_send({"type": "websocket.send", "text": f"[{','.join(texts)}]"})
+                continue
+            if self.send_frames:  # still one object per frame, in one write (streaming/serve.py)
+                await self.base_send({"type": "websocket.send", "texts": texts})
                 continue
             for text in texts:
                 await self.base_send({"type": "websocket.send", "text": text})
