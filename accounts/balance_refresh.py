@@ -75,9 +75,11 @@ class Coalescer:
         with self._cond:
             entry = self._pending.get(account_pk)
             if entry is not None:
+                # Already waiting: its due time, the one the thread sleeps until, does not change. Waking the
+                # thread would only make it take the GIL from the request that is still answering.
                 entry[1] = now
-            else:
-                self._pending[account_pk] = [now, now]
+                return
+            self._pending[account_pk] = [now, now]
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="balance-refresh", daemon=True)
                 self._thread.start()

@@ -102,3 +102,25 @@ def test_claims_are_shared():
     assert _claim(pk, window, 1.0) is True
     assert _claim(pk, window, 1.0) is False
     assert _claim(pk, window + 1, 1.0) is True
+
+
+def test_a_request_for_an_account_already_waiting_does_not_wake_the_sender():
+    """The sender sleeps until the earliest due time; a repeat request does not move it, so the request path
+    leaves the thread asleep (waking it would take the GIL from the request still answering)."""
+    sends = Sends()
+    c = Coalescer(send=sends, window=lambda: 60.0, claim=lambda pk, window, length: True)
+    wakes = []
+
+    class Spy(type(c._cond)):
+        def notify(self, n=1):
+            wakes.append(n)
+            super().notify(n)
+
+    c._cond = Spy()
+    c._thread = threading.current_thread()  # stands for the running sender: none is started
+    pk = fresh_pk()
+    c.request(pk)
+    c.request(pk)
+    c.request(pk)
+    assert wakes == [1]
+    assert c._pending[pk][1] >= c._pending[pk][0]  # the latest request is still noted (trailing edge)
