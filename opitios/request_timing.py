@@ -1,10 +1,14 @@
 """When a request arrived, and how long the process took to answer it (docs/architecture.md, "Order timing").
 
-``RequestTimingMiddleware`` is the first middleware: it stamps ``request.received_at`` (UTC, µs)
-and ``request.received_perf`` (``time.perf_counter()``) before any other middleware runs, and
-after the response is built (rendered, every database write done) it measures
-``request_total_ms``: the whole time the process controls, up to handing the response to the
-server. Only the socket write and the server's own bookkeeping come after.
+``stamp_received`` wraps the WSGI application (opitios/wsgi.py): it stamps the receive time in the
+WSGI environ before Django's handler runs (its ``request_started`` signal, the request object, the
+middleware). ``RequestTimingMiddleware``, the first middleware, takes those stamps as
+``request.received_at`` (UTC, µs) and ``request.received_perf`` (``time.perf_counter()``), or stamps them
+itself when nothing did (the test client, ASGI), and after the response is built (rendered, every
+database write done) it measures ``request_total_ms``: the time the process controls, up to handing
+the response back to Django's handler. Before it: the server's (gunicorn's) wake-up, hand-off to a
+thread and HTTP parsing; after it: the held log lines and the request's metrics, Django's handler
+converting the response, and the socket write.
 
 Every response carries it as ``Server-Timing: app;dur=<ms>`` and is counted in ``opitios_http_requests`` by
 its URL pattern and status class (the desk's traffic monitor reads it); the order routes (marked with
@@ -52,6 +56,21 @@ def time_request() -> None:
         held.timed = True
 
 
+RECEIVED_PERF = "opitios.received_perf"
+RECEIVED_AT = "opitios.received_at"
+
+
+def stamp_received(app):
+    """The outermost WSGI callable: stamps the receive time before Django's handler sees the request."""
+
+    def application(environ, start_response):
+        environ[RECEIVED_PERF] = time.perf_counter()
+        environ[RECEIVED_AT] = datetime.now(UTC)
+        return app(environ, start_response)
+
+    return application
+
+
 def elapsed_ms(started_perf: float) -> float:
     return round((time.perf_counter() - started_perf) * 1000, 3)
 
@@ -61,8 +80,11 @@ class RequestTimingMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        request.received_perf = time.perf_counter()
-        request.received_at = datetime.now(UTC)
+        meta = request.META
+        if RECEIVED_PERF in meta:
+            request.received_perf, request.received_at = meta[RECEIVED_PERF], meta[RECEIVED_AT]
+        else:
+            request.received_perf, request.received_at = time.perf_counter(), datetime.now(UTC)
         held = _Held()
         token = _held.set(held)
         status, total = 500, None

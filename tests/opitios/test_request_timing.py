@@ -1,5 +1,7 @@
 """The first middleware holds log lines written during a request and appends the request's total."""
 import logging
+import time
+from datetime import UTC, datetime
 
 import pytest
 from django.http import HttpResponse
@@ -42,3 +44,48 @@ def test_a_view_that_raises_still_writes_its_held_lines(caplog):
         RequestTimingMiddleware(view)(RequestFactory().get("/x"))
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 1 and messages[0].startswith("order failed client_order_id=c-2 request_total_ms=")
+
+
+def test_the_wsgi_wrapper_stamps_the_receive_time_before_djangos_handler():
+    """opitios/wsgi.py: the clock starts before Django's handler (request_started, the request object, middleware)."""
+    from django.core.signals import request_started
+    from django.db import close_old_connections
+
+    from opitios.request_timing import RECEIVED_AT, RECEIVED_PERF
+    from opitios.wsgi import application
+
+    handler_started = []
+
+    def started(**kwargs):
+        handler_started.append(time.perf_counter())
+
+    environ = RequestFactory().get("/api/v1/live").environ
+    statuses = []
+    request_started.connect(started)
+    request_started.disconnect(close_old_connections)  # as Django's test client does: the test owns the connection
+    try:
+        body = b"".join(application(environ, lambda status, headers: statuses.append((status, headers))))
+    finally:
+        request_started.disconnect(started)
+        request_started.connect(close_old_connections)
+    assert body and statuses[0][0].startswith("200")
+    assert environ[RECEIVED_PERF] <= handler_started[0]
+    assert environ[RECEIVED_AT].tzinfo is not None
+    dur = float(dict(statuses[0][1])["Server-Timing"].removeprefix("app;dur="))
+    # The request's total runs from the wrapper's stamp, not from the first middleware.
+    assert dur >= (handler_started[0] - environ[RECEIVED_PERF]) * 1000
+
+
+def test_the_middleware_takes_the_wrappers_stamps():
+    request = RequestFactory().get("/x")
+    request.META["opitios.received_perf"] = time.perf_counter() - 0.5
+    request.META["opitios.received_at"] = stamped_at = datetime.now(UTC)
+    seen = []
+
+    def view(r):
+        seen.append((r.received_perf, r.received_at))
+        return HttpResponse("ok")
+
+    response = RequestTimingMiddleware(view)(request)
+    assert seen == [(request.META["opitios.received_perf"], stamped_at)]
+    assert float(response["Server-Timing"].removeprefix("app;dur=")) >= 500
