@@ -7,15 +7,14 @@ middleware). ``RequestTimingMiddleware``, the first middleware, takes those stam
 itself when nothing did (the test client, ASGI), and after the response is built (rendered, every
 database write done) it measures ``request_total_ms``: the time the process controls, up to handing
 the response back to Django's handler. Before it: the server's (gunicorn's) wake-up, hand-off to a
-thread and HTTP parsing; after it: the held log lines and the request's metrics, Django's handler
-converting the response, and the socket write.
+thread and HTTP parsing; after it: Django's handler converting the response and the socket write.
 
 Every response carries it as ``Server-Timing: app;dur=<ms>`` and is counted in ``opitios_http_requests`` by
 its URL pattern and status class (the desk's traffic monitor reads it); the order routes (marked with
 ``time_request``) also export it as ``opitios_order_request_total_seconds``. A log line written during the
-request with ``log_after_response`` is held until then and gets `` request_total_ms=<ms>``
-appended (outside a request it is written at once); a marked request that held no line gets one
-of its own. Within the request, ``current_config()`` reads the configuration file once (``config_per_request``).
+request with ``log_after_response`` is held and gets `` request_total_ms=<ms>`` appended (outside a
+request it is written at once); a marked request that held no line gets one of its own. The held
+lines and the metrics are written when the server closes the response, after it has sent it. Within the request, ``current_config()`` reads the configuration file once (``config_per_request``).
 """
 from __future__ import annotations
 
@@ -24,6 +23,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from opitios import metrics
 from opitios.config import config_per_request
@@ -87,22 +87,29 @@ class RequestTimingMiddleware:
             request.received_perf, request.received_at = time.perf_counter(), datetime.now(UTC)
         held = _Held()
         token = _held.set(held)
-        status, total = 500, None
         try:
             with config_per_request():
                 response = self.get_response(request)
-            status, total = response.status_code, elapsed_ms(request.received_perf)
-            response["Server-Timing"] = f"app;dur={total}"
-            return response
-        finally:
+        except BaseException:  # the handler raised: Django's own handler answers 500
             _held.reset(token)
-            if total is None:  # the handler raised: Django's own handler answers 500
-                total = elapsed_ms(request.received_perf)
-            for log, level, msg, args in held.lines:
-                log.log(level, msg + " request_total_ms=%s", *args, total)
-            match = getattr(request, "resolver_match", None)
-            metrics.request_observed(match.route if match is not None else "unmatched", status)
-            if held.timed:
-                metrics.order_request_total.observe(total / 1000)
-            if held.timed and not held.lines:
-                logger.info("request method=%s path=%s status=%s request_total_ms=%s", request.method, request.path, status, total)
+            _write_down(request, held, 500, elapsed_ms(request.received_perf))
+            raise
+        _held.reset(token)
+        total = elapsed_ms(request.received_perf)
+        response["Server-Timing"] = f"app;dur={total}"
+        # The held lines and the metrics are written once the server has sent the response: it calls the
+        # response's close() after the socket write (WSGI; Django's test client and ASGI handler do too), and
+        # close() runs these closers. About 0.2 ms per order less before the client has its answer.
+        response._resource_closers.append(partial(_write_down, request, held, response.status_code, total))
+        return response
+
+
+def _write_down(request, held: _Held, status: int, total: float) -> None:
+    for log, level, msg, args in held.lines:
+        log.log(level, msg + " request_total_ms=%s", *args, total)
+    match = getattr(request, "resolver_match", None)
+    metrics.request_observed(match.route if match is not None else "unmatched", status)
+    if held.timed:
+        metrics.order_request_total.observe(total / 1000)
+    if held.timed and not held.lines:
+        logger.info("request method=%s path=%s status=%s request_total_ms=%s", request.method, request.path, status, total)

@@ -1,4 +1,5 @@
-"""The first middleware holds log lines written during a request and appends the request's total."""
+"""The first middleware holds log lines written during a request and appends the request's total; they are
+written when the server closes the response, after sending it."""
 import logging
 import time
 from datetime import UTC, datetime
@@ -12,7 +13,20 @@ from opitios.request_timing import RequestTimingMiddleware, log_after_response
 log = logging.getLogger("tests.request_timing")
 
 
-def test_a_line_is_held_until_the_response_is_built_and_carries_the_total(caplog):
+@pytest.fixture
+def no_db_signals():
+    """Django's request signals without close_old_connections, as its test client does: the test owns the connection."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def test_a_line_is_held_until_the_response_is_sent_and_carries_the_total(caplog, no_db_signals):
     caplog.set_level(logging.INFO)
     emitted_during_view = []
 
@@ -23,6 +37,8 @@ def test_a_line_is_held_until_the_response_is_built_and_carries_the_total(caplog
 
     response = RequestTimingMiddleware(view)(RequestFactory().post("/api/v1/stocks/order"))
     assert emitted_during_view == []
+    assert caplog.records == []  # the server has not sent the response yet
+    response.close()  # what the server does once it has
     total = response["Server-Timing"].removeprefix("app;dur=")
     assert [r.getMessage() for r in caplog.records] == [f"order client_order_id=c-1 request_total_ms={total}"]
 
@@ -46,10 +62,9 @@ def test_a_view_that_raises_still_writes_its_held_lines(caplog):
     assert len(messages) == 1 and messages[0].startswith("order failed client_order_id=c-2 request_total_ms=")
 
 
-def test_the_wsgi_wrapper_stamps_the_receive_time_before_djangos_handler():
+def test_the_wsgi_wrapper_stamps_the_receive_time_before_djangos_handler(no_db_signals):
     """opitios/wsgi.py: the clock starts before Django's handler (request_started, the request object, middleware)."""
     from django.core.signals import request_started
-    from django.db import close_old_connections
 
     from opitios.request_timing import RECEIVED_AT, RECEIVED_PERF
     from opitios.wsgi import application
@@ -62,12 +77,10 @@ def test_the_wsgi_wrapper_stamps_the_receive_time_before_djangos_handler():
     environ = RequestFactory().get("/api/v1/live").environ
     statuses = []
     request_started.connect(started)
-    request_started.disconnect(close_old_connections)  # as Django's test client does: the test owns the connection
     try:
         body = b"".join(application(environ, lambda status, headers: statuses.append((status, headers))))
     finally:
         request_started.disconnect(started)
-        request_started.connect(close_old_connections)
     assert body and statuses[0][0].startswith("200")
     assert environ[RECEIVED_PERF] <= handler_started[0]
     assert environ[RECEIVED_AT].tzinfo is not None
