@@ -24,7 +24,7 @@ from accounts.broker import BrokerOrder
 from accounts.broker.contract import TradeUpdate
 from accounts.models import AlpacaAccount
 from audit.services import audit_record, audit_record_many
-from opitios.db import insert
+from opitios.db import fetchone_prepared, insert
 
 from .models import FINAL_STATUSES, OPEN_ORDER, OrderEvent, OrderRecord, Outcome, Source
 
@@ -101,7 +101,10 @@ def _lock_sql(alias: str, accounts: int, broker_ids: int, client_ids: int) -> st
     (the ORM's ``Q`` and compiler were a fifth of the listener's CPU: docs/performance.md)."""
     connection = connections[alias]
     meta, qn = OrderRecord._meta, connection.ops.quote_name
-    marks = lambda n: ", ".join(["%s"] * n)  # noqa: E731
+
+    def marks(n: int) -> str:
+        return ", ".join(["%s"] * n)
+
     match = f"{qn('broker_order_id')} IN ({marks(broker_ids)})"
     if client_ids:
         match = f"({match} OR ({qn('is_current')} AND {qn('client_order_id')} IN ({marks(client_ids)})))"
@@ -222,17 +225,32 @@ def _records_update(records: list[OrderRecord]) -> None:
         for record in records:
             record.save(update_fields=RECORD_FIELDS)
         return
-    fields = [OrderRecord._meta.pk, *(OrderRecord._meta.get_field(name) for name in RECORD_FIELDS)]
-    row = "(" + ", ".join(f"%s::{f.db_type(connection)}" for f in fields) + ")"
-    columns = [f.column for f in fields]
-    table, pk = OrderRecord._meta.db_table, columns[0]
-    sql = " ".join([  # noqa: S608 - identifiers from _meta, values as parameters
-        f"UPDATE {table} AS r SET", ", ".join(f"{c} = v.{c}" for c in columns[1:]),
-        f"FROM (VALUES {', '.join([row] * len(records))}) AS v({', '.join(columns)}) WHERE r.{pk} = v.{pk}",
-    ])
+    fields = _update_fields_of(connection.alias)
+    sql = _records_update_sql(connection.alias, len(records))
     params = [f.get_db_prep_save(getattr(record, f.attname), connection) for record in records for f in fields]
+    if len(records) == 1:  # the common batch at a steady rate: prepared (opitios.db)
+        fetchone_prepared(connection, sql, params)
+        return
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+@lru_cache(maxsize=8)
+def _update_fields_of(alias: str) -> tuple:
+    return (OrderRecord._meta.pk, *(OrderRecord._meta.get_field(name) for name in RECORD_FIELDS))
+
+
+@lru_cache(maxsize=64)
+def _records_update_sql(alias: str, n: int) -> str:
+    """``_records_update``'s statement for ``n`` records, built once (PostgreSQL)."""
+    fields = _update_fields_of(alias)
+    row = "(" + ", ".join(f"%s::{f.db_type(connections[alias])}" for f in fields) + ")"
+    columns = [f.column for f in fields]
+    table, pk = OrderRecord._meta.db_table, columns[0]
+    return " ".join([  # noqa: S608 - identifiers from _meta, values as parameters
+        f"UPDATE {table} AS r SET", ", ".join(f"{c} = v.{c}" for c in columns[1:]),
+        f"FROM (VALUES {', '.join([row] * n)}) AS v({', '.join(columns)}) WHERE r.{pk} = v.{pk} RETURNING r.{pk}",
+    ])
 
 
 def trade_updates_record(items: list[tuple[AlpacaAccount, TradeUpdate]]) -> list[Recorded]:
