@@ -24,7 +24,7 @@ from accounts.broker import BrokerOrder
 from accounts.broker.contract import TradeUpdate
 from accounts.models import AlpacaAccount
 from audit.services import audit_record, audit_record_many
-from opitios.db import fetchone_prepared, insert
+from opitios.db import fetchone_prepared, insert_statement, inserted
 
 from .models import FINAL_STATUSES, OPEN_ORDER, OrderEvent, OrderRecord, Outcome, Source
 
@@ -228,11 +228,22 @@ def _records_update(records: list[OrderRecord]) -> None:
     fields = _update_fields_of(connection.alias)
     sql = _records_update_sql(connection.alias, len(records))
     params = [f.get_db_prep_save(getattr(record, f.attname), connection) for record in records for f in fields]
-    if len(records) == 1:  # the common batch at a steady rate: prepared (opitios.db)
-        fetchone_prepared(connection, sql, params)
-        return
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def _event_and_record_write(row: OrderEvent, record: OrderRecord) -> None:
+    """One event's INSERT and its record's ``_records_update`` in one statement (PostgreSQL), prepared."""
+    insert_sql, insert_params, _ = insert_statement(row, using=connection.alias)
+    params = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _update_fields_of(connection.alias)]
+    sql = _event_and_record_sql(connection.alias, insert_sql)
+    inserted(row, fetchone_prepared(connection, sql, [*insert_params, *params])[0], using=connection.alias)
+
+
+@lru_cache(maxsize=8)
+def _event_and_record_sql(alias: str, insert_sql: str) -> str:
+    pk = OrderEvent._meta.pk.column
+    return f"WITH e AS ({insert_sql}) {_records_update_sql(alias, 1)} RETURNING (SELECT {pk} FROM e)"  # noqa: S608 - built from _meta
 
 
 @lru_cache(maxsize=8)
@@ -249,7 +260,7 @@ def _records_update_sql(alias: str, n: int) -> str:
     table, pk = OrderRecord._meta.db_table, columns[0]
     return " ".join([  # noqa: S608 - identifiers from _meta, values as parameters
         f"UPDATE {table} AS r SET", ", ".join(f"{c} = v.{c}" for c in columns[1:]),
-        f"FROM (VALUES {', '.join([row] * n)}) AS v({', '.join(columns)}) WHERE r.{pk} = v.{pk} RETURNING r.{pk}",
+        f"FROM (VALUES {', '.join([row] * n)}) AS v({', '.join(columns)}) WHERE r.{pk} = v.{pk}",
     ])
 
 
@@ -286,11 +297,13 @@ def trade_updates_record(items: list[tuple[AlpacaAccount, TradeUpdate]]) -> list
             if added > 0:
                 transaction.on_commit(lambda pk=account.pk: balance_refresh_request(account_pk=pk))
             done.append(Recorded(record, row, added))
-        if len(rows) == 1:  # the common batch at a steady rate: the prepared INSERT (opitios.db)
-            insert(rows[0])
+        if len(rows) == 1 and len(touched) == 1 and connection.vendor == "postgresql":
+            # The common batch at a steady rate: the event's INSERT and its record's UPDATE as one
+            # prepared statement, a round trip less while the record is locked.
+            _event_and_record_write(rows[0], *touched.values())
         else:
             OrderEvent.objects.bulk_create(rows)
-        _records_update(list(touched.values()))
+            _records_update(list(touched.values()))
         audit_record_many(audits)
     return done
 
