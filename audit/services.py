@@ -107,11 +107,15 @@ def audit_record_many(events: list[dict], *, using: str = DEFAULT_DB_ALIAS) -> l
     """``audit_record`` for several events (each a dict of its keyword arguments, without ``alongside``),
     appended in order inside the caller's transaction in three statements whatever their number: lock
     the head, insert them all (hashed here, as the serialised path does), move the head. For a writer
-    that commits a burst at once (the trade-updates ledger)."""
+    that commits a burst at once (the trade-updates ledger). On PostgreSQL one or two events take
+    ``audit_record``'s one statement each instead."""
+    connection = connections[using]
+    if connection.vendor == "postgresql" and len(events) < 3:
+        # One statement each (lock, insert, move the head), prepared: fewer round trips than three.
+        return [audit_record(**event, using=using) for event in events]
     prepared = [_prepare(**e) for e in events]
     if not prepared:
         return []
-    connection = connections[using]
     at = timezone.now()
     sql = _SQL["sqlite"]
     lock = _SQL["postgresql"]["lock"] if connection.vendor == "postgresql" else sql["lock"]
@@ -197,12 +201,8 @@ def _append_postgresql(connection, *, at, row: dict, payload: str, alongside: tu
               row["object_type"], row["object_id"], payload, canonical_row_before_seq(
                   at=at, actor_type=row["actor_type"], actor_id=row["actor_id"], action=row["action"], account=row["account"],
                   object_type=row["object_type"], object_id=row["object_id"], data_json=payload)]
-    if alongside is not None:  # the order's outcome (trading/outcome.py), once per order: prepared
-        appended = fetchone_prepared(connection, statement, params)
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(statement, params)
-            appended = cursor.fetchone()
+    # Prepared: the order's outcome (trading/outcome.py) once per order, the ledger's fills one each.
+    appended = fetchone_prepared(connection, statement, params)
     if appended is not None:
         return appended
     # Nothing written: no head row yet (the first append; a concurrent first append may have made

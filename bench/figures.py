@@ -11,7 +11,7 @@ from dataclasses import dataclass
 SCRIPTS = ("sim_throughput", "sim_streams", "audit_write", "order_overhead", "quote_throughput", "saturation", "lifecycle", "accounts_scale",
            "memory", "sell_sweep", "tick_exit", "hub_fanout", "desk_pages", "scale_out")
 # Modules under bench/ that are not benchmark scripts.
-HELPERS = frozenset({"__init__", "__main__", "figures", "machine", "report", "wrk", "gateway", "profile_order", "profile_quote", "cache_client"})
+HELPERS = frozenset({"__init__", "__main__", "figures", "machine", "report", "wrk", "gateway", "profile_order", "profile_quote", "profile_ledger", "cache_client"})
 
 
 @dataclass(frozen=True)

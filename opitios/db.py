@@ -53,19 +53,33 @@ def _insert_sql(model: type[models.Model], alias: str) -> tuple[str, tuple[model
 def insert(instance: models.Model, *, using: str | None = None) -> None:
     """INSERT the new ``instance`` as ``save(force_insert=True)`` would, with the statement built once
     per model (and no signals: only for models nothing listens to). Sets its pk."""
+    alias = using or type(instance).objects.db
+    connection = connections[alias]
+    sql, params, returning = insert_statement(instance, using=alias)
+    if returning:
+        pk = fetchone_prepared(connection, sql, params)[0]
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            pk = cursor.lastrowid
+    inserted(instance, pk, using=alias)
+
+
+def insert_statement(instance: models.Model, *, using: str | None = None) -> tuple[str, list, bool]:
+    """``insert``'s statement, its parameters and whether it returns the pk: for a caller that sends
+    it as part of a larger statement (a ``WITH``), then calls ``inserted``."""
     model = type(instance)
     alias = using or model.objects.db
     connection = connections[alias]
     sql, fields, returning = _insert_sql(model, alias)
-    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    if returning:
-        instance.pk = fetchone_prepared(connection, sql, params)[0]
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            instance.pk = cursor.lastrowid
+    return sql, [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields], returning
+
+
+def inserted(instance: models.Model, pk, *, using: str) -> None:
+    """``instance`` is now the stored row ``pk``."""
+    instance.pk = pk
     instance._state.adding = False
-    instance._state.db = alias
+    instance._state.db = using
 
 
 def prepares(connection) -> bool:

@@ -14,9 +14,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from accounts.balance_refresh import balance_refresh_request
@@ -24,6 +24,7 @@ from accounts.broker import BrokerOrder
 from accounts.broker.contract import TradeUpdate
 from accounts.models import AlpacaAccount
 from audit.services import audit_record, audit_record_many
+from opitios.db import fetchone_prepared, insert_statement, inserted
 
 from .models import FINAL_STATUSES, OPEN_ORDER, OrderEvent, OrderRecord, Outcome, Source
 
@@ -94,19 +95,36 @@ def _external(account: AlpacaAccount, order: BrokerOrder, at: datetime) -> Order
     )
 
 
+@lru_cache(maxsize=256)
+def _lock_sql(alias: str, accounts: int, broker_ids: int, client_ids: int) -> str:
+    """The batch's locking query for its numbers of accounts, broker ids and client order ids, built once
+    (the ORM's ``Q`` and compiler were a fifth of the listener's CPU: docs/performance.md)."""
+    connection = connections[alias]
+    meta, qn = OrderRecord._meta, connection.ops.quote_name
+
+    def marks(n: int) -> str:
+        return ", ".join(["%s"] * n)
+
+    match = f"{qn('broker_order_id')} IN ({marks(broker_ids)})"
+    if client_ids:
+        match = f"({match} OR ({qn('is_current')} AND {qn('client_order_id')} IN ({marks(client_ids)})))"
+    return (f"SELECT {', '.join(qn(f.column) for f in meta.concrete_fields)} FROM {qn(meta.db_table)} "  # noqa: S608 - identifiers from _meta
+            f"WHERE {qn('account_id')} IN ({marks(accounts)}) AND {match} ORDER BY {qn('is_current')}, {qn(meta.pk.column)}"
+            + (" FOR UPDATE" if connection.features.has_select_for_update else ""))
+
+
 def _records_for_batch(items: list[tuple[AlpacaAccount, TradeUpdate]]) -> dict[tuple[int, str], OrderRecord]:
     """``_record_for`` for every order of a batch in two statements (lock by broker id or by client order
     id, in one round trip; create the external ones), keyed by (account pk, broker order id)."""
     orders = {(a.pk, u.order.id): (a, u) for a, u in items}
-    pks = {a.pk for a, _ in items}
-    client_ids = {u.order.client_order_id for _, u in orders.values() if u.order.client_order_id}
-    match = Q(broker_order_id__in={o for _, o in orders})
-    if client_ids:
-        match |= Q(client_order_id__in=client_ids, is_current=True)
+    pks = sorted({a.pk for a, _ in items})
+    broker_ids = sorted({o for _, o in orders})
+    client_ids = sorted({u.order.client_order_id for _, u in orders.values() if u.order.client_order_id})
+    sql = _lock_sql(connection.alias, len(pks), len(broker_ids), len(client_ids))
     by_broker: dict[tuple[int, str], OrderRecord] = {}
     by_client: dict[tuple[int, str], OrderRecord] = {}
     # The current one last: it wins, as ``_record_for``'s order_by; the first current one by client order id.
-    for record in OrderRecord.objects.select_for_update().filter(match, account_id__in=pks).order_by("is_current", "pk"):
+    for record in OrderRecord.objects.raw(sql, [*pks, *broker_ids, *client_ids]):
         if (record.account_id, record.broker_order_id) in orders:
             by_broker[(record.account_id, record.broker_order_id)] = record
         if record.is_current and record.client_order_id:
@@ -207,17 +225,43 @@ def _records_update(records: list[OrderRecord]) -> None:
         for record in records:
             record.save(update_fields=RECORD_FIELDS)
         return
-    fields = [OrderRecord._meta.pk, *(OrderRecord._meta.get_field(name) for name in RECORD_FIELDS)]
-    row = "(" + ", ".join(f"%s::{f.db_type(connection)}" for f in fields) + ")"
-    columns = [f.column for f in fields]
-    table, pk = OrderRecord._meta.db_table, columns[0]
-    sql = " ".join([  # noqa: S608 - identifiers from _meta, values as parameters
-        f"UPDATE {table} AS r SET", ", ".join(f"{c} = v.{c}" for c in columns[1:]),
-        f"FROM (VALUES {', '.join([row] * len(records))}) AS v({', '.join(columns)}) WHERE r.{pk} = v.{pk}",
-    ])
+    fields = _update_fields_of(connection.alias)
+    sql = _records_update_sql(connection.alias, len(records))
     params = [f.get_db_prep_save(getattr(record, f.attname), connection) for record in records for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def _event_and_record_write(row: OrderEvent, record: OrderRecord) -> None:
+    """One event's INSERT and its record's ``_records_update`` in one statement (PostgreSQL), prepared."""
+    insert_sql, insert_params, _ = insert_statement(row, using=connection.alias)
+    params = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _update_fields_of(connection.alias)]
+    sql = _event_and_record_sql(connection.alias, insert_sql)
+    inserted(row, fetchone_prepared(connection, sql, [*insert_params, *params])[0], using=connection.alias)
+
+
+@lru_cache(maxsize=8)
+def _event_and_record_sql(alias: str, insert_sql: str) -> str:
+    pk = OrderEvent._meta.pk.column
+    return f"WITH e AS ({insert_sql}) {_records_update_sql(alias, 1)} RETURNING (SELECT {pk} FROM e)"  # noqa: S608 - built from _meta
+
+
+@lru_cache(maxsize=8)
+def _update_fields_of(alias: str) -> tuple:
+    return (OrderRecord._meta.pk, *(OrderRecord._meta.get_field(name) for name in RECORD_FIELDS))
+
+
+@lru_cache(maxsize=64)
+def _records_update_sql(alias: str, n: int) -> str:
+    """``_records_update``'s statement for ``n`` records, built once (PostgreSQL)."""
+    fields = _update_fields_of(alias)
+    row = "(" + ", ".join(f"%s::{f.db_type(connections[alias])}" for f in fields) + ")"
+    columns = [f.column for f in fields]
+    table, pk = OrderRecord._meta.db_table, columns[0]
+    return " ".join([  # noqa: S608 - identifiers from _meta, values as parameters
+        f"UPDATE {table} AS r SET", ", ".join(f"{c} = v.{c}" for c in columns[1:]),
+        f"FROM (VALUES {', '.join([row] * n)}) AS v({', '.join(columns)}) WHERE r.{pk} = v.{pk}",
+    ])
 
 
 def trade_updates_record(items: list[tuple[AlpacaAccount, TradeUpdate]]) -> list[Recorded]:
@@ -229,9 +273,14 @@ def trade_updates_record(items: list[tuple[AlpacaAccount, TradeUpdate]]) -> list
     audits: list[dict] = []
     done: list[Recorded] = []
     with transaction.atomic():
-        records = _records_for_batch(items)
         keys = [_key(u.order, u.event, u.timestamp, u.execution_id) for _, u in items]
-        seen = set(OrderEvent.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True))
+        # Looked up before the records are locked, so the lock is held for one round trip less (the gateway's
+        # outcome waits on it), and only for the events that are duplicates by key alone: a fill is one by
+        # its cumulative quantity, read under the lock (a fill adding quantity cannot have been recorded).
+        # A concurrent writer of the same key fails the batch on the unique key: then the one-by-one path.
+        by_key = [key for (_, u), key in zip(items, keys, strict=True) if u.event not in FILL_EVENTS]
+        seen = set(OrderEvent.objects.filter(dedupe_key__in=by_key).values_list("dedupe_key", flat=True)) if by_key else set()
+        records = _records_for_batch(items)
         rows, touched = [], {}
         for (account, update), key in zip(items, keys, strict=True):
             order, event, record = update.order, update.event, records[(account.pk, update.order.id)]
@@ -248,8 +297,13 @@ def trade_updates_record(items: list[tuple[AlpacaAccount, TradeUpdate]]) -> list
             if added > 0:
                 transaction.on_commit(lambda pk=account.pk: balance_refresh_request(account_pk=pk))
             done.append(Recorded(record, row, added))
-        OrderEvent.objects.bulk_create(rows)
-        _records_update(list(touched.values()))
+        if len(rows) == 1 and len(touched) == 1 and connection.vendor == "postgresql":
+            # The common batch at a steady rate: the event's INSERT and its record's UPDATE as one
+            # prepared statement, a round trip less while the record is locked.
+            _event_and_record_write(rows[0], *touched.values())
+        else:
+            OrderEvent.objects.bulk_create(rows)
+            _records_update(list(touched.values()))
         audit_record_many(audits)
     return done
 

@@ -231,3 +231,39 @@ def test_a_failing_sell_bot_step_after_the_batch_fails_only_its_account(demo_acc
                                         (a, [_update("new", _order("new"))])])
     assert isinstance(outcomes[0], RuntimeError) and outcomes[1] is None
     assert OrderEvent.objects.count() == 2  # the ledger committed both; the stream of b reconnects and reconciles
+
+
+def test_a_gateway_orders_new_and_fill_batches_in_few_statements(demo_accounts):
+    """The listener's batch of one event (the common batch at a steady rate): on PostgreSQL a ``new`` is
+    its duplicate lookup (before the record is locked), the lock, and the event with the record's update
+    in one statement; a fill is the lock, the event with the record, and its audit append in one
+    statement (no duplicate lookup: its cumulative quantity, read under the lock, decides). Elsewhere the
+    event and the record take two, the audit three."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.chain import verify_chain
+    from audit.services import audit_record
+
+    account = demo_accounts["account_001"]
+    audit_record(actor_type="system", actor_id="test", action="test.chain_started")
+    ledger.trade_updates_record([(account, _update("new", {**_order("new"), "id": "b-0", "client_order_id": "ext-0"}))])
+    ledger.trade_update_record(account=account, update=_update("pending_new", _order("pending_new")))  # the record exists
+
+    def statements(update) -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            assert not ledger.trade_updates_record([(account, update)])[0].duplicate
+        sent = [q["sql"].split(" times: ")[-1] for q in queries]  # executemany is logged as "N times: ..."
+        return [sql.split()[0] for sql in sent if not sql.startswith(("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT"))]
+
+    postgresql = connection.vendor == "postgresql"
+    write = ["WITH"] if postgresql else ["INSERT", "UPDATE"]  # the event and its record, one statement
+    assert statements(_update("new", _order("new"))) == ["SELECT", "SELECT", *write]
+    fill = _update("fill", _order("filled", "10", "1.00"), T0 + timedelta(seconds=1), qty="10", price="1.00", execution_id="x1")
+    audit = ["WITH"] if postgresql else ["SELECT", "INSERT", "UPDATE"]
+    assert statements(fill) == ["SELECT", *write, *audit]
+    assert ledger.trade_updates_record([(account, fill)])[0].duplicate
+    record = OrderRecord.objects.get(broker_order_id="b-1")
+    assert record.broker_status == "filled" and record.filled_qty == 10 and record.events.count() == 3
+    assert AuditEvent.objects.filter(action="order.filled", object_id=str(record.pk)).count() == 1
+    assert verify_chain().ok

@@ -1,5 +1,5 @@
-"""opitios/db.py's fetchone_prepared on PostgreSQL: the order's claim and its outcome statement run as
-server-side prepared statements, still seen by Django's query tools and error translation; everything
+"""opitios/db.py's fetchone_prepared on PostgreSQL: the order's claim, its outcome statement and the audit
+append run as server-side prepared statements, still seen by Django's query tools and error translation; everything
 else keeps client-side binding; a migration that changes a returned column's type is survived."""
 from __future__ import annotations
 
@@ -59,12 +59,14 @@ def test_the_claim_and_the_outcome_are_prepared_and_still_seen(demo_accounts):
     prepared = _prepared()
     assert any(s.startswith('INSERT INTO "trading_orderrecord"') for s in prepared)
     assert any("alongside AS (UPDATE" in s for s in prepared)
-    assert len(prepared) == 2
+    # and the plain audit append (the chain's first event above; the ledger's fills)
+    assert any(s.startswith("WITH head AS") for s in prepared)
+    assert len(prepared) == 3
     OrderRecord.objects.filter(client_order_id="p-1").count()  # the ORM's own queries are never prepared
-    assert len(_prepared()) == 2
+    assert len(_prepared()) == 3
 
     insert(_record(account, "p-2"))  # the same statement again: the prepared one is used
-    assert len(_prepared()) == 2
+    assert len(_prepared()) == 3
 
     # The claim's conflict is still IntegrityError. The rollback (to the savepoint) makes psycopg drop
     # the connection's prepared statements; the next claim prepares its statement again.
