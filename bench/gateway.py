@@ -209,6 +209,11 @@ def gateway_stack(*, workers: int | None = None, threads: int | None = None, per
         quiet = {"cwd": ROOT, "env": env, "check": True, "stdout": sys.stderr}
         subprocess.run([py, "manage.py", "migrate", "--noinput", "-v", "0"], **quiet)
         subprocess.run([py, "manage.py", "sync_accounts"], **quiet)
+        if env["DATABASE_URL"].startswith("postgres"):
+            # Statistics, as autovacuum keeps them in production: with it off (this machine's PostgreSQL), a reused
+            # bench database is never analysed and the planner scans what grew over earlier runs.
+            subprocess.run([py, "manage.py", "shell", "-c", "from django.db import connection; connection.cursor().execute('ANALYZE')"],
+                           **quiet)
         token = subprocess.run(
             [py, "manage.py", "issue_token", "--user-id", "bench", "--account-id", "account_001", "--permissions", permissions,
              "--ttl", "7200"],
