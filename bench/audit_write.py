@@ -24,8 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gateway import pct  # noqa: E402
-from bench.hub_fanout import cpu_seconds  # noqa: E402
+from bench.gateway import cpu_seconds, pct  # noqa: E402
 
 
 def main() -> None:

@@ -23,10 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from bench.gateway import cpu_seconds  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -77,12 +74,12 @@ def main(argv=None) -> None:
         with CaptureQueriesContext(connection) as queries:
             ledger.trade_updates_record([(account, update(event, records[9]))])
         updates = [update(event, record) for record in records[10:]]
-        cpu, backend, wall = time.process_time(), _cpu_seconds(pid), time.perf_counter()
+        cpu, backend, wall = time.process_time(), cpu_seconds(pid), time.perf_counter()
         for u in updates:
             ledger.trade_updates_record([(account, u)])
         n = len(updates)
         result[event] = {"client_cpu_ms": round((time.process_time() - cpu) * 1000 / n, 3),
-                         "backend_cpu_ms": round((_cpu_seconds(pid) - backend) * 1000 / n, 3),
+                         "backend_cpu_ms": round((cpu_seconds(pid) - backend) * 1000 / n, 3),
                          "wall_ms": round((time.perf_counter() - wall) * 1000 / n, 3),
                          "statements": [q["sql"][:60] for q in queries.captured_queries]}
     print(json.dumps(result, indent=1))

@@ -73,7 +73,7 @@ def main(argv=None) -> None:
         print(f"--- {plain:.2f} ms per order through the test client, unprofiled", file=sys.stderr)
         backend = None
         if connection.vendor == "postgresql":  # a local server: its backend's CPU from /proc
-            from bench.hub_fanout import cpu_seconds
+            from bench.gateway import cpu_seconds
 
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_backend_pid()")
