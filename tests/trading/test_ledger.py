@@ -267,3 +267,61 @@ def test_a_gateway_orders_new_and_fill_batches_in_few_statements(demo_accounts):
     assert record.broker_status == "filled" and record.filled_qty == 10 and record.events.count() == 3
     assert AuditEvent.objects.filter(action="order.filled", object_id=str(record.pk)).count() == 1
     assert verify_chain().ok
+
+
+def _pending(account, client_order_id: str) -> OrderRecord:
+    """A gateway order claimed and still at the broker: no outcome, no broker id yet."""
+    return OrderRecord.objects.create(account=account, account_type=account.account_type, source=Source.API,
+                                      client_order_id=client_order_id, symbol="MSFT", asset_class="us_equity", side="buy",
+                                      order_type="limit", time_in_force="gtc", qty=Decimal(10), received_at=T0)
+
+
+def _now_update(event: str, order: dict, ago: float = 0, **execution) -> TradeUpdate:
+    """An event as it arrives now (or ``ago`` seconds ago): the hold is measured from its arrival."""
+    update = _update(event, order, **execution)
+    return TradeUpdate(event=update.event, order=update.order, timestamp=update.timestamp, qty=update.qty, price=update.price,
+                       position_qty=update.position_qty, execution_id=update.execution_id,
+                       received_at=timezone_now() - timedelta(seconds=ago))
+
+
+def test_an_event_for_a_pending_record_is_held_until_its_outcome(demo_accounts):
+    from trading.models import Outcome
+
+    a, b = demo_accounts["account_001"], demo_accounts["account_002"]
+    record = _pending(a, "gw-h")
+    order = {**_order("new"), "client_order_id": "gw-h"}
+    filled = {**_order("filled", "10", "1.00"), "client_order_id": "gw-h"}
+    burst = [(a, _now_update("new", order)), (b, _now_update("new", {**_order("new"), "id": "b-2", "client_order_id": "ext-2"})),
+             (a, _now_update("new", {**_order("new"), "id": "b-3", "client_order_id": "ext-3"})),  # later: held too
+             (a, _now_update("fill", filled, qty="10", price="1.00", execution_id="x1"))]
+    done = ledger.trade_updates_record(burst, hold=0.2)
+    assert [d is None for d in done] == [True, False, True, True]  # b's event is written; a's wait, in order
+    assert list(OrderEvent.objects.values_list("broker_order_id", flat=True)) == ["b-2"]
+    assert not OrderEvent.objects.filter(broker_order_id="b-3").exists()  # (its external record may exist already)
+
+    # the gateway writes its outcome; the same events handed back are written, on the gateway's record
+    OrderRecord.objects.filter(pk=record.pk).update(outcome=Outcome.ACCEPTED, broker_order_id="b-1", broker_status="accepted")
+    held = [item for item, d in zip(burst, done, strict=True) if d is None]
+    again = ledger.trade_updates_record(held, hold=0.2)
+    assert all(d is not None and not d.duplicate for d in again)
+    record.refresh_from_db()
+    assert record.outcome == Outcome.ACCEPTED and record.filled_qty == 10 and record.broker_status == "filled"
+    assert sorted(record.events.values_list("event", flat=True)) == ["fill", "new"]
+    assert OrderRecord.objects.get(broker_order_id="b-3").source == Source.EXTERNAL
+    assert AuditEvent.objects.filter(action="order.filled", object_id=str(record.pk)).count() == 1
+
+
+def test_an_event_for_a_record_pending_past_the_hold_is_written_anyway(demo_accounts):
+    """Its gateway died mid-order (or is slower than the hold): written as without the hold."""
+    from trading.models import Outcome
+
+    account = demo_accounts["account_001"]
+    record = _pending(account, "gw-dead")
+    filled = {**_order("filled", "10", "1.00"), "client_order_id": "gw-dead"}
+    done = ledger.trade_updates_record([(account, _now_update("new", {**_order("new"), "client_order_id": "gw-dead"}, ago=0.3)),
+                                        (account, _now_update("fill", filled, ago=0.3, qty="10", price="1.00", execution_id="x1"))],
+                                       hold=0.2)
+    assert all(d is not None and not d.duplicate for d in done)
+    record.refresh_from_db()
+    assert record.outcome == Outcome.PENDING and record.filled_qty == 10 and record.broker_order_id == "b-1"
+    assert record.events.count() == 2
