@@ -103,7 +103,7 @@ def main() -> None:
 
     profiles = {name: cProfile.Profile(time.thread_time) for name in ("loop", "ledger")} if args.profile else {}
 
-    def timed(groups, **hold):
+    def timed(groups):
         statements = [0, 0.0]
 
         def counted(execute, sql, params, many, context):
@@ -119,19 +119,16 @@ def main() -> None:
             profiles["ledger"].enable()
         try:
             with connection.execute_wrapper(counted):
-                outcomes = original(groups, **hold)
+                outcomes = original(groups)
         finally:
             if profiles:
                 profiles["ledger"].disable()
         done = time.time()  # the batch has committed (and the sell bot's side of its fills run)
         batches.append((sum(len(u) for _, u in groups), (time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000,
                         statements[0], statements[1] * 1000))
-        for (_, updates), outcome in zip(groups, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                continue
-            # the tail held back for its gateway's outcome (a list) is not written yet: counted when it is
-            for update in updates[:len(updates) - len(outcome or [])]:
-                if update.event == "fill":
+        for (_, updates), error in zip(groups, outcomes, strict=True):
+            for update in updates:
+                if update.event == "fill" and error is None:
                     latencies.append((done - update.timestamp.timestamp()) * 1000)
                     delivery.append((update.received_at - update.timestamp).total_seconds() * 1000)
         return outcomes

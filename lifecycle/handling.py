@@ -28,29 +28,24 @@ def update_handle(*, account: AlpacaAccount, update: TradeUpdate) -> ledger.Reco
     return recorded
 
 
-def updates_handle(groups: list[tuple[AlpacaAccount, list[TradeUpdate]]], *, hold: float = 0) -> list[Exception | list | None]:
+def updates_handle(groups: list[tuple[AlpacaAccount, list[TradeUpdate]]]) -> list[Exception | None]:
     """Several accounts' events, each account's in its stream's order: one ledger transaction for all
     (a burst costs one commit, not one per event), then the sell bot's side of each fill. When the batch
     fails, each account's events are written again on their own, so one bad event fails only its own
-    account (whose stream then reconnects and reconciles). Per group: None, the exception that stopped it,
-    or the events held back for their gateway's outcome (``hold``: ``ledger.trade_updates_record``), to be
-    handed back, before any later event of the account."""
+    account (whose stream then reconnects and reconciles). Per group: None, or the exception that stopped it."""
     items = [(account, update) for account, updates in groups for update in updates]
     try:
-        recorded = ledger.trade_updates_record(items, hold=hold)
+        recorded = ledger.trade_updates_record(items)
     except Exception as exc:  # noqa: BLE001 - retried one by one below, where each failure is its account's
         logger.warning("trade updates batch of %s not recorded (%s); writing them one by one", len(items), exc.__class__.__name__)
         return [_group_handle(account, updates) for account, updates in groups]
-    outcomes: list[Exception | list | None] = []
+    outcomes: list[Exception | None] = []
     start = 0
     for account, updates in groups:
-        written = recorded[start:start + len(updates)]
         try:
-            for update, done in zip(updates, written, strict=True):
-                if done is not None:
-                    _after_write(account, done, update.order)
-            held = [update for update, done in zip(updates, written, strict=True) if done is None]
-            outcomes.append(held or None)
+            for update, done in zip(updates, recorded[start:start + len(updates)], strict=True):
+                _after_write(account, done, update.order)
+            outcomes.append(None)
         except Exception as exc:  # noqa: BLE001 - reported to the account's stream
             outcomes.append(exc)
         start += len(updates)

@@ -17,10 +17,6 @@
   one database round trip per statement, not one transaction per event queued behind the others on the
   thread pool (bench.lifecycle). On PostgreSQL two batches are in flight at once (``WRITER_DEPTH``), so
   one's round trips overlap the other's. An account's events keep their order: its loop awaits its batch.
-- Holdback: an event whose order record is still ``pending`` (the gateway has the order in flight: alpacasim
-  and Alpaca push ``new`` and ``fill`` before the gateway has its answer) is handed back unwritten, with its
-  account's later events, and written once the outcome is there, or after ``LIFECYCLE_HOLD_PENDING_SECONDS``
-  (a gateway that died mid-order), so the outcome never waits for the listener's lock on its record.
 - Health: every poll the shard's owner (a standby, never) puts the shard's figures in the cache
   (``lifecycle:shard:<index>``), read by ``/health/detailed``, the metrics and the stream-down alert
   (lifecycle/watch.py).
@@ -59,9 +55,6 @@ STATE_TTL = 30
 MAX_BATCH_EVENTS = 500  # per ledger transaction; more waiting goes into the next one
 READ_AHEAD = 1000  # events a stream's reader queues before it waits for the writer
 WRITER_DEPTH = 2  # ledger batches in flight at once (LedgerWriter)
-# Events held back for their gateway's outcome are handed back after 2, 4, 8 ... ms, at most 50 ms apart,
-# until written (settings.LIFECYCLE_HOLD_PENDING_SECONDS bounds the wait).
-HOLD_RETRY_FIRST, HOLD_RETRY_CAP = 0.002, 0.05
 
 
 def shard_key(index: int) -> str:
@@ -88,7 +81,6 @@ class StreamState:
     reconnects: int = 0
     events: int = 0
     recovered: int = 0
-    held: int = 0  # times an event was handed back for its gateway's outcome
     errors: list[str] = field(default_factory=list)
     down_since: float | None = field(default_factory=time.time)  # None while connected
 
@@ -99,30 +91,24 @@ class LedgerWriter:
     the next one's record locks, inserts and updates overlap them (their accounts are disjoint: an
     account's loop awaits its batch; the audit chain's head, locked last, orders their commits)."""
 
-    def __init__(self, sync, *, depth: int = 1, hold: float = 0) -> None:
+    def __init__(self, sync, *, depth: int = 1) -> None:
         self._sync = sync
         self.depth = depth
-        self.hold = hold
         self._waiting: deque[tuple[AlpacaAccount, list, asyncio.Future]] = deque()
         self._wake = asyncio.Event()
         self.batches = 0
 
-    async def write(self, account: AlpacaAccount, updates: list) -> list | None:
-        """Once ``updates`` have committed, but those held back for their gateway's outcome, returned (the
-        tail of ``updates``: ``handling.updates_handle``); raises what stopped them."""
+    async def write(self, account: AlpacaAccount, updates: list) -> None:
+        """Once ``updates`` have committed; raises what stopped them."""
         done = asyncio.get_running_loop().create_future()
         self._waiting.append((account, updates, done))
         self._wake.set()
-        outcome = await done
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+        error = await done
+        if error is not None:
+            raise error
 
     async def run(self) -> None:
         await asyncio.gather(*(self._drain() for _ in range(self.depth)))
-
-    def _handle(self, groups: list) -> list:
-        return updates_handle(groups, hold=self.hold)
 
     async def _drain(self) -> None:
         while True:
@@ -134,7 +120,7 @@ class LedgerWriter:
                 batch.append(self._waiting.popleft())
                 n += len(batch[-1][1])
             try:
-                outcomes = await self._sync(self._handle, [(account, updates) for account, updates, _ in batch])
+                outcomes = await self._sync(updates_handle, [(account, updates) for account, updates, _ in batch])
             except Exception as exc:  # noqa: BLE001 - the database away: every stream in the batch reconnects
                 outcomes = [exc] * len(batch)
             self.batches += 1
@@ -158,8 +144,7 @@ class Listener:
         self._stop = asyncio.Event()
         self.holds_lease = False
         # Two batches in flight on PostgreSQL (bench.lifecycle); SQLite has one writer at a time anyway.
-        self.writer = LedgerWriter(self._sync, depth=WRITER_DEPTH if connections["default"].vendor == "postgresql" else 1,
-                                   hold=settings.LIFECYCLE_HOLD_PENDING_SECONDS)
+        self.writer = LedgerWriter(self._sync, depth=WRITER_DEPTH if connections["default"].vendor == "postgresql" else 1)
 
     # --- threads (Django ORM, REST) ----------------------------------------------------------
     async def _sync(self, fn, /, *args, **kwargs):
@@ -247,35 +232,21 @@ class Listener:
             attempt += 1
 
     async def _write_from(self, stream: TradeStream, state: StreamState) -> None:
-        """Until the stream ends: everything its reader queued since the last write, written as one. Events
-        held back for their gateway's outcome go first in the next write, shortly after (``HOLD_RETRY_*``);
-        the stream's end is raised once they are written."""
+        """Until the stream ends: everything its reader queued since the last write, written as one."""
         queue: asyncio.Queue = asyncio.Queue(READ_AHEAD)
         reader = asyncio.create_task(self._read(stream, queue))
-        held: list = []
-        ended: Exception | None = None
-        retries = 0
         try:
             while True:
-                if held:
-                    await asyncio.sleep(min(HOLD_RETRY_CAP, HOLD_RETRY_FIRST * 2 ** min(retries, 10)))
-                    retries += 1
-                    batch = []
-                else:
-                    batch, retries = [await queue.get()], 0
+                batch = [await queue.get()]
                 while not queue.empty():
                     batch.append(queue.get_nowait())
-                if batch and isinstance(batch[-1], Exception):  # the reader's last item: how the stream ended
-                    ended = batch.pop()
-                if batch:
-                    state.last_event_at = time.time()
-                updates = held + batch
+                updates = [u for u in batch if not isinstance(u, Exception)]
                 if updates:
-                    held = await self.writer.write(self._accounts[state.target.pk], updates) or []
-                    state.events += len(updates) - len(held)
-                    state.held += len(held)
-                if ended is not None and not held:
-                    raise ended
+                    state.last_event_at = time.time()
+                    await self.writer.write(self._accounts[state.target.pk], updates)
+                    state.events += len(updates)
+                if isinstance(batch[-1], Exception):  # the reader's last item: how the stream ended
+                    raise batch[-1]
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
@@ -328,7 +299,6 @@ class Listener:
             "reconnects": sum(s.reconnects for s in self.streams.values()),
             "events": sum(s.events for s in self.streams.values()),
             "recovered": sum(s.recovered for s in self.streams.values()),
-            "held": sum(s.held for s in self.streams.values()),
             "oldest_last_event_age_seconds": round(max(ages), 3) if ages else None,
             "down_since": min(down) if down else None,  # the longest-disconnected stream's
             "at": now,

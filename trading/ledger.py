@@ -96,11 +96,9 @@ def _external(account: AlpacaAccount, order: BrokerOrder, at: datetime) -> Order
 
 
 @lru_cache(maxsize=256)
-def _lock_sql(alias: str, accounts: int, broker_ids: int, client_ids: int, pending_unlocked: bool = False) -> str:
+def _lock_sql(alias: str, accounts: int, broker_ids: int, client_ids: int) -> str:
     """The batch's locking query for its numbers of accounts, broker ids and client order ids, built once
-    (the ORM's ``Q`` and compiler were a fifth of the listener's CPU: docs/performance.md). With
-    ``pending_unlocked`` (and row locks), the records still ``pending`` come back without a lock, so an
-    event held back for its gateway's outcome does not make that outcome wait (its params twice)."""
+    (the ORM's ``Q`` and compiler were a fifth of the listener's CPU: docs/performance.md)."""
     connection = connections[alias]
     meta, qn = OrderRecord._meta, connection.ops.quote_name
 
@@ -110,32 +108,23 @@ def _lock_sql(alias: str, accounts: int, broker_ids: int, client_ids: int, pendi
     match = f"{qn('broker_order_id')} IN ({marks(broker_ids)})"
     if client_ids:
         match = f"({match} OR ({qn('is_current')} AND {qn('client_order_id')} IN ({marks(client_ids)})))"
-    columns = ", ".join(qn(f.column) for f in meta.concrete_fields)
-    where = f"{qn('account_id')} IN ({marks(accounts)}) AND {match}"
-    order = f"ORDER BY {qn('is_current')}, {qn(meta.pk.column)}"
-    if not connection.features.has_select_for_update:
-        return f"SELECT {columns} FROM {qn(meta.db_table)} WHERE {where} {order}"  # noqa: S608 - identifiers from _meta
-    if not pending_unlocked:
-        return f"SELECT {columns} FROM {qn(meta.db_table)} WHERE {where} {order} FOR UPDATE"  # noqa: S608 - identifiers from _meta
-    pending = f"{qn('outcome')} = '{Outcome.PENDING}'"
-    return (f"WITH l AS (SELECT {columns} FROM {qn(meta.db_table)} WHERE {where} AND NOT {pending} FOR UPDATE) "  # noqa: S608
-            f"SELECT {columns} FROM l UNION ALL SELECT {columns} FROM {qn(meta.db_table)} WHERE {where} AND {pending} {order}")
+    return (f"SELECT {', '.join(qn(f.column) for f in meta.concrete_fields)} FROM {qn(meta.db_table)} "  # noqa: S608 - identifiers from _meta
+            f"WHERE {qn('account_id')} IN ({marks(accounts)}) AND {match} ORDER BY {qn('is_current')}, {qn(meta.pk.column)}"
+            + (" FOR UPDATE" if connection.features.has_select_for_update else ""))
 
 
-def _records_for_batch(items: list[tuple[AlpacaAccount, TradeUpdate]], *, pending_unlocked: bool = False) -> dict[tuple[int, str], OrderRecord]:
+def _records_for_batch(items: list[tuple[AlpacaAccount, TradeUpdate]]) -> dict[tuple[int, str], OrderRecord]:
     """``_record_for`` for every order of a batch in two statements (lock by broker id or by client order
-    id, in one round trip; create the external ones), keyed by (account pk, broker order id). With
-    ``pending_unlocked``, a record still ``pending`` is read without its lock (``_lock_sql``)."""
+    id, in one round trip; create the external ones), keyed by (account pk, broker order id)."""
     orders = {(a.pk, u.order.id): (a, u) for a, u in items}
     pks = sorted({a.pk for a, _ in items})
     broker_ids = sorted({o for _, o in orders})
     client_ids = sorted({u.order.client_order_id for _, u in orders.values() if u.order.client_order_id})
-    sql = _lock_sql(connection.alias, len(pks), len(broker_ids), len(client_ids), pending_unlocked)
-    params = [*pks, *broker_ids, *client_ids]
+    sql = _lock_sql(connection.alias, len(pks), len(broker_ids), len(client_ids))
     by_broker: dict[tuple[int, str], OrderRecord] = {}
     by_client: dict[tuple[int, str], OrderRecord] = {}
     # The current one last: it wins, as ``_record_for``'s order_by; the first current one by client order id.
-    for record in OrderRecord.objects.raw(sql, params * 2 if pending_unlocked and connection.features.has_select_for_update else params):
+    for record in OrderRecord.objects.raw(sql, [*pks, *broker_ids, *client_ids]):
         if (record.account_id, record.broker_order_id) in orders:
             by_broker[(record.account_id, record.broker_order_id)] = record
         if record.is_current and record.client_order_id:
@@ -275,58 +264,25 @@ def _records_update_sql(alias: str, n: int) -> str:
     ])
 
 
-def _holding(items: list[tuple[AlpacaAccount, TradeUpdate]], records: dict, hold: float) -> list[bool]:
-    """Which events wait for their gateway's outcome: an event whose record is still ``pending`` (the
-    gateway claimed it and has not written the broker's answer) and that arrived less than ``hold``
-    seconds ago, and every later event of its account (an account's events keep their order)."""
-    now, held_accounts, held = timezone.now(), set(), []
-    for account, update in items:
-        if account.pk not in held_accounts and records[(account.pk, update.order.id)].outcome == Outcome.PENDING \
-                and (now - update.received_at).total_seconds() < hold:
-            held_accounts.add(account.pk)
-        held.append(account.pk in held_accounts)
-    return held
-
-
-def trade_updates_record(items: list[tuple[AlpacaAccount, TradeUpdate]], *, hold: float = 0) -> list[Recorded | None]:
+def trade_updates_record(items: list[tuple[AlpacaAccount, TradeUpdate]]) -> list[Recorded]:
     """Streamed events of any accounts into the ledger in one transaction, in the order given (an account's
     events in its stream's order), in a fixed number of statements plus one audit append per audited event:
     a burst costs one commit and a few round trips, not a transaction of eight statements per event. The
     same rules as ``trade_update_record``, applied in memory to the locked records. Any failure rolls the
-    whole batch back and raises; the caller then writes the events one by one (lifecycle/handling.py).
-
-    With ``hold`` (seconds), an event whose order the gateway is still finishing is not written (None in
-    its place, with its account's later events: ``_holding``) and its record is not locked, so the
-    gateway's outcome does not wait for this batch; the caller hands it back once the outcome is there
-    (docs/performance.md, "The listener waits for the gateway's outcome")."""
+    whole batch back and raises; the caller then writes the events one by one (lifecycle/handling.py)."""
     audits: list[dict] = []
-    done: list[Recorded | None] = []
+    done: list[Recorded] = []
     with transaction.atomic():
         keys = [_key(u.order, u.event, u.timestamp, u.execution_id) for _, u in items]
-        # Duplicates by key are looked up only for the events that are duplicates by key alone: a fill is one
-        # by its cumulative quantity, read under the lock (a fill adding quantity cannot have been recorded).
+        # Looked up before the records are locked, so the lock is held for one round trip less (the gateway's
+        # outcome waits on it), and only for the events that are duplicates by key alone: a fill is one by
+        # its cumulative quantity, read under the lock (a fill adding quantity cannot have been recorded).
         # A concurrent writer of the same key fails the batch on the unique key: then the one-by-one path.
-        # Without ``hold``, before the records are locked, so the lock is held for one round trip less (the
-        # gateway's outcome waits on it). With ``hold``, after: a batch of held events stops at its first
-        # statement, and the records the others lock are no longer their gateway's (the outcome is written).
-        records = _records_for_batch(items, pending_unlocked=True) if hold > 0 else None
-        held = _holding(items, records, hold) if hold > 0 else [False] * len(items)
-        if all(held):
-            return [None] * len(items)
-        by_key = [key for (_, u), key, h in zip(items, keys, held, strict=True) if u.event not in FILL_EVENTS and not h]
+        by_key = [key for (_, u), key in zip(items, keys, strict=True) if u.event not in FILL_EVENTS]
         seen = set(OrderEvent.objects.filter(dedupe_key__in=by_key).values_list("dedupe_key", flat=True)) if by_key else set()
-        if records is None:
-            records = _records_for_batch(items)
-        unlocked = {r.pk for (a, u), h in zip(items, held, strict=True) if not h
-                    for r in [records[(a.pk, u.order.id)]] if r.outcome == Outcome.PENDING} if hold > 0 else set()
-        if unlocked:  # pending past the hold (its gateway died or is slow): locked and read again, written as ever
-            fresh = OrderRecord.objects.select_for_update().in_bulk(list(unlocked))
-            records = {k: fresh.get(r.pk, r) for k, r in records.items()}
+        records = _records_for_batch(items)
         rows, touched = [], {}
-        for (account, update), key, wait in zip(items, keys, held, strict=True):
-            if wait:
-                done.append(None)
-                continue
+        for (account, update), key in zip(items, keys, strict=True):
             order, event, record = update.order, update.event, records[(account.pk, update.order.id)]
             if event in FILL_EVENTS and order.filled_qty <= record.filled_qty or key in seen:
                 done.append(Recorded(record, None))

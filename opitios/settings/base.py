@@ -229,9 +229,6 @@ LIFECYCLE_SHARD_COUNT = env.int("LIFECYCLE_SHARD_COUNT", default=1)
 LIFECYCLE_POLL_SECONDS = env.float("LIFECYCLE_POLL_SECONDS", default=3.0)
 LIFECYCLE_RECONCILE_MARGIN_SECONDS = env.float("LIFECYCLE_RECONCILE_MARGIN_SECONDS", default=300.0)
 LIFECYCLE_RECONCILE_LOOKBACK_HOURS = env.float("LIFECYCLE_RECONCILE_LOOKBACK_HOURS", default=24.0)
-# How long the listener holds back an event whose order the gateway is still finishing (0: never;
-# docs/performance.md, "The listener waits for the gateway's outcome").
-LIFECYCLE_HOLD_PENDING_SECONDS = env.float("LIFECYCLE_HOLD_PENDING_SECONDS", default=0.2)
 # Balance snapshots are a cache of Alpaca's answer, not a compliance record: pruned after this.
 ACCOUNTS_SNAPSHOT_RETENTION_DAYS = env.int("ACCOUNTS_SNAPSHOT_RETENTION_DAYS", default=7)
 

@@ -3,11 +3,9 @@ OrderEvent, OrderRecord, audit and the sell bot. Orders go through the trading A
 (through the broker seam) as orders placed outside the gateway."""
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 
 from accounts.broker import OrderRequest, ReplaceRequest, broker_for
 from audit.models import AuditEvent
@@ -192,41 +190,3 @@ def test_a_replacement_through_the_api_and_one_made_outside_are_linked_in_the_le
     third = OrderRecord.objects.get(broker_order_id=outside.id)
     assert third.source == Source.EXTERNAL and third.action == "replace" and third.replaces_id == second.pk
     assert third.replaces_order_id == new.json()["id"] and third.qty == 3
-
-
-def _claimed(account, client_order_id: str) -> OrderRecord:
-    """The gateway's record of an order it has sent and not yet answered (outcome pending)."""
-    return OrderRecord.objects.create(account=account, account_type=account.account_type, source=Source.API,
-                                      client_order_id=client_order_id, symbol="AAPL", asset_class="us_equity", side="buy",
-                                      order_type="market", time_in_force="day", qty=Decimal(1), received_at=timezone.now())
-
-
-def test_an_event_of_an_order_the_gateway_is_finishing_is_written_after_its_outcome(listening, accounts):
-    account = accounts["account_001"]
-    listening.listener.writer.hold = 60.0  # long enough for the steps below on any machine
-    record = _claimed(account, "hold-1")
-    order = broker_for(account).submit_order(_market("AAPL", "1", "hold-1"))  # alpacasim pushes new and fill at once
-    state = listening.listener.streams[account.pk]
-    wait_for(lambda: state.held >= 4, what="the events handed back twice")
-    assert not OrderEvent.objects.filter(broker_order_id=order.id).exists()
-    OrderRecord.objects.filter(pk=record.pk).update(outcome="accepted", broker_order_id=order.id, broker_status="accepted")
-    _wait_event(order.id, "fill")
-    assert [e.event for e in _events(order.id)] == ["new", "fill"]
-    assert all(e.record_id == record.pk and not e.reconciled for e in _events(order.id))
-    record.refresh_from_db()
-    assert record.filled_qty == 1 and record.outcome == "accepted"
-    assert OrderRecord.objects.filter(client_order_id="hold-1").count() == 1  # no external twin
-
-
-def test_an_event_of_an_order_pending_past_the_hold_is_written_anyway(listening, accounts):
-    """The gateway died between the broker's answer and its outcome: the events wait the hold, no longer."""
-    account = accounts["account_001"]
-    listening.listener.writer.hold = 0.3
-    record = _claimed(account, "hold-dead")
-    started = time.monotonic()
-    order = broker_for(account).submit_order(_market("AAPL", "1", "hold-dead"))
-    _wait_event(order.id, "fill")
-    assert time.monotonic() - started >= 0.3 and listening.listener.streams[account.pk].held >= 1
-    assert [e.event for e in _events(order.id)] == ["new", "fill"]
-    record.refresh_from_db()
-    assert record.outcome == "pending" and record.filled_qty == 1 and record.broker_order_id == order.id
