@@ -40,13 +40,14 @@ def update_by_pk(instance: models.Model, fields: tuple[str, ...], *, using: str 
 
 
 @lru_cache(maxsize=64)
-def _insert_sql(model: type[models.Model], alias: str) -> tuple[str, tuple[models.Field, ...], bool]:
+def _insert_sql(model: type[models.Model], alias: str, rows: int = 1) -> tuple[str, tuple[models.Field, ...], bool]:
     connection = connections[alias]
     meta, qn = model._meta, connection.ops.quote_name
     fields = tuple(f for f in meta.concrete_fields if f is not meta.auto_field and not getattr(f, "generated", False))
     returning = connection.features.can_return_columns_from_insert
+    values = ", ".join([f"({', '.join(['%s'] * len(fields))})"] * rows)
     sql = (f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "  # noqa: S608 - quoted identifiers from _meta
-           f"VALUES ({', '.join(['%s'] * len(fields))})" + (f" RETURNING {qn(meta.pk.column)}" if returning else ""))
+           f"VALUES {values}" + (f" RETURNING {qn(meta.pk.column)}" if returning else ""))
     return sql, fields, returning
 
 
@@ -73,6 +74,15 @@ def insert_statement(instance: models.Model, *, using: str | None = None) -> tup
     connection = connections[alias]
     sql, fields, returning = _insert_sql(model, alias)
     return sql, [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields], returning
+
+
+def insert_rows_statement(instances: list[models.Model], *, using: str) -> tuple[str, list, bool]:
+    """``insert_statement`` for several new instances of one model in one multi-row INSERT (the text built
+    once per number of rows); the pks it returns come in the order of ``instances``' sequence values."""
+    model = type(instances[0])
+    connection = connections[using]
+    sql, fields, returning = _insert_sql(model, using, len(instances))
+    return sql, [field.get_db_prep_save(field.pre_save(i, True), connection) for i in instances for field in fields], returning
 
 
 def inserted(instance: models.Model, pk, *, using: str) -> None:

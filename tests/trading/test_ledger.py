@@ -267,3 +267,34 @@ def test_a_gateway_orders_new_and_fill_batches_in_few_statements(demo_accounts):
     assert record.broker_status == "filled" and record.filled_qty == 10 and record.events.count() == 3
     assert AuditEvent.objects.filter(action="order.filled", object_id=str(record.pk)).count() == 1
     assert verify_chain().ok
+
+
+def test_a_market_orders_new_and_fill_in_one_batch_take_the_same_few_statements(demo_accounts):
+    """A market order's ``new`` and ``fill`` often share a batch (bench.order_overhead): on PostgreSQL its
+    two events and the record's update are one statement, as one event's are."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.chain import verify_chain
+    from audit.services import audit_record
+
+    account = demo_accounts["account_001"]
+    audit_record(actor_type="system", actor_id="test", action="test.chain_started")
+    ledger.trade_updates_record([(account, _update("new", {**_order("new"), "id": "b-0", "client_order_id": "ext-0"}))])
+    ledger.trade_update_record(account=account, update=_update("pending_new", _order("pending_new")))  # the record exists
+    burst = [(account, _update("new", _order("new"))),
+             (account, _update("fill", _order("filled", "10", "1.00"), T0 + timedelta(seconds=1), qty="10", price="1.00",
+                               execution_id="x1"))]
+    with CaptureQueriesContext(connection) as queries:
+        done = ledger.trade_updates_record(burst)
+    sent = [q["sql"].split(" times: ")[-1].split()[0] for q in queries]
+    sent = [s for s in sent if s not in ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")]
+    if connection.vendor == "postgresql":
+        assert sent == ["SELECT", "SELECT", "WITH", "WITH"]  # duplicates, lock, events with the record, audit
+    assert [d.duplicate for d in done] == [False, False] and done[0].event.pk < done[1].event.pk
+    record = OrderRecord.objects.get(broker_order_id="b-1")
+    stored = list(record.events.order_by("pk").values_list("pk", "event", "dedupe_key"))
+    assert stored[1:] == [(done[0].event.pk, "new", "b-1:new"), (done[1].event.pk, "fill", "exec:x1")]
+    assert record.broker_status == "filled" and record.filled_qty == 10 and record.filled_avg_price == Decimal("1.00")
+    assert all(d.duplicate for d in ledger.trade_updates_record(burst))
+    assert verify_chain().ok
