@@ -2,7 +2,8 @@
 
 For ``--orders`` pending records of the database's first account (a gateway order's record before its
 outcome is written), writes a ``new`` batch and then a ``fill`` batch of one event each, as the listener
-writes them (``trading.ledger.trade_updates_record``), and prints per batch: this process's CPU, the
+writes them (``trading.ledger.trade_updates_record``), then for as many others one batch of both (``new+fill``:
+a market order's two events often share a batch, docs/performance.md), and prints per batch: this process's CPU, the
 PostgreSQL backend's CPU (from /proc: a local server), the wall time and the statements of one batch.
 Run it against a database a bench has filled (``bench.order_overhead`` or ``bench.lifecycle``), from each
 worktree to compare commits (docs/performance.md, "The listener's batch").
@@ -48,7 +49,7 @@ def main(argv=None) -> None:
         sys.exit("needs a PostgreSQL database with an account (run bench.order_overhead or bench.lifecycle first)")
     now = datetime.now(UTC)
     records = []
-    for _ in range(args.orders + 10):
+    for _ in range(2 * (args.orders + 10)):
         record = OrderRecord(account=account, account_type=account.account_type or "", source="api", user_id="bench", symbol="AAPL",
                              asset_class="us_equity", side="buy", order_type="market", time_in_force="day", qty=Decimal(1),
                              client_order_id=f"pl-{uuid.uuid4().hex}", received_at=now)
@@ -68,17 +69,18 @@ def main(argv=None) -> None:
     connection.ensure_connection()
     pid = connection.connection.info.backend_pid
     result = {"orders": args.orders, "loadavg": os.getloadavg()[0]}
-    for event in ("new", "fill"):
-        for record in records[:9]:  # warm-up (the connection prepares its statements)
-            ledger.trade_updates_record([(account, update(event, record))])
+    for name, events, mine in (("new", ("new",), records[:args.orders + 10]), ("fill", ("fill",), records[:args.orders + 10]),
+                               ("new+fill", ("new", "fill"), records[args.orders + 10:])):
+        for record in mine[:9]:  # warm-up (the connection prepares its statements)
+            ledger.trade_updates_record([(account, update(event, record)) for event in events])
         with CaptureQueriesContext(connection) as queries:
-            ledger.trade_updates_record([(account, update(event, records[9]))])
-        updates = [update(event, record) for record in records[10:]]
+            ledger.trade_updates_record([(account, update(event, mine[9])) for event in events])
+        batches = [[(account, update(event, record)) for event in events] for record in mine[10:]]
         cpu, backend, wall = time.process_time(), cpu_seconds(pid), time.perf_counter()
-        for u in updates:
-            ledger.trade_updates_record([(account, u)])
-        n = len(updates)
-        result[event] = {"client_cpu_ms": round((time.process_time() - cpu) * 1000 / n, 3),
+        for batch in batches:
+            ledger.trade_updates_record(batch)
+        n = len(batches)
+        result[name] = {"client_cpu_ms": round((time.process_time() - cpu) * 1000 / n, 3),
                          "backend_cpu_ms": round((cpu_seconds(pid) - backend) * 1000 / n, 3),
                          "wall_ms": round((time.perf_counter() - wall) * 1000 / n, 3),
                          "statements": [q["sql"][:60] for q in queries.captured_queries]}
