@@ -241,17 +241,18 @@ def _events_and_record_write(rows: list[OrderEvent], record: OrderRecord) -> Non
     else:
         insert_sql, insert_params, _ = insert_rows_statement(rows, using=connection.alias)
     params = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _update_fields_of(connection.alias)]
-    sql = _events_and_record_sql(connection.alias, insert_sql)
+    sql = _events_and_record_sql(connection.alias, insert_sql, len(rows))
     pks = fetchone_prepared(connection, sql, [*insert_params, *params])[0]
     # A multi-row INSERT takes its sequence values in the order of its rows.
-    for row, pk in zip(rows, sorted(pks), strict=True):
+    for row, pk in zip(rows, sorted(pks) if len(rows) > 1 else [pks], strict=True):
         inserted(row, pk, using=connection.alias)
 
 
 @lru_cache(maxsize=8)
-def _events_and_record_sql(alias: str, insert_sql: str) -> str:
+def _events_and_record_sql(alias: str, insert_sql: str, rows: int) -> str:
     pk = OrderEvent._meta.pk.column
-    return f"WITH e AS ({insert_sql}) {_records_update_sql(alias, 1)} RETURNING (SELECT array_agg({pk}) FROM e)"  # noqa: S608 - built from _meta
+    returned = f"array_agg({pk})" if rows > 1 else pk
+    return f"WITH e AS ({insert_sql}) {_records_update_sql(alias, 1)} RETURNING (SELECT {returned} FROM e)"  # noqa: S608 - built from _meta
 
 
 @lru_cache(maxsize=8)
