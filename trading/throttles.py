@@ -11,7 +11,8 @@ embedded cache's shared counter table otherwise (every local process counts toge
 round trip reads the account cache's and the trading states' versions and, on the order routes, counts
 the token's account's upstream budget and its order rate (``window_take_with_budget``): one round trip
 for all of them per order; on a streamed quote it also reads the last value (``throttle_fetch``, as
-``budget.Raw`` keys).
+``budget.Raw`` keys). A market-data route with a high limit counts in leases (``throttle_lease``:
+accounts/window_lease.py), one round trip per many requests.
 ``X-RateLimit-Reset`` is the end of the current window.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts import account_cache, budget
+from accounts.window_lease import leases
 from opitios import metrics
 from opitios.auth import token_account_id, token_user_id
 from opitios.config import current_config
@@ -70,8 +72,8 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
             if prepay_pk is None:
                 # a view may have raw keys read in this round trip too (the streamed quote: trading/quote_source.py)
                 fetch = tuple(budget.Raw(k) for k in view.throttle_fetch()) if hasattr(view, "throttle_fetch") else ()
-                self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True,
-                                                read_also=(*versions, *fetch))
+                take = leases.take if getattr(view, "throttle_lease", False) else budget.window_take
+                self.taken = take(self.key, self.num_requests, window=self.duration, strict=True, read_also=(*versions, *fetch))
                 request.fetched = {k: self.taken.also[k] for k in fetch if k in self.taken.also}
             else:
                 # also the account's order rate (trading/pretrade.py decides on it without a round trip of its own)
