@@ -106,7 +106,7 @@ class StockQuoteView(TradingAPIView):
     def get(self, request, symbol: str):
         symbol = _stock_symbol(symbol)
         routing = {}
-        if request.query_params:  # building a serializer costs more than the whole cached answer: only when there is input
+        if request.META.get("QUERY_STRING"):  # a serializer (and the QueryDict) cost more than the cached answer: only on input
             q = MarketRoutingQuerySerializer(data=request.query_params)
             q.is_valid(raise_exception=True)
             routing = q.validated_data
