@@ -24,7 +24,7 @@ import time
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts import account_cache, budget
-from accounts.window_lease import leases
+from accounts.window_lease import lease_size, leases
 from opitios import metrics
 from opitios.auth import token_account_id, token_user_id
 from opitios.config import current_config
@@ -72,8 +72,13 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
             if prepay_pk is None:
                 # a view may have raw keys read in this round trip too (the streamed quote: trading/quote_source.py)
                 fetch = tuple(budget.Raw(k) for k in view.throttle_fetch()) if hasattr(view, "throttle_fetch") else ()
-                take = leases.take if getattr(view, "throttle_lease", False) else budget.window_take
-                self.taken = take(self.key, self.num_requests, window=self.duration, strict=True, read_also=(*versions, *fetch))
+                if getattr(view, "throttle_lease", False) and lease_size(self.num_requests) > 1:
+                    # No versions: a leased read may be 25 ms old, and this process's next order would trust a
+                    # trading-state version it saw "now" (risk/states.py version_seen): a kill switch missed.
+                    self.taken = leases.take(self.key, self.num_requests, window=self.duration, strict=True, read_also=fetch)
+                else:
+                    self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True,
+                                                    read_also=(*versions, *fetch))
                 request.fetched = {k: self.taken.also[k] for k in fetch if k in self.taken.also}
             else:
                 # also the account's order rate (trading/pretrade.py decides on it without a round trip of its own)
@@ -86,8 +91,8 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
             return True
         request.rate_limit = self._headers(self.taken)
         # The account cache's version, read in this same round trip (accounts/account_cache.py).
-        request.accounts_version = self.taken.also[account_cache.VERSION_KEY]
-        risk_states.version_seen(self.taken.also[risk_states.VERSION_KEY])  # the trading states' version, same round trip
+        request.accounts_version = self.taken.also.get(account_cache.VERSION_KEY)
+        risk_states.version_seen(self.taken.also.get(risk_states.VERSION_KEY))  # the trading states' version, same round trip
         if not self.taken.allowed:
             metrics.throttled.labels(self.scope).inc()
         return self.taken.allowed

@@ -13,6 +13,7 @@ from redis.connection import AbstractConnection
 
 from accounts import window_lease
 from opitios import lastvalue
+from risk import states as risk_states
 from trading import throttles
 
 from .conftest import client_for
@@ -127,3 +128,22 @@ def test_a_client_with_a_high_limit_shares_a_round_trip_among_many_quotes(config
     if settings.REDIS_URL:
         assert len(round_trips) == 1, round_trips
     assert not [c for c in world.calls if c[1] == "stock_quotes"]
+
+
+def test_a_leased_quote_never_reports_a_trading_state_version(config_file, demo_accounts, world, monkeypatch):
+    """A leased read may be 25 ms old: if it fed risk/states.py's "version seen now", an order in the same process
+    could trust it and miss a kill switch set in between. Only a round trip made for this request reports it."""
+    monkeypatch.setattr(window_lease, "leases", window_lease.Leases())
+    monkeypatch.setattr(throttles, "leases", window_lease.leases)
+    config_file.set("rate_limits", stock_quote="500000/min")
+    config_file.set("market_data", max_quote_age_ms=60_000)
+    streamed("AAPL", 190.5)
+    seen = []
+    monkeypatch.setattr(risk_states, "version_seen", lambda value: seen.append(value))
+    client = client_for()
+    assert all(client.get("/api/v1/stocks/AAPL/quote").status_code == 200 for _ in range(3))
+    assert seen == [None] * 3, seen
+    config_file.set("rate_limits", stock_quote="60/min")  # no lease: the round trip's fresh version is reported
+    r = client.get("/api/v1/stocks/AAPL/quote")
+    assert r.status_code == 200 and r["X-RateLimit-Limit"] == "60", r.headers
+    assert len(seen) == 4 and seen[3] is not None, seen
