@@ -706,7 +706,7 @@ def read_yaml(path: Path) -> Any:
 
 
 def config_path(base_dir: Path) -> tuple[Path, bool]:
-    """The file to read and whether that means demo mode."""
+    """The file to read and whether that means demo mode (``_config_from_file`` repeats the first rule)."""
     explicit = os.environ.get("OPITIOS_SECRETS")
     if explicit:
         return Path(explicit), False
