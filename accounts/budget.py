@@ -45,7 +45,7 @@ class Raw(str):
     ``Reservation.also`` and its caller reads it itself (the streamed quote: trading/quote_source.py)."""
 
 
-_UNREAD = object()  # a Raw key this round trip did not read (no Redis)
+UNREAD = object()  # a Raw key this round trip did not read (no Redis)
 
 
 # INCRBY and EXPIRE each counted key (ARGV: ttl, how many keys count, then their deltas), then GET the other
@@ -127,7 +127,7 @@ class SharedCounters:
     def incr(self, deltas: dict[str, int], *, ttl: int = TTL, read: tuple[str, ...] = (), strict: bool = False,
              with_pending: bool = True) -> tuple[list[int], list]:
         """Add ``deltas``; return the new values and the current values of ``read`` (a ``Raw`` key's as
-        stored, ``_UNREAD`` when not on Redis). ``strict`` raises when the store fails instead of counting
+        stored, ``UNREAD`` when not on Redis). ``strict`` raises when the store fails instead of counting
         in this process (and then carries no deferred deltas, which must not be lost with it)."""
         wanted = len(deltas)
         if with_pending and not strict:
@@ -145,7 +145,7 @@ class SharedCounters:
             elif isinstance(backend, EmbeddedCache):
                 values, current = backend.counters.incr(deltas, ttl=ttl, read=[k for k in read if not isinstance(k, Raw)])
                 found = iter(current)
-                result = values, [_UNREAD if isinstance(k, Raw) else next(found) for k in read]
+                result = values, [UNREAD if isinstance(k, Raw) else next(found) for k in read]
             else:
                 raise _Local
         except Exception as exc:  # a cache failure (or no shared store): count in this process
@@ -158,7 +158,7 @@ class SharedCounters:
                 for key, delta in deltas.items():
                     self._local[key] += delta
                     values.append(self._local[key])
-                return values, [_UNREAD if isinstance(k, Raw) else self._local.get(k, 0) for k in read]
+                return values, [UNREAD if isinstance(k, Raw) else self._local.get(k, 0) for k in read]
         self.degraded = False
         return result
 
@@ -210,7 +210,7 @@ class SharedCounters:
 counters = SharedCounters()
 
 
-def _window(now: float, length: int = WINDOW) -> tuple[int, float]:
+def window_of(now: float, length: int = WINDOW) -> tuple[int, float]:
     return int(now // length), (now % length) / length
 
 
@@ -243,7 +243,7 @@ class _Counted:
         ends = (self.index + 1) * self.window
         if used <= limit:
             return Reservation(True, used, limit, 0, ends, also or {})
-        return Reservation(False, used, limit, _retry_after(self.current - 1, self.previous, limit, self.elapsed, self.window), ends,
+        return Reservation(False, used, limit, retry_after(self.current - 1, self.previous, limit, self.elapsed, self.window), ends,
                            also or {})
 
 
@@ -251,14 +251,14 @@ def _count(prefixes: dict[str, int], *, now: float, strict: bool, read_also: tup
     """Count one event under each prefix (value: its window in seconds) and read ``read_also``: one round trip."""
     deltas, reads, meta = {}, [], []
     for prefix, window in prefixes.items():
-        index, elapsed = _window(now, window)
+        index, elapsed = window_of(now, window)
         deltas[f"{prefix}:{index}"] = 1
         reads.append(f"{prefix}:{index - 1}")
         meta.append((index, elapsed, window))
     currents, read = counters.incr(deltas, ttl=3 * max(prefixes.values()), read=(*reads, *read_also), strict=strict)
     counted = [_Counted(key, c, p, elapsed, window, index)
                for key, c, p, (index, elapsed, window) in zip(deltas, currents, read, meta, strict=False)]
-    return counted, {k: v for k, v in zip(read_also, read[len(reads):], strict=True) if v is not _UNREAD}
+    return counted, {k: v for k, v in zip(read_also, read[len(reads):], strict=True) if v is not UNREAD}
 
 
 def _uncount(counted: _Counted, *, strict: bool) -> None:
@@ -341,7 +341,7 @@ def reserve(pk: int, limit: int, *, now: float | None = None) -> Reservation:
     return taken
 
 
-def _retry_after(current: int, previous: int, limit: int, elapsed: float, window: int = WINDOW) -> int:
+def retry_after(current: int, previous: int, limit: int, elapsed: float, window: int = WINDOW) -> int:
     """Seconds until the sliding estimate leaves room for one more request."""
     if current + 1 > limit or previous == 0:
         return max(1, math.ceil(window * (1 - elapsed)))
@@ -352,7 +352,7 @@ def _retry_after(current: int, previous: int, limit: int, elapsed: float, window
 
 def record(pk: int, *, latency_ms: float, error: bool, now: float | None = None) -> None:
     now = time.time() if now is None else now
-    window, _ = _window(now)
+    window, _ = window_of(now)
     deltas = {_key(pk, "done", window): 1, _key(pk, "lat_us", window): int(latency_ms * 1000)}
     if error:
         deltas[_key(pk, "err", window)] = 1
@@ -371,7 +371,7 @@ def requests_for(pks: list[int], *, now: float | None = None) -> dict[int, int]:
     """``AccountStats.requests_last_minute`` alone for many accounts: a quarter of ``stats_for``'s keys
     (the traffic page ranks 1,000 accounts by it, then reads the full statistics of the shown ones)."""
     now = time.time() if now is None else now
-    window, elapsed = _window(now)
+    window, elapsed = window_of(now)
     found = counters.get_many([_key(pk, "req", w) for pk in pks for w in (window, window - 1)])
     return {pk: round(found.get(_key(pk, "req", window), 0) + found.get(_key(pk, "req", window - 1), 0) * (1 - elapsed))
             for pk in pks}
@@ -380,7 +380,7 @@ def requests_for(pks: list[int], *, now: float | None = None) -> dict[int, int]:
 def stats_for(limits: dict[int, int], *, now: float | None = None) -> dict[int, AccountStats]:
     """Statistics for many accounts in one cache read (``limits``: pk → rate_limit_per_minute)."""
     now = time.time() if now is None else now
-    window, elapsed = _window(now)
+    window, elapsed = window_of(now)
     names = ("req", "err", "done", "lat_us")
     keys = [_key(pk, n, w) for pk in limits for n in names for w in (window, window - 1)]
     found = counters.get_many(keys)

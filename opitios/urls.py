@@ -26,9 +26,9 @@ urlpatterns = [
     path("desk/", include("desk.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("api/v1/", include("trading.urls")),  # the hot routes before the admin ones: Django tries patterns in order
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("risk.urls")),
-    path("api/v1/", include("trading.urls")),
     path("api/v1/", include("sellbot.urls")),
     path("api/v1/", include("audit.urls")),
     re_path(r"^api/", api_not_found),

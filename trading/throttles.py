@@ -11,7 +11,8 @@ embedded cache's shared counter table otherwise (every local process counts toge
 round trip reads the account cache's and the trading states' versions and, on the order routes, counts
 the token's account's upstream budget and its order rate (``window_take_with_budget``): one round trip
 for all of them per order; on a streamed quote it also reads the last value (``throttle_fetch``, as
-``budget.Raw`` keys).
+``budget.Raw`` keys). A market-data route with a high limit counts in leases (``throttle_lease``:
+accounts/window_lease.py), one round trip per many requests.
 ``X-RateLimit-Reset`` is the end of the current window.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts import account_cache, budget
+from accounts.window_lease import lease_size, leases
 from opitios import metrics
 from opitios.auth import token_account_id, token_user_id
 from opitios.config import current_config
@@ -66,12 +68,18 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         try:
             prepay_pk = self._prepay_pk(request, view)
-            versions = (account_cache.VERSION_KEY, risk_states.VERSION_KEY)
+            versions_read = versions = (account_cache.VERSION_KEY, risk_states.VERSION_KEY)
             if prepay_pk is None:
                 # a view may have raw keys read in this round trip too (the streamed quote: trading/quote_source.py)
                 fetch = tuple(budget.Raw(k) for k in view.throttle_fetch()) if hasattr(view, "throttle_fetch") else ()
-                self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True,
-                                                read_also=(*versions, *fetch))
+                if getattr(view, "throttle_lease", False) and lease_size(self.num_requests) > 1:
+                    # No versions: a leased read may be 25 ms old, and this process's next order would trust a
+                    # trading-state version it saw "now" (risk/states.py version_seen): a kill switch missed.
+                    versions_read = ()
+                    self.taken = leases.take(self.key, self.num_requests, window=self.duration, strict=True, read_also=fetch)
+                else:
+                    self.taken = budget.window_take(self.key, self.num_requests, window=self.duration, strict=True,
+                                                    read_also=(*versions, *fetch))
                 request.fetched = {k: self.taken.also[k] for k in fetch if k in self.taken.also}
             else:
                 # also the account's order rate (trading/pretrade.py decides on it without a round trip of its own)
@@ -83,9 +91,10 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
             logger.error("rate-limit store unavailable, failing open scope=%s error=%s", self.scope, exc.__class__.__name__)
             return True
         request.rate_limit = self._headers(self.taken)
-        # The account cache's version, read in this same round trip (accounts/account_cache.py).
-        request.accounts_version = self.taken.also[account_cache.VERSION_KEY]
-        risk_states.version_seen(self.taken.also[risk_states.VERSION_KEY])  # the trading states' version, same round trip
+        if versions_read:
+            # The account cache's version, read in this same round trip (accounts/account_cache.py).
+            request.accounts_version = self.taken.also[account_cache.VERSION_KEY]
+            risk_states.version_seen(self.taken.also[risk_states.VERSION_KEY])  # the trading states' version, same round trip
         if not self.taken.allowed:
             metrics.throttled.labels(self.scope).inc()
         return self.taken.allowed

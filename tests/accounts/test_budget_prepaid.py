@@ -23,7 +23,7 @@ def _clean():
 
 
 def _budget_key(pk: int) -> str:
-    return f"{budget.PREFIX}:{pk}:req:{budget._window(time.time())[0]}"
+    return f"{budget.PREFIX}:{pk}:req:{budget.window_of(time.time())[0]}"
 
 
 def test_one_round_trip_counts_both_and_the_broker_call_uses_it(round_trips):

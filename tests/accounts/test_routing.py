@@ -178,7 +178,7 @@ def _stored(keys: list[str]) -> dict[str, int]:
 
 
 def test_call_statistics_ride_with_the_next_round_trip_or_flush_within_a_second():
-    window, _ = budget._window(time.time())
+    window, _ = budget.window_of(time.time())
     done, lat = budget._key(41, "done", window), budget._key(41, "lat_us", window)
     budget.record(41, latency_ms=2.5, error=False)
     assert _stored([done]) == {}, "recorded without a round trip of its own"

@@ -11,7 +11,10 @@ import pytest
 from django.conf import settings
 from redis.connection import AbstractConnection
 
+from accounts import window_lease
 from opitios import lastvalue
+from risk import states as risk_states
+from trading import throttles
 
 from .conftest import client_for
 
@@ -99,3 +102,48 @@ def test_a_value_read_again_keeps_its_age_per_request_and_goes_stale(config_file
     config_file.set("market_data", max_quote_age_ms=400)  # the memoized value is now too old: REST answers
     stale = client.get("/api/v1/stocks/AAPL/quote").json()
     assert stale["source"] == "rest"
+
+
+def test_a_client_with_a_high_limit_shares_a_round_trip_among_many_quotes(config_file, demo_accounts, world, round_trips,
+                                                                          monkeypatch):
+    """From 20,000 a minute on, the quote's throttle counts in leases (accounts/window_lease.py): a round trip
+    counts 50 quotes at once and what it read along (the streamed value) serves the next ones while fresh."""
+    monkeypatch.setattr(window_lease, "READ_REUSE_S", 60.0)  # a slow test machine still reuses the value
+    monkeypatch.setattr(window_lease, "leases", window_lease.Leases())
+    monkeypatch.setattr(throttles, "leases", window_lease.leases)
+    config_file.set("rate_limits", stock_quote="500000/min")
+    config_file.set("market_data", max_quote_age_ms=60_000)
+    streamed("AAPL", 190.5)
+    client = client_for()
+    first = client.get("/api/v1/stocks/AAPL/quote")  # counts 50, serves 1
+    round_trips.clear()
+    answers = [first, *(client.get("/api/v1/stocks/AAPL/quote") for _ in range(49))]
+    assert all(r.status_code == 200 and r.json()["source"] == "stream" for r in answers)
+    assert [int(r["X-RateLimit-Remaining"]) for r in answers[:2]] == [499_999, 499_998]
+    if settings.REDIS_URL:
+        assert not round_trips, round_trips
+    streamed("AAPL", 191.5)  # the lease is spent: the next quote's round trip counts again and reads the new value
+    round_trips.clear()
+    assert client.get("/api/v1/stocks/AAPL/quote").json()["bid"] == "191.5"
+    if settings.REDIS_URL:
+        assert len(round_trips) == 1, round_trips
+    assert not [c for c in world.calls if c[1] == "stock_quotes"]
+
+
+def test_a_leased_quote_never_reports_a_trading_state_version(config_file, demo_accounts, world, monkeypatch):
+    """A leased read may be 25 ms old: if it fed risk/states.py's "version seen now", an order in the same process
+    could trust it and miss a kill switch set in between. Only a round trip made for this request reports it."""
+    monkeypatch.setattr(window_lease, "leases", window_lease.Leases())
+    monkeypatch.setattr(throttles, "leases", window_lease.leases)
+    config_file.set("rate_limits", stock_quote="500000/min")
+    config_file.set("market_data", max_quote_age_ms=60_000)
+    streamed("AAPL", 190.5)
+    seen = []
+    monkeypatch.setattr(risk_states, "version_seen", lambda value: seen.append(value))
+    client = client_for()
+    assert all(client.get("/api/v1/stocks/AAPL/quote").status_code == 200 for _ in range(3))
+    assert seen == [], seen
+    config_file.set("rate_limits", stock_quote="60/min")  # no lease: the round trip's fresh version is reported
+    r = client.get("/api/v1/stocks/AAPL/quote")
+    assert r.status_code == 200 and r["X-RateLimit-Limit"] == "60", r.headers
+    assert len(seen) == 1 and seen[0] is not None, seen

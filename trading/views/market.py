@@ -94,6 +94,7 @@ def _default_start(timeframe: str, limit: int, end: datetime | None) -> datetime
 class StockQuoteView(TradingAPIView):
     permission_classes = [MarketDataAccess]
     throttle_scope = "stock_quote"
+    throttle_lease = True  # trading/throttles.py
 
     def throttle_fetch(self) -> tuple[str, ...]:
         """The streamed quote, read in the throttle's round trip: a cached quote costs one round trip."""
@@ -105,7 +106,7 @@ class StockQuoteView(TradingAPIView):
     def get(self, request, symbol: str):
         symbol = _stock_symbol(symbol)
         routing = {}
-        if request.query_params:  # building a serializer costs more than the whole cached answer: only when there is input
+        if request.META.get("QUERY_STRING"):  # a serializer (and the QueryDict) cost more than the cached answer: only on input
             q = MarketRoutingQuerySerializer(data=request.query_params)
             q.is_valid(raise_exception=True)
             routing = q.validated_data
@@ -121,6 +122,7 @@ class StockQuoteView(TradingAPIView):
 class StockQuotesBatchView(TradingAPIView):
     permission_classes = [MarketDataAccess]
     throttle_scope = "quotes_batch"
+    throttle_lease = True  # trading/throttles.py
 
     @extend_schema(tags=TAGS, summary="Latest quotes for several stocks (per-symbol results)",
                    request=StockQuotesBatchInputSerializer, responses={200: QuoteBatchResultSerializer, **MARKET_ERRORS},
@@ -173,6 +175,7 @@ class OptionChainView(TradingAPIView):
 class OptionQuotesBatchView(TradingAPIView):
     permission_classes = [MarketDataAccess]
     throttle_scope = "quotes_batch"
+    throttle_lease = True  # trading/throttles.py
 
     @extend_schema(tags=TAGS, summary="Latest quotes for several option contracts (per-symbol results)",
                    request=OptionQuotesBatchInputSerializer, responses={200: QuoteBatchResultSerializer, **MARKET_ERRORS},
