@@ -45,8 +45,8 @@ def on_starting(server):
 
 def post_worker_init(worker):
     """The application is loaded (Django set up, ~175,000 objects): the collector leaves them alone from
-    here. Every full collection walked all of them, ~100 ms of the worker's CPU every ~200 orders
-    (docs/performance.md, "The order's own CPU in the web process")."""
+    here. Every full collection walked all of them: 135-214 ms of the worker's CPU, about once per 600 orders
+    in the order bench (docs/performance.md, "The order's own CPU in the web process")."""
     gc.collect()
     gc.freeze()
 

@@ -82,8 +82,8 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
                                                             account_pk=prepay_pk,
                                                             read_also=(*versions, snapshot) if snapshot else versions,
                                                             also_count={order_rate_prefix(prepay_pk): 1})
-                if snapshot in self.taken.also:
-                    balance_cache.prefetched(prepay_pk, self.taken.also[snapshot])
+                # set or cleared: never an entry an earlier request on this thread left behind
+                balance_cache.prefetched(prepay_pk if snapshot in self.taken.also else None, self.taken.also.get(snapshot))
         except Exception as exc:  # the store is down: fail open
             _last_failure.update(at=time.time(), error=exc.__class__.__name__)
             logger.error("rate-limit store unavailable, failing open scope=%s error=%s", self.scope, exc.__class__.__name__)
