@@ -9,7 +9,8 @@ Counting is ``accounts.budget.window_take``: a sliding-window estimate over two 
 the rate's period, one atomic round trip on Redis (``INCRBY``+``EXPIRE`` in one Lua script), and the
 embedded cache's shared counter table otherwise (every local process counts together). The same
 round trip reads the account cache's and the trading states' versions and, on the order routes, counts
-the token's account's upstream budget and its order rate (``window_take_with_budget``): one round trip
+the token's account's upstream budget and its order rate (``window_take_with_budget``) and reads its
+newest balance snapshot for the balance check (``accounts.balance_cache.prefetched``): one round trip
 for all of them per order; on a streamed quote it also reads the last value (``throttle_fetch``, as
 ``budget.Raw`` keys). A market-data route with a high limit counts in leases (``throttle_lease``:
 accounts/window_lease.py), one round trip per many requests.
@@ -23,7 +24,7 @@ import time
 
 from rest_framework.throttling import SimpleRateThrottle
 
-from accounts import account_cache, budget
+from accounts import account_cache, balance_cache, budget
 from accounts.window_lease import lease_size, leases
 from opitios import metrics
 from opitios.auth import token_account_id, token_user_id
@@ -83,9 +84,14 @@ class ConfiguredScopeThrottle(SimpleRateThrottle):
                 request.fetched = {k: self.taken.also[k] for k in fetch if k in self.taken.also}
             else:
                 # also the account's order rate (trading/pretrade.py decides on it without a round trip of its own)
+                # and its newest balance snapshot (the balance check's, accounts/balance_cache.py)
+                snapshot = balance_cache.raw_key(prepay_pk)
                 self.taken = budget.window_take_with_budget(self.key, self.num_requests, window=self.duration, strict=True,
-                                                            account_pk=prepay_pk, read_also=versions,
+                                                            account_pk=prepay_pk,
+                                                            read_also=(*versions, snapshot) if snapshot else versions,
                                                             also_count={order_rate_prefix(prepay_pk): 1})
+                # set or cleared: never an entry an earlier request on this thread left behind
+                balance_cache.prefetched(prepay_pk if snapshot in self.taken.also else None, self.taken.also.get(snapshot))
         except Exception as exc:  # the store is down: fail open
             _last_failure.update(at=time.time(), error=exc.__class__.__name__)
             logger.error("rate-limit store unavailable, failing open scope=%s error=%s", self.scope, exc.__class__.__name__)

@@ -69,3 +69,37 @@ def test_a_rolled_back_snapshot_is_not_cached(alpaca):
         balance_cache.snapshots_remember([snap])
         raise RuntimeError("rolled back")
     assert balance_cache.snapshot_newest(account_pk=account.pk, since=timezone.now() - timedelta(seconds=60)) is None
+
+
+def _raw(account) -> bytes | None:
+    return caches["default"]._cache.get_client(None).get(balance_cache.raw_key(account.pk))
+
+
+def test_a_prefetched_entry_is_used_once_for_its_account_without_a_read(alpaca, monkeypatch):
+    account, other = demo_account("account_001"), demo_account("account_002")
+    refresh_balance.run(account.pk)
+    cash = BalanceSnapshot.objects.get(account=account).cash
+    since = timezone.now() - timedelta(seconds=60)
+    balance_cache.prefetched(account.pk, _raw(account))
+    monkeypatch.setattr(caches["default"], "get", lambda *a, **k: pytest.fail("read although prefetched"))
+    assert balance_cache.snapshot_newest(account_pk=account.pk, since=since).cash == cash
+    monkeypatch.undo()
+    balance_cache.prefetched(account.pk, _raw(account))
+    assert balance_cache.snapshot_newest(account_pk=other.pk, since=since) is None  # another account's: not used, and gone
+    assert balance_cache._prefetched.get() is None
+
+
+def test_a_prefetched_entry_too_old_absent_or_late_sends_the_reader_to_redis(alpaca, monkeypatch):
+    account = demo_account("account_001")
+    refresh_balance.run(account.pk)
+    cash = BalanceSnapshot.objects.get(account=account).cash
+    since = timezone.now() - timedelta(seconds=60)
+    old = BalanceSnapshot(account=account, cash=Decimal("1"), fetched_at=since - timedelta(seconds=1))
+    stale = caches["default"]._cache._serializer.dumps(("1", (old.fetched_at - balance_cache.EPOCH) // balance_cache.US))
+    for raw in (stale, None):
+        balance_cache.prefetched(account.pk, raw)
+        assert balance_cache.snapshot_newest(account_pk=account.pk, since=since).cash == cash
+    balance_cache.prefetched(account.pk, stale)
+    clock = balance_cache.time.monotonic() + balance_cache.PREFETCH_SECONDS + 1
+    monkeypatch.setattr(balance_cache.time, "monotonic", lambda: clock)  # read too long ago: another request's
+    assert balance_cache.snapshot_newest(account_pk=account.pk, since=since).cash == cash

@@ -156,3 +156,14 @@ def test_gunicorn_opens_no_control_socket_in_a_home_it_cannot_write(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert re.search(r"^control_socket_disable\s+=\s+True$", done.stdout, re.M), done.stdout
+
+
+def test_a_gunicorn_worker_freezes_the_loaded_application_out_of_the_collector(tmp_path):
+    """opitios/gunicorn.conf.py's post_worker_init (docs/performance.md, "The order's own CPU in the web
+    process"): after the application is loaded, its objects leave the collector's generations."""
+    env = {**os.environ, "OPITIOS_VAR_DIR": str(tmp_path / "var"), "OPITIOS_LOG_DIR": str(tmp_path / "logs")}
+    script = ("import gc, runpy; import opitios.wsgi; conf = runpy.run_path('opitios/gunicorn.conf.py'); "
+              "assert gc.get_freeze_count() == 0; conf['post_worker_init'](None); print(gc.get_freeze_count())")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) > 10_000, done.stdout

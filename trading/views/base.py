@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework.views import APIView
 
-from accounts import budget
+from accounts import balance_cache, budget
 from opitios.auth import token_account_id
 from opitios.permissions import is_admin
 from opitios.request_timing import time_request
@@ -34,6 +34,7 @@ class TradingAPIView(APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         budget.prepaid_release()  # what the throttle prepaid and no broker call used
+        balance_cache.prefetched(None)  # what the throttle read along and no balance check took
         response = super().finalize_response(request, response, *args, **kwargs)
         for name, value in (getattr(request, "rate_limit", None) or {}).items():
             if name != "Retry-After" or response.status_code == 429:
