@@ -90,6 +90,7 @@ def main() -> None:
     from accounts.models import AlpacaAccount
     from alpacasim.accounts import generated_credentials
     from lifecycle import handling, listener
+    from opitios.gc_freeze import freeze_loaded_application
     from tests.helpers.sim import SimServer
 
     if connection.vendor != "postgresql":
@@ -147,6 +148,7 @@ def main() -> None:
             for account in accounts:
                 broker_for(account)  # the REST pool is built before the baseline: it is not the listener's
             cache.delete(listener.shard_key(0))
+            freeze_loaded_application()  # as listen_trade_updates does before it listens
             before = _rss_mb()
             box: dict = {}
 

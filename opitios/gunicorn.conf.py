@@ -6,7 +6,6 @@ WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_TIMEOUT and GUNICORN_GRACEFUL_TIMEOU
 Metrics: every worker writes its samples under PROMETHEUS_MULTIPROC_DIR (default var/prometheus/web),
 emptied here at start, so /metrics on any worker answers for all of them (docs/deployment.md, "Metrics").
 """
-import gc
 import os
 from pathlib import Path
 
@@ -44,11 +43,11 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """The application is loaded (Django set up, ~175,000 objects): the collector leaves them alone from
-    here. Every full collection walked all of them: 135-214 ms of the worker's CPU, about once per 600 orders
-    in the order bench (docs/performance.md, "The order's own CPU in the web process")."""
-    gc.collect()
-    gc.freeze()
+    """The application is loaded (Django set up): the collector leaves it alone from here (opitios/gc_freeze.py;
+    a full collection cost about once per 600 orders 135-214 ms of the worker's CPU)."""
+    from opitios.gc_freeze import freeze_loaded_application
+
+    freeze_loaded_application()
 
 
 def child_exit(server, worker):

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from lifecycle.listener import Listener
+from opitios.gc_freeze import freeze_loaded_application
 
 
 class Command(BaseCommand):
@@ -24,4 +25,5 @@ class Command(BaseCommand):
                 loop.add_signal_handler(sig, listener.stop)
             await listener.run()
 
+        freeze_loaded_application()  # a full collection stalled the event loop and every account's events
         asyncio.run(main())
