@@ -706,14 +706,20 @@ def read_yaml(path: Path) -> Any:
 
 
 def config_path(base_dir: Path) -> tuple[Path, bool]:
-    """The file to read and whether that means demo mode (``_config_from_file`` repeats the first rule)."""
+    """The file to read and whether that means demo mode."""
+    name, demo = _config_file(base_dir)
+    return Path(name), demo
+
+
+def _config_file(base_dir: Path) -> tuple[str, bool]:
+    """``config_path`` as a string: every request checks the file, and building a Path costs more than the stat."""
     explicit = os.environ.get("OPITIOS_SECRETS")
     if explicit:
-        return Path(explicit), False
+        return explicit, False
     path = base_dir / "secrets.yml"
     if path.exists():
-        return path, False
-    return base_dir / "secrets.example.yml", True
+        return str(path), False
+    return str(base_dir / "secrets.example.yml"), True
 
 
 def load_config(base_dir: Path) -> OpitiosConfig:
@@ -757,12 +763,7 @@ def current_config() -> OpitiosConfig:
 def _config_from_file() -> OpitiosConfig:
     from django.conf import settings
 
-    explicit = os.environ.get("OPITIOS_SECRETS")
-    if explicit:  # config_path's first rule, without building a Path at every request
-        key, demo = explicit, False
-    else:
-        found, demo = config_path(settings.BASE_DIR)
-        key = str(found)
+    key, demo = _config_file(settings.BASE_DIR)
     try:
         stat = os.stat(key)  # about 1 µs; Path.stat about 5 (every request checks the file)
     except OSError:

@@ -43,8 +43,8 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """The application is loaded (Django set up): the collector leaves it alone from here (opitios/gc_freeze.py;
-    a full collection cost about once per 600 orders 135-214 ms of the worker's CPU)."""
+    """The application is loaded (Django set up): the collector leaves it alone from here (opitios/gc_freeze.py:
+    a full collection cost 135-214 ms of the worker's CPU, about once every 600 orders)."""
     from opitios.gc_freeze import freeze_loaded_application
 
     freeze_loaded_application()
