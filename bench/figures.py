@@ -51,7 +51,7 @@ FIGURES: tuple[Figure, ...] = (
            ("server_reported_overhead_ms", "p50"), "ms"),
     Figure("gateway_percentile_difference_p50_ms", "Gateway p50 − direct p50 (not paired)", "order_overhead",
            ("percentile_difference_ms", "p50"), "ms"),
-    Figure("quote_throughput_ratio", "Quote throughput, gateway / alpacasim (c=32)", "quote_throughput", ("ratio",), "×", ">=", 0.5),
+    Figure("quote_throughput_ratio", "Quote throughput, gateway / alpacasim (c=32), not streamed", "quote_throughput", ("ratio",), "×"),
     Figure("quote_gateway_rps", "Quote throughput through the gateway", "quote_throughput", ("gateway_rps",), "req/s"),
     Figure("quote_sim_rps", "Quote throughput of alpacasim, same route", "quote_throughput", ("sim_rps",), "req/s"),
     Figure("scale_out_quote_ratio", "Quote throughput, two web processes / one (same host)", "scale_out", ("quote_ratio",), "×"),
