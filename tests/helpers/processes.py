@@ -2,14 +2,43 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import time
 from pathlib import Path
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A port nothing listens on, for a server the test starts next, taken below the kernel's ephemeral range.
+
+    A port the kernel picks for ``bind(0)`` comes from the ephemeral range, which every outgoing connection
+    (PostgreSQL, Redis, HTTP) also draws from: between this check and the server's own bind, one of them can
+    take it, and the server exits with "address in use" (seen once in CI, a whole-stack start on a busy
+    machine). Below that range only listeners bind. Never the same port twice in one process."""
+    low = max(1024, min(_ephemeral_low(), 65536) - 12000)
+    high = low + 11999
+    for _ in range(500):
+        port = random.randint(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # a crowded range: the kernel's pick
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
