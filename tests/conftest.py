@@ -36,6 +36,18 @@ def pytest_configure(config):
     DatabaseOperations.execute_sql_flush = execute_sql_flush
 
 
+@pytest.fixture(autouse=True)
+def _fresh_trading_states():
+    """Each process keeps a copy of the trading states (risk/states.py), re-read when the shared version moves.
+    A transactional test's flush deletes the rows and the embedded counter without moving anything, so a copy
+    taken in one test (a global "reducing") could refuse the next test's orders for up to CHECK_SECONDS."""
+    from risk import states
+
+    states._snapshot.clear()
+    yield
+    states._snapshot.clear()
+
+
 @pytest.fixture
 def compliance_group(db):
     from tests.audit.factories import ensure_compliance_group
