@@ -25,7 +25,7 @@ def free_port() -> int:
     (PostgreSQL, Redis, HTTP) also draws from: between this check and the server's own bind, one of them can
     take it, and the server exits with "address in use" (seen once in CI, a whole-stack start on a busy
     machine). Below that range only listeners bind. Never the same port twice in one process."""
-    low = max(1024, min(_ephemeral_low(), 65536) - 12000)
+    low = max(1024, _ephemeral_low() - 12000)
     high = low + 11999
     for _ in range(500):
         port = random.randint(low, high)
