@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from django.core.cache import cache
@@ -49,12 +50,21 @@ class ListenerThread:
     def health(self) -> dict:
         return trade_updates_section()
 
+    def streams(self) -> dict:
+        """Each stream's own state, read from the listener itself (for a failure's message)."""
+        return {s.target.account_id: {"connected": s.connected, "reconnects": s.reconnects, "events": s.events,
+                                      "done": s.task.done() if s.task else None}
+                for s in list(self.listener.streams.values())}
+
     def wait_connected(self, n: int, timeout: float = 30.0) -> None:
-        """This listener's own figures (published every poll) show ``n`` streams connected."""
+        """This listener's own figures show ``n`` streams connected, in a snapshot published after this call
+        began: one published before a drop the listener had not yet seen would pass on stale figures."""
+        since = time.time()
 
         def ready():
             mine = cache.get(shard_key(self.listener.shard_index)) or {}
-            return mine.get("node") == self.listener.node and mine["connected"] == n and mine["expected"] == n
+            return (mine.get("node") == self.listener.node and mine.get("at", 0) >= since
+                    and mine["connected"] == n and mine["expected"] == n)
 
         wait_for(ready, timeout=timeout, what=f"{n} trade streams connected")
 
