@@ -22,6 +22,10 @@ from accounts.broker.convert import trade_update_from_json
 CONNECT_TIMEOUT = 10.0
 # Alpaca's trading stream is quiet between orders; websocket pings tell a dead TCP connection apart.
 PING_INTERVAL = 15.0
+# No permessage-deflate: an order's events are a few small JSON messages, and a compression context per
+# connection costs both ends CPU on every message and memory on each of up to 1,000 connections
+# (docs/performance.md, "The trade stream without compression").
+COMPRESSION = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,8 @@ class TradeStream:
     async def __aenter__(self) -> TradeStream:
         try:
             self._ws = await websockets.connect(self.target.url, open_timeout=CONNECT_TIMEOUT, ping_interval=PING_INTERVAL,
-                                                ping_timeout=PING_INTERVAL, max_size=2**22, close_timeout=2)
+                                                ping_timeout=PING_INTERVAL, max_size=2**22, close_timeout=2,
+                                                compression=COMPRESSION)
             await self._send({"action": "authenticate", "data": {"key_id": self.target.api_key, "secret_key": self.target.secret_key}})
             reply = await self._expect("authorization")
             if reply.get("status") != "authorized":

@@ -198,3 +198,27 @@ def test_a_replacement_through_the_api_and_one_made_outside_are_linked_in_the_le
     third = OrderRecord.objects.get(broker_order_id=outside.id)
     assert third.source == Source.EXTERNAL and third.action == "replace" and third.replaces_id == second.pk
     assert third.replaces_order_id == new.json()["id"] and third.qty == 3
+
+
+def test_the_trade_stream_connects_without_compression(accounts, sim_urls):
+    """alpacasim offers permessage-deflate to a client that asks (websockets does by default); ours does not."""
+    import asyncio
+
+    import websockets
+
+    from accounts.broker.trade_stream import TradeStream, stream_target
+
+    account = accounts["account_001"]
+    target = stream_target({"pk": account.pk, "account_id": account.account_id, "paper_trading": account.paper_trading,
+                            "api_key_encrypted": account.api_key_encrypted, "secret_key_encrypted": account.secret_key_encrypted})
+
+    async def extensions() -> tuple[str | None, str | None]:
+        async with TradeStream(target) as stream:
+            ours = stream._ws.response.headers.get("Sec-WebSocket-Extensions")
+        async with websockets.connect(target.url) as ws:
+            default = ws.response.headers.get("Sec-WebSocket-Extensions")
+        return ours, default
+
+    ours, default = asyncio.run(extensions())
+    assert ours is None
+    assert default is not None and "permessage-deflate" in default
