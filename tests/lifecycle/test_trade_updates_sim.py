@@ -130,7 +130,8 @@ def test_gap_recovered_by_reconciliation_without_loss_or_duplicate(listening, ac
     count = OrderEvent.objects.count()
     sim.control("POST", "/_sim/streams/faults", {"action": "drop", "feed": "paper/stream"})
     try:
-        wait_for(lambda: listening.health()["reconnects"] >= reconnects + 2, what="both streams reconnected again")
+        # past the streams' ping interval and timeout (15 + 15 s): a drop the client missed is found by its pings
+        wait_for(lambda: listening.health()["reconnects"] >= reconnects + 2, timeout=45.0, what="both streams reconnected again")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; the listener's streams: {listening.streams()}; "
                              f"alpacasim: {sim.control('GET', '/_sim/streams')}") from None
