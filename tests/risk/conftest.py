@@ -10,7 +10,6 @@ from accounts import broker as broker_seam
 from accounts.models import AlpacaAccount
 from accounts.services import account_sync
 from opitios.config import current_config
-from risk import states
 from tests.helpers.sim import sim, sim_server  # noqa: F401 - fixtures
 from tests.trading.conftest import _clean_cache, client_for, config_file, token  # noqa: F401 - fixtures
 
@@ -28,13 +27,11 @@ def live(sim, settings, config_file):  # noqa: F811
     config_file.data["trading"].update({"max_orders_per_second": None, "minimum_balance": 0})
     config_file.write()
     broker_seam.reset_pool()
-    states._snapshot.clear()
     account_sync(config=current_config(), detect=True)
     assert AlpacaAccount.objects.get(account_id="account_004").account_type == "live"
     yield sim
     sim.clear_faults()
     broker_seam.reset_pool()
-    states._snapshot.clear()
 
 
 def trader(account_id="account_001"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from opitios.auth import issue_token
-from risk import states
 from risk.states import trading_state_set
 from sellbot import services
 from sellbot.models import SellDecision
@@ -23,7 +22,6 @@ def check(account, monkeypatch):
 
 
 def test_halted_holds_the_exit_and_reducing_lets_it_through(sim, sim_accounts, monkeypatch):  # noqa: F811
-    states._snapshot.clear()
     account = sim_accounts["account_001"]
     sim.set_price(OPTION, bid=1.95, ask=2.00)
     buy_option(account, qty=2)
