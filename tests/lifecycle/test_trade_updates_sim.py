@@ -3,11 +3,14 @@ OrderEvent, OrderRecord, audit and the sell bot. Orders go through the trading A
 (through the broker seam) as orders placed outside the gateway."""
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
+import websockets
 
 from accounts.broker import OrderRequest, ReplaceRequest, broker_for
+from accounts.broker.trade_stream import TradeStream, stream_target
 from audit.models import AuditEvent
 from sellbot.models import AutoSellFill, ManagedPosition
 from sellbot.services import AccountCheck, fills_absorb
@@ -203,12 +206,6 @@ def test_a_replacement_through_the_api_and_one_made_outside_are_linked_in_the_le
 
 def test_the_trade_stream_connects_without_compression(accounts, sim_urls):
     """alpacasim offers permessage-deflate to a client that asks (websockets does by default); ours does not."""
-    import asyncio
-
-    import websockets
-
-    from accounts.broker.trade_stream import TradeStream, stream_target
-
     account = accounts["account_001"]
     target = stream_target({"pk": account.pk, "account_id": account.account_id, "paper_trading": account.paper_trading,
                             "api_key_encrypted": account.api_key_encrypted, "secret_key_encrypted": account.secret_key_encrypted})
