@@ -136,8 +136,9 @@ def test_gap_recovered_by_reconciliation_without_loss_or_duplicate(listening, ac
         # past the streams' ping interval and timeout (15 + 15 s): a drop the client missed is found by its pings
         wait_for(lambda: listening.health()["reconnects"] >= reconnects + 2, timeout=45.0, what="both streams reconnected again")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; the listener's streams: {listening.streams()}; "
-                             f"alpacasim: {sim.control('GET', '/_sim/streams')}") from None
+        at_sim = sim.control("GET", "/_sim/streams")  # counts per feed only: its per-key figures name the API keys
+        raise AssertionError(f"{exc}; the listener's streams: {listening.streams()}; alpacasim's connections: "
+                             f"{at_sim['connections']}, listening: {at_sim['listening']}") from None
     listening.wait_connected(2)
     after2 = broker.submit_order(_market("AAPL", "1", "gap-after-2"))
     _wait_event(after2.id, "fill")
