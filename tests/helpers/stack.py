@@ -422,12 +422,16 @@ class Stack:
         if self._celery is None:
             from celery import Celery
 
-            keys = ["CELERY_BROKER_URL", "CELERY_BROKER_TRANSPORT_OPTIONS", "CELERY_RESULT_BACKEND"]
+            # The transport too: on embedded defaults it is opitios.filesystem_transport, whose writes are atomic;
+            # kombu's own filesystem transport creates the file before writing it, and a worker that takes the
+            # empty file dies on it (seen with one core busy).
+            keys = ["CELERY_BROKER_URL", "CELERY_BROKER_TRANSPORT", "CELERY_BROKER_TRANSPORT_OPTIONS", "CELERY_RESULT_BACKEND"]
             code = f"from django.conf import settings; import json; print(json.dumps({{k: getattr(settings, k, None) for k in {keys!r}}}))"
             conf = json.loads(self.manage("shell", "-c", code).strip().splitlines()[-1])
             app = Celery(f"client-{self.node}", set_as_current=False)
             app.conf.update(
                 broker_url=conf["CELERY_BROKER_URL"],
+                broker_transport=conf["CELERY_BROKER_TRANSPORT"],
                 broker_transport_options=conf["CELERY_BROKER_TRANSPORT_OPTIONS"] or {},
                 result_backend=conf["CELERY_RESULT_BACKEND"],
                 task_serializer="json",
